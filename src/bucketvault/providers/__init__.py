@@ -1,0 +1,1 @@
+"""Cloud providers behind the CloudProvider protocol (see base.py)."""
