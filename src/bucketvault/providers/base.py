@@ -61,5 +61,9 @@ class CloudProvider(Protocol):
         """Build the handle that signs and lists with this credential."""
         ...
 
+    def warnings(self, credential: Credential) -> tuple[str, ...]:
+        """Warnings that depend on the time of reading (a SAS about to expire ...)."""
+        ...
+
 
 __all__ = ["CloudProvider", "CredentialHandle"]

@@ -1,0 +1,77 @@
+# Everything a fresh clone needs is installed by these targets: nothing is assumed
+# on the machine beyond python3.11, python3.13 (pyenv), node/npm.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+LOCALSTACK_VENV := $(TOOLS)/localstack-venv
+AZURITE_DIR := $(TOOLS)/azurite
+PROTO_SRC := $(wildcard protos/bucketvault/v1/*.proto)
+PROTO_OUT := src/bucketvault/v1
+ADDR ?= 127.0.0.1:50051
+DATA_DIR ?= .bucketvault
+
+.PHONY: all venv proto run test test-fast lint bench emulators localstack azurite clean
+
+all: proto
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+proto: $(PROTO_OUT)/.generated
+
+$(PROTO_OUT)/.generated: $(PROTO_SRC) $(VENV)/.installed
+	rm -rf $(PROTO_OUT) && mkdir -p $(PROTO_OUT)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		--python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src $(PROTO_SRC)
+	echo '"""Generated from protos/bucketvault/v1 by `make proto`; do not edit."""' > $(PROTO_OUT)/__init__.py
+	touch $@
+
+# LocalStack verifies SigV4 presigned URLs; it needs Python 3.13 and its own venv.
+localstack: $(LOCALSTACK_VENV)/.installed
+
+$(LOCALSTACK_VENV)/.installed:
+	PYENV_VERSION=3.13.0 python3.13 -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		'localstack-core[runtime]==2026.3.0' 'cbor2<6' 'pyopenssl<25' 'cryptography<45' \
+		service_identity 'joserfc<1.3'
+	touch $@
+
+# Azurite 3.37.0 exactly: older versions reject the current SDK's user-delegation SAS.
+azurite: $(AZURITE_DIR)/.installed
+
+$(AZURITE_DIR)/.installed:
+	mkdir -p $(AZURITE_DIR)
+	cd $(AZURITE_DIR) && (test -f package.json || echo '{"private": true}' > package.json) \
+		&& npm install --silent --no-audit --no-fund azurite@3.37.0
+	touch $@
+
+emulators: localstack azurite
+
+run: proto
+	$(BIN)/bucketvault serve --listen $(ADDR) --data-dir $(DATA_DIR)
+
+test: proto emulators
+	$(BIN)/python -m pytest
+
+# The suite without the slow LocalStack peer; for quick local loops only.
+test-fast: proto
+	$(BIN)/python -m pytest -m 'not localstack'
+
+lint: proto
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: proto
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(PROTO_OUT) .pytest_cache .mypy_cache .ruff_cache
