@@ -1,0 +1,316 @@
+"""The `bucketvault` command: `serve`, and operator commands that call a running server.
+
+Human-readable tables by default, `--json` for scripts. Credentials are sealed locally
+by the SDK before they leave this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from bucketvault.client import BucketVaultClient
+from bucketvault.config import Config
+from bucketvault.errors import BucketVaultError
+from bucketvault.service import ADMIN_TOKEN_FILE, build_service
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+KINDS = (
+    "AWS_ROLE",
+    "S3_ACCESS_KEY",
+    "GCS_SERVICE_ACCOUNT",
+    "GCS_HMAC",
+    "AZURE_SAS",
+    "AZURE_SHARED_KEY",
+    "AZURE_SERVICE_PRINCIPAL",
+)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=os.environ.get("BUCKETVAULT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
+    service = build_service(config)
+    token_file = config.data_dir / ADMIN_TOKEN_FILE
+    print(f"bucketvault: listening on {service.address}", flush=True)
+    if token_file.exists():
+        print(f"bucketvault: admin token in {token_file}", flush=True)
+    print(
+        "bucketvault: try  .venv/bin/bucketvault --address "
+        f"{service.address} --token-file {token_file} credentials list --tenant acme",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    service.stop(grace=5.0)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> BucketVaultClient:
+    token = os.environ.get("BUCKETVAULT_TOKEN", "")
+    if not token:
+        path = Path(
+            args.token_file
+            or os.environ.get("BUCKETVAULT_TOKEN_FILE", "")
+            or Path(".bucketvault") / ADMIN_TOKEN_FILE
+        )
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            raise SystemExit(
+                f"bucketvault: cannot read token file {path} (or set BUCKETVAULT_TOKEN)"
+            ) from None
+    return BucketVaultClient(args.address, token)
+
+
+def _dict(message: Any) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, items: Iterable[Any], columns: Sequence[str]) -> None:
+    rows = [_dict(m) for m in items]
+    if args.json:
+        print(json.dumps(rows if len(rows) != 1 or args.many else rows[0], indent=2))
+    elif len(rows) == 1 and not args.many:
+        for k, v in rows[0].items():
+            print(f"{k:>22}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    else:
+        print(_table(rows, columns))
+
+
+CRED_COLS = ("credential_id", "kind", "state", "display_name", "fingerprint", "created_at")
+MOUNT_COLS = ("mount_id", "name", "bucket", "prefix", "credential_id", "version")
+
+
+def _run(args: argparse.Namespace) -> int:
+    args.many = False
+    with _client(args) as c:
+        cmd = args.cmd
+        if cmd == "trust-policy":
+            p = c.trust_policy(args.tenant)
+            if args.json:
+                print(json.dumps(_dict(p), indent=2))
+            else:
+                print(f"ExternalId: {p.external_id}\nPrincipal:  {p.service_principal_arn}\n")
+                print(p.policy_json)
+        elif cmd == "credentials":
+            if args.sub == "register":
+                raw = (
+                    sys.stdin.buffer.read()
+                    if args.from_file == "-"
+                    else Path(args.from_file).read_bytes()
+                )
+                cred = c.register_credential(
+                    args.tenant,
+                    args.kind,
+                    raw,
+                    display_name=args.name or "",
+                    idempotency_key=args.idempotency_key or "",
+                )
+                _emit(args, [cred], CRED_COLS)
+            elif args.sub == "list":
+                args.many = True
+                _emit(args, c.list_credentials(args.tenant), CRED_COLS)
+            elif args.sub == "show":
+                _emit(args, [c.get_credential(args.tenant, args.id)], CRED_COLS)
+            elif args.sub == "revoke":
+                _emit(
+                    args, [c.revoke_credential(args.tenant, args.id, args.reason or "")], CRED_COLS
+                )
+        elif cmd == "mounts":
+            if args.sub == "create":
+                m = c.create_mount(
+                    args.tenant,
+                    name=args.name,
+                    bucket=args.bucket,
+                    credential_id=args.credential,
+                    prefix=args.prefix or "",
+                    region=args.region or "",
+                    endpoint=args.endpoint or "",
+                    max_ttl_seconds=args.max_ttl or 0,
+                    allowed_methods=[x for x in (args.methods or "").split(",") if x],
+                )
+                _emit(args, [m], MOUNT_COLS)
+            elif args.sub == "list":
+                args.many = True
+                _emit(args, c.list_mounts(args.tenant), MOUNT_COLS)
+            elif args.sub == "show":
+                _emit(args, [c.get_mount(args.tenant, args.id)], MOUNT_COLS)
+            elif args.sub == "rebind":
+                _emit(
+                    args,
+                    [c.rebind_mount(args.tenant, args.id, args.credential, args.expected_version)],
+                    MOUNT_COLS,
+                )
+            elif args.sub == "check":
+                _emit(args, [c.check_mount(args.tenant, args.id)], ("state", "reason", "detail"))
+        elif cmd == "sign":
+            s = c.sign_url(
+                args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
+            )
+            if args.json:
+                print(json.dumps(_dict(s), indent=2))
+            else:
+                print(s.url)
+                for k, v in s.required_headers.items():
+                    print(f"# header {k}: {v}", file=sys.stderr)
+        elif cmd == "ls":
+            _ls(args, c)
+        elif cmd == "audit":
+            if args.sub == "verify":
+                _emit(args, [c.verify_audit()], ())
+            else:
+                args.many = True
+                _emit(
+                    args,
+                    c.query_audit(
+                        args.tenant or "", action=args.action or "", limit=args.limit or 0
+                    ),
+                    ("time", "principal", "tenant", "action", "resource", "outcome"),
+                )
+    return 0
+
+
+def _ls(args: argparse.Namespace, c: BucketVaultClient) -> None:
+    show_progress = sys.stderr.isatty() and not args.json
+    count = 0
+    for page in c.list_prefix(
+        args.tenant,
+        args.mount,
+        prefix=args.prefix or "",
+        delimiter=args.delimiter or "",
+        page_token=args.page_token or "",
+        sign_ttl_seconds=args.sign_ttl or 0,
+    ):
+        for p in page.common_prefixes:
+            print(json.dumps({"prefix": p}) if args.json else f"{'PRE':>12}  {p}")
+        for e in page.entries:
+            if args.json:
+                print(json.dumps(_dict(e)))
+            else:
+                print(f"{e.size:>12}  {e.key}" + (f"  {e.url}" if e.url else ""))
+        count += len(page.entries)
+        if show_progress:
+            # A one-line progress counter on stderr; stdout stays clean for pipes.
+            print(f"\r  listed {count} objects...", end="", file=sys.stderr, flush=True)
+    if show_progress:
+        print(f"\r  listed {count} objects.    ", file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="bucketvault", description=__doc__)
+    p.add_argument("--address", default=os.environ.get("BUCKETVAULT_ADDRESS", DEFAULT_ADDRESS))
+    p.add_argument(
+        "--token-file", help="file holding the bearer token (default .bucketvault/admin.token)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the gRPC server")
+    s.add_argument("--listen")
+    s.add_argument("--data-dir")
+
+    t = sub.add_parser("trust-policy", help="the tenant's ExternalId and IAM trust policy")
+    t.add_argument("--tenant", required=True)
+
+    cr = sub.add_parser(
+        "credentials", help="register, list, show, revoke credentials"
+    ).add_subparsers(dest="sub", required=True)
+    r = cr.add_parser("register")
+    r.add_argument("--tenant", required=True)
+    r.add_argument("--kind", required=True, choices=KINDS)
+    r.add_argument("--from-file", required=True, help="the credential JSON, or - for stdin")
+    r.add_argument("--name")
+    r.add_argument("--idempotency-key")
+    cr.add_parser("list").add_argument("--tenant", required=True)
+    for name in ("show", "revoke"):
+        x = cr.add_parser(name)
+        x.add_argument("--tenant", required=True)
+        x.add_argument("--id", required=True)
+        if name == "revoke":
+            x.add_argument("--reason")
+
+    mo = sub.add_parser("mounts", help="create, list, show, rebind, check mounts").add_subparsers(
+        dest="sub", required=True
+    )
+    m = mo.add_parser("create")
+    m.add_argument("--tenant", required=True)
+    m.add_argument("--name", required=True)
+    m.add_argument("--bucket", required=True)
+    m.add_argument("--credential", required=True)
+    m.add_argument("--prefix")
+    m.add_argument("--region")
+    m.add_argument("--endpoint")
+    m.add_argument("--max-ttl", type=int)
+    m.add_argument("--methods", help="comma-separated, e.g. GET,HEAD,PUT")
+    mo.add_parser("list").add_argument("--tenant", required=True)
+    for name in ("show", "check", "rebind"):
+        x = mo.add_parser(name)
+        x.add_argument("--tenant", required=True)
+        x.add_argument("--id", required=True)
+        if name == "rebind":
+            x.add_argument("--credential", required=True)
+            x.add_argument("--expected-version", type=int, required=True)
+
+    g = sub.add_parser("sign", help="a signed URL for one object")
+    g.add_argument("--tenant", required=True)
+    g.add_argument("--mount", required=True)
+    g.add_argument("--method", default="GET", choices=("GET", "HEAD", "PUT"))
+    g.add_argument("--ttl", type=int)
+    g.add_argument("key")
+
+    ls = sub.add_parser("ls", help="list objects under a mount")
+    ls.add_argument("--tenant", required=True)
+    ls.add_argument("--mount", required=True)
+    ls.add_argument("--prefix")
+    ls.add_argument("--delimiter")
+    ls.add_argument("--page-token")
+    ls.add_argument("--sign-ttl", type=int)
+
+    au = sub.add_parser("audit", help="query or verify the audit log").add_subparsers(
+        dest="sub", required=True
+    )
+    q = au.add_parser("query")
+    q.add_argument("--tenant")
+    q.add_argument("--action")
+    q.add_argument("--limit", type=int)
+    au.add_parser("verify")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.cmd == "serve":
+            return _serve(args)
+        return _run(args)
+    except BucketVaultError as exc:
+        print(f"bucketvault: {exc.code.name}: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

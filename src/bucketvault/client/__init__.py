@@ -1,0 +1,370 @@
+"""The Python SDK other services import.
+
+It seals credentials locally (the plaintext never leaves the caller's process) and
+maps gRPC status codes back to bucketvault.errors, with ErrorInfo's reason attached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from bucketvault import errors
+from bucketvault.crypto import hpke
+from bucketvault.grpc.status import error_info
+from bucketvault.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    common_pb2,
+    signer_pb2,
+    signer_pb2_grpc,
+    vault_pb2,
+    vault_pb2_grpc,
+)
+
+T = TypeVar("T")
+
+_BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.ABORTED: errors.Aborted,
+    grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+}
+
+
+def translate(exc: grpc.RpcError) -> errors.BucketVaultError:
+    """The bucketvault error for a failed call (INTERNAL for anything unmapped)."""
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    reason, field, metadata = error_info(exc) if isinstance(exc, grpc.Call) else ("", "", {})
+    cls = _BY_CODE.get(code, errors.Internal)
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    error = cls(details or code.name, reason=reason or None, metadata=metadata, field=field or None)
+    error.code = code
+    return error
+
+
+def _kind(kind: str | int) -> int:
+    return common_pb2.CredentialKind.Value(kind) if isinstance(kind, str) else kind
+
+
+def _method(method: str | int) -> int:
+    return common_pb2.Method.Value(method.upper()) if isinstance(method, str) else method
+
+
+class BucketVaultClient:
+    """A typed client for the Vault, Signer and Audit services."""
+
+    def __init__(
+        self,
+        target: str | grpc.Channel,
+        token: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if isinstance(target, str):
+            self._channel = (
+                grpc.secure_channel(target, credentials)
+                if credentials
+                else grpc.insecure_channel(target)
+            )
+            self._owns_channel = True
+        else:
+            self._channel, self._owns_channel = target, False
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._timeout = timeout
+        self.vault = vault_pb2_grpc.VaultStub(self._channel)
+        self.signer = signer_pb2_grpc.SignerStub(self._channel)
+        self.audit = audit_pb2_grpc.AuditStub(self._channel)
+        self._reg_keys: dict[int, vault_pb2.RegistrationKey] = {}
+
+    def __repr__(self) -> str:
+        return "BucketVaultClient()"
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> BucketVaultClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, rpc: Any, request: Any) -> Any:
+        try:
+            return rpc(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+
+    def _stream(self, rpc: Any, request: Any) -> Iterator[Any]:
+        try:
+            yield from rpc(request, metadata=self._metadata, timeout=None)
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+
+    # -- Vault ------------------------------------------------------------------
+    def registration_key(
+        self, suite: int = vault_pb2.X25519_SHA256_AES256GCM
+    ) -> vault_pb2.RegistrationKey:
+        if suite not in self._reg_keys:
+            self._reg_keys[suite] = self._call(
+                self.vault.GetRegistrationKey, vault_pb2.GetRegistrationKeyRequest(suite=suite)
+            )
+        return self._reg_keys[suite]
+
+    def seal(
+        self,
+        tenant: str,
+        kind: str,
+        secret: Mapping[str, Any] | bytes,
+        *,
+        suite: int = vault_pb2.X25519_SHA256_AES256GCM,
+    ) -> vault_pb2.SealedSecret:
+        """Seal a credential for this service, tenant and kind (HPKE, locally)."""
+        key = self.registration_key(suite)
+        plaintext = secret if isinstance(secret, bytes) else json.dumps(dict(secret)).encode()
+        sealed = hpke.seal(
+            hpke.Suite(vault_pb2.HpkeSuite.Name(key.suite)), key.public_key, tenant, kind, plaintext
+        )
+        return vault_pb2.SealedSecret(key_id=key.key_id, sealed=sealed)
+
+    def register_credential(
+        self,
+        tenant: str,
+        kind: str,
+        secret: Mapping[str, Any] | bytes,
+        *,
+        display_name: str = "",
+        idempotency_key: str = "",
+        suite: int = vault_pb2.X25519_SHA256_AES256GCM,
+    ) -> vault_pb2.Credential:
+        """Seal secret locally and register it; the plaintext is never sent."""
+        return self.register_sealed(
+            tenant,
+            kind,
+            self.seal(tenant, kind, secret, suite=suite),
+            display_name=display_name,
+            idempotency_key=idempotency_key,
+        )
+
+    def register_sealed(
+        self,
+        tenant: str,
+        kind: str | int,
+        sealed: vault_pb2.SealedSecret,
+        *,
+        display_name: str = "",
+        idempotency_key: str = "",
+    ) -> vault_pb2.Credential:
+        return self._call(
+            self.vault.RegisterCredential,
+            vault_pb2.RegisterCredentialRequest(
+                tenant=tenant,
+                display_name=display_name,
+                kind=_kind(kind),
+                sealed_secret=sealed,
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    def get_credential(self, tenant: str, credential_id: str) -> vault_pb2.Credential:
+        return self._call(
+            self.vault.GetCredential,
+            vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id),
+        )
+
+    def list_credentials(
+        self, tenant: str, *, page_size: int = 0
+    ) -> Iterator[vault_pb2.Credential]:
+        """Every credential of the tenant, following page tokens."""
+        token = ""
+        while True:
+            page = self._call(
+                self.vault.ListCredentials,
+                vault_pb2.ListCredentialsRequest(
+                    tenant=tenant, page_size=page_size, page_token=token
+                ),
+            )
+            yield from page.credentials
+            token = page.next_page_token
+            if not token:
+                return
+
+    def revoke_credential(
+        self, tenant: str, credential_id: str, reason: str = ""
+    ) -> vault_pb2.Credential:
+        return self._call(
+            self.vault.RevokeCredential,
+            vault_pb2.RevokeCredentialRequest(
+                tenant=tenant, credential_id=credential_id, reason=reason
+            ),
+        )
+
+    def trust_policy(self, tenant: str) -> vault_pb2.AwsTrustPolicy:
+        return self._call(
+            self.vault.GetAwsTrustPolicy, vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
+        )
+
+    def create_mount(
+        self,
+        tenant: str,
+        *,
+        name: str,
+        bucket: str,
+        credential_id: str,
+        prefix: str = "",
+        region: str = "",
+        endpoint: str = "",
+        max_ttl_seconds: int = 0,
+        allowed_methods: Iterable[str] = (),
+    ) -> vault_pb2.Mount:
+        return self._call(
+            self.vault.CreateMount,
+            vault_pb2.CreateMountRequest(
+                tenant=tenant,
+                name=name,
+                bucket=bucket,
+                prefix=prefix,
+                region=region,
+                endpoint=endpoint,
+                credential_id=credential_id,
+                policy=vault_pb2.MountPolicy(
+                    max_ttl_seconds=max_ttl_seconds,
+                    allowed_methods=[_method(m) for m in allowed_methods],
+                ),
+            ),
+        )
+
+    def get_mount(self, tenant: str, mount_id: str) -> vault_pb2.Mount:
+        return self._call(
+            self.vault.GetMount, vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
+        )
+
+    def list_mounts(self, tenant: str, *, page_size: int = 0) -> Iterator[vault_pb2.Mount]:
+        token = ""
+        while True:
+            page = self._call(
+                self.vault.ListMounts,
+                vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size, page_token=token),
+            )
+            yield from page.mounts
+            token = page.next_page_token
+            if not token:
+                return
+
+    def rebind_mount(
+        self, tenant: str, mount_id: str, credential_id: str, expected_version: int
+    ) -> vault_pb2.Mount:
+        return self._call(
+            self.vault.RebindMount,
+            vault_pb2.RebindMountRequest(
+                tenant=tenant,
+                mount_id=mount_id,
+                credential_id=credential_id,
+                expected_version=expected_version,
+            ),
+        )
+
+    def check_mount(self, tenant: str, mount_id: str) -> vault_pb2.CheckMountResponse:
+        return self._call(
+            self.vault.CheckMount, vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id)
+        )
+
+    # -- Signer -----------------------------------------------------------------
+    def sign_url(
+        self,
+        tenant: str,
+        mount_id: str,
+        key: str,
+        *,
+        method: str = "GET",
+        ttl_seconds: int = 0,
+        response_content_type: str = "",
+        response_content_disposition: str = "",
+        content_type: str = "",
+    ) -> signer_pb2.SignedURL:
+        return self._call(
+            self.signer.SignURL,
+            signer_pb2.SignURLRequest(
+                tenant=tenant,
+                mount_id=mount_id,
+                key=key,
+                method=_method(method),
+                ttl_seconds=ttl_seconds,
+                response_content_type=response_content_type,
+                response_content_disposition=response_content_disposition,
+                content_type=content_type,
+            ),
+        )
+
+    def sign_urls(
+        self,
+        tenant: str,
+        mount_id: str,
+        keys: Sequence[str],
+        *,
+        method: str = "GET",
+        ttl_seconds: int = 0,
+    ) -> list[signer_pb2.SignedURL]:
+        response = self._call(
+            self.signer.SignURLs,
+            signer_pb2.SignURLsRequest(
+                tenant=tenant,
+                mount_id=mount_id,
+                keys=list(keys),
+                method=_method(method),
+                ttl_seconds=ttl_seconds,
+            ),
+        )
+        return list(response.urls)
+
+    def list_prefix(
+        self,
+        tenant: str,
+        mount_id: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        sign_ttl_seconds: int = 0,
+    ) -> Iterator[signer_pb2.ListPrefixPage]:
+        return self._stream(
+            self.signer.ListPrefix,
+            signer_pb2.ListPrefixRequest(
+                tenant=tenant,
+                mount_id=mount_id,
+                prefix=prefix,
+                delimiter=delimiter,
+                page_size=page_size,
+                page_token=page_token,
+                sign_ttl_seconds=sign_ttl_seconds,
+            ),
+        )
+
+    # -- Audit ------------------------------------------------------------------
+    def query_audit(
+        self, tenant: str = "", *, action: str = "", principal: str = "", limit: int = 0
+    ) -> Iterator[audit_pb2.AuditRecord]:
+        return self._stream(
+            self.audit.QueryAudit,
+            audit_pb2.QueryAuditRequest(
+                tenant=tenant, action=action, principal=principal, limit=limit
+            ),
+        )
+
+    def verify_audit(self) -> audit_pb2.VerifyAuditResponse:
+        return self._call(self.audit.VerifyAudit, audit_pb2.VerifyAuditRequest())
+
+
+__all__ = ["BucketVaultClient", "translate"]

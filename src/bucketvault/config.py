@@ -1,0 +1,101 @@
+"""Configuration: parsed once at start-up from an environment mapping; a bad value stops it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bucketvault.errors import InvalidArgument
+from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
+
+MAX_URL_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_MOUNT_MAX_TTL = 3600
+DEFAULT_TTL = 900
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgument(f"{name} must be true or false", reason="BAD_CONFIG")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be an integer", reason="BAD_CONFIG") from None
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{name} must be between {lo} and {hi}", reason="BAD_CONFIG")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str
+    data_dir: Path
+    store_url: str
+    kek_uri: str
+    previous_kek_uris: tuple[str, ...]
+    policy_file: Path
+    url_policy: UrlPolicy
+    default_ttl_seconds: int = DEFAULT_TTL
+    default_mount_max_ttl_seconds: int = DEFAULT_MOUNT_MAX_TTL
+    grpc_workers: int = 16
+    audit_jsonl: Path | None = None
+    audit_writer_id: str = ""
+    aws_service_principal_arn: str = ""
+    # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: str) -> Config:
+        """Build from BUCKETVAULT_* variables; keyword overrides win (CLI flags)."""
+        merged = {**env, **{f"BUCKETVAULT_{k.upper()}": v for k, v in overrides.items() if v}}
+        data_dir = Path(merged.get("BUCKETVAULT_DATA_DIR", ".bucketvault")).resolve()
+        allow = frozenset({GOOGLE_TOKEN_URI, *_list(merged, "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST")})
+        audit_jsonl = merged.get("BUCKETVAULT_AUDIT_JSONL", "")
+        return cls(
+            listen=merged.get("BUCKETVAULT_LISTEN", "127.0.0.1:50051"),
+            data_dir=data_dir,
+            store_url=merged.get(
+                "BUCKETVAULT_STORE", f"sqlite:///{data_dir / 'bucketvault.sqlite'}"
+            ),
+            kek_uri=merged.get("BUCKETVAULT_KEK", f"file://{data_dir / 'kek.key'}"),
+            previous_kek_uris=_list(merged, "BUCKETVAULT_KEK_PREVIOUS"),
+            policy_file=Path(merged.get("BUCKETVAULT_POLICY", str(data_dir / "policy.json"))),
+            url_policy=UrlPolicy(
+                allow_insecure=_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS"),
+                token_uri_allowlist=allow,
+            ),
+            default_ttl_seconds=_int(
+                merged, "BUCKETVAULT_DEFAULT_TTL_SECONDS", DEFAULT_TTL, 1, MAX_URL_TTL_SECONDS
+            ),
+            default_mount_max_ttl_seconds=_int(
+                merged,
+                "BUCKETVAULT_DEFAULT_MOUNT_MAX_TTL_SECONDS",
+                DEFAULT_MOUNT_MAX_TTL,
+                1,
+                MAX_URL_TTL_SECONDS,
+            ),
+            grpc_workers=_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
+            audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
+            audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
+            aws_service_principal_arn=merged.get("BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN", ""),
+            env=dict(merged),
+        )
+
+
+__all__ = ["DEFAULT_MOUNT_MAX_TTL", "DEFAULT_TTL", "MAX_URL_TTL_SECONDS", "Config"]

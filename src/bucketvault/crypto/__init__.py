@@ -1,0 +1,1 @@
+"""Sealing of registrations (HPKE) and encryption at rest (envelope, KEK providers)."""

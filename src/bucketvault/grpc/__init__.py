@@ -1,0 +1,1 @@
+"""The gRPC transport: thin servicers, one interceptor, server wiring."""

@@ -1,0 +1,149 @@
+"""The one interceptor: request id, authentication, and error -> status mapping.
+
+Anything that is not a BucketVaultError becomes INTERNAL with a generic message: an
+unexpected exception's text may quote input, and input may be a secret.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from bucketvault.auth.authn import TokenAuthenticator
+from bucketvault.errors import BucketVaultError, Internal
+from bucketvault.grpc.status import to_grpc_status
+from bucketvault.models import Principal
+
+log = logging.getLogger("bucketvault.rpc")
+
+# Health and reflection answer without a token (load balancers and grpcurl need them).
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+@dataclass(frozen=True)
+class CallContext:
+    principal: Principal
+    request_id: str
+
+
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("bucketvault_call")
+
+
+def current_call() -> CallContext:
+    """The authenticated caller of the RPC being served (set by the interceptor)."""
+    return _current.get()
+
+
+def _request_id(metadata: dict[str, str]) -> str:
+    given = metadata.get("x-request-id", "")
+    # Accept a caller's id only if it is short and plain: it is echoed into logs and audit.
+    if given and len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
+        return given
+    return secrets.token_hex(8)
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticator: TokenAuthenticator) -> None:
+        self._authn = authenticator
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming RPCs in the contract
+
+    def _enter(self, context: grpc.ServicerContext) -> CallContext:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        request_id = _request_id(metadata)
+        context.send_initial_metadata((("x-request-id", request_id),))
+        try:
+            principal = self._authn.authenticate(metadata.get("authorization"))
+        except BucketVaultError as exc:
+            exc.metadata.setdefault("request_id", request_id)
+            raise
+        return CallContext(principal, request_id)
+
+    def _fail(
+        self, method: str, call: CallContext | None, exc: Exception, context: grpc.ServicerContext
+    ) -> None:
+        request_id = call.request_id if call else ""
+        if isinstance(exc, BucketVaultError):
+            error = exc
+            log.info(
+                "rpc failed method=%s code=%s reason=%s request_id=%s",
+                method,
+                error.code.name,
+                error.reason,
+                request_id,
+            )
+        else:
+            # Type only: the exception's text is not trusted to be free of secrets.
+            log.error(
+                "rpc internal error method=%s type=%s request_id=%s",
+                method,
+                type(exc).__name__,
+                request_id,
+            )
+            error = Internal(f"internal error (request id {request_id})")
+        if request_id:
+            error.metadata.setdefault("request_id", request_id)
+        context.abort_with_status(to_grpc_status(error))
+
+    def _unary(self, method: str, behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            call: CallContext | None = None
+            try:
+                call = self._enter(context)
+                token = _current.set(call)
+                try:
+                    return behavior(request, context)
+                finally:
+                    _current.reset(token)
+            except Exception as exc:
+                # Servicers never abort themselves; abort_with_status raises from here.
+                self._fail(method, call, exc, context)
+                raise
+
+        return handle
+
+    def _stream(
+        self, method: str, behavior: Callable[[Any, Any], Iterator[Any]]
+    ) -> Callable[[Any, Any], Iterator[Any]]:
+        def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            call: CallContext | None = None
+            try:
+                call = self._enter(context)
+                token = _current.set(call)
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    _current.reset(token)
+            except Exception as exc:
+                self._fail(method, call, exc, context)
+                raise
+
+        return handle
+
+
+__all__ = ["CallContext", "ServiceInterceptor", "current_call"]

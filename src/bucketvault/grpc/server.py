@@ -1,0 +1,62 @@
+"""gRPC server wiring: servicers, the interceptor, health and reflection."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bucketvault.app import App
+from bucketvault.auth.authn import TokenAuthenticator
+from bucketvault.grpc.interceptor import ServiceInterceptor
+from bucketvault.grpc.servicers import AuditServicer, SignerServicer, VaultServicer
+from bucketvault.v1 import audit_pb2, audit_pb2_grpc, signer_pb2, signer_pb2_grpc
+from bucketvault.v1 import vault_pb2, vault_pb2_grpc
+
+SERVICE_NAMES = (
+    vault_pb2.DESCRIPTOR.services_by_name["Vault"].full_name,
+    signer_pb2.DESCRIPTOR.services_by_name["Signer"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name,
+)
+
+
+def build_grpc_server(
+    app: App,
+    authenticator: TokenAuthenticator,
+    listen: str,
+    *,
+    workers: int = 16,
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not started) server and the port it bound."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=[ServiceInterceptor(authenticator)],
+        options=[
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    vault_pb2_grpc.add_VaultServicer_to_server(VaultServicer(app), server)
+    signer_pb2_grpc.add_SignerServicer_to_server(SignerServicer(app), server)
+    audit_pb2_grpc.add_AuditServicer_to_server(AuditServicer(app), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return server, port
+
+
+__all__ = ["SERVICE_NAMES", "build_grpc_server"]

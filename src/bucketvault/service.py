@@ -1,0 +1,139 @@
+"""The composition root: config in, a running service out. The only place that picks
+implementations for the seams (store, KEK provider, cloud providers, audit sinks)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from bucketvault.app import App
+from bucketvault.audit import AuditLog, JsonLinesSink
+from bucketvault.audit.sinks import AuditSink
+from bucketvault.auth.authn import TokenAuthenticator, hash_token, load_policy_file
+from bucketvault.clock import Clock, SystemClock
+from bucketvault.config import Config
+from bucketvault.crypto.envelope import Envelope
+from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
+from bucketvault.crypto.servicekeys import ServiceKeys
+from bucketvault.grpc.server import build_grpc_server
+from bucketvault.models import CredentialKind
+from bucketvault.providers.base import CloudProvider
+from bucketvault.providers.registry import build_providers
+from bucketvault.store import open_store
+from bucketvault.store.base import Store
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def bootstrap_admin(config: Config) -> Path | None:
+    """First run of the embedded default: an admin token (0600) and a policy naming it.
+
+    Only when the policy file is missing and lives in the data directory: a deployment
+    that names its own policy file never gets a token minted behind its back.
+    """
+    if config.policy_file.exists() or config.policy_file.parent != config.data_dir:
+        return None
+    token = "bv_" + secrets.token_urlsafe(32)
+    token_path = config.data_dir / ADMIN_TOKEN_FILE
+    _write_private(token_path, token + "\n")
+    policy = {
+        "principals": [
+            {
+                "name": "admin",
+                "token_sha256": hash_token(token),
+                "roles": ["signer", "operator", "auditor"],
+                "tenants": ["*"],
+            }
+        ]
+    }
+    _write_private(config.policy_file, json.dumps(policy, indent=2) + "\n")
+    return token_path
+
+
+@dataclass
+class Service:
+    config: Config
+    app: App
+    store: Store
+    audit: AuditLog
+    server: grpc.Server
+    port: int
+    sinks: list[AuditSink] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        """Stop serving, then flush the audit log and close the store."""
+        self.server.stop(grace).wait()
+        self.app.close()
+        self.audit.close()
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+        self.store.close()
+
+
+def build_service(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    providers: Mapping[CredentialKind, CloudProvider] | None = None,
+    server_credentials: grpc.ServerCredentials | None = None,
+) -> Service:
+    """Wire every seam and start serving."""
+    clock = clock or SystemClock()
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bootstrap_admin(config)
+    authenticator = TokenAuthenticator(load_policy_file(config.policy_file))
+    keyring = KeyRing(
+        key_provider_from_uri(config.kek_uri, config.env),
+        [key_provider_from_uri(u, config.env) for u in config.previous_kek_uris],
+    )
+    store = open_store(config.store_url)
+    envelope = Envelope(keyring)
+    service_keys = ServiceKeys(store, envelope, clock)
+    service_keys.ensure()
+    if providers is None:
+        providers = build_providers(config.env, clock, config.url_policy)
+    sinks: list[AuditSink] = [JsonLinesSink(config.audit_jsonl)] if config.audit_jsonl else []
+    audit = AuditLog(store, clock, writer_id=config.audit_writer_id or None, sinks=sinks)
+    app = App(
+        config=config,
+        store=store,
+        envelope=envelope,
+        service_keys=service_keys,
+        providers=providers,
+        audit=audit,
+        clock=clock,
+    )
+    server, port = build_grpc_server(
+        app,
+        authenticator,
+        config.listen,
+        workers=config.grpc_workers,
+        credentials=server_credentials,
+    )
+    server.start()
+    return Service(config, app, store, audit, server, port, sinks)
+
+
+__all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service"]

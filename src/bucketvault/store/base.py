@@ -1,0 +1,162 @@
+"""The Store protocol: everything the service persists, behind one seam.
+
+Backends: SQLite (embedded default) and PostgreSQL (shared by several replicas).
+Every method is one transaction. Secret material reaches the store only as envelope
+ciphertext (see crypto/envelope.py); everything else here is non-secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bucketvault.models import Credential, Mount
+
+
+@dataclass(frozen=True)
+class ServiceKeyRecord:
+    """A key the service itself owns (registration HPKE keys, the fingerprint key).
+
+    ``envelope`` is the private/secret part, envelope-encrypted under the KEK.
+    """
+
+    key_id: str
+    purpose: str  # "registration" | "fingerprint"
+    suite: str  # HPKE suite name for registration keys, "" otherwise
+    public_key: bytes
+    envelope: bytes = field(repr=False)
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    credential: Credential
+    # Envelope ciphertext of the secret JSON; None once revoked (crypto-shredded).
+    envelope: bytes | None = field(repr=False)
+    idempotency_key: str = ""
+    # Hash of the registration request (kind, display name, secret fingerprint): a reused
+    # idempotency key with a different request is refused, not silently answered.
+    request_hash: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    writer_id: str
+    seq: int
+    time: datetime
+    principal: str
+    tenant: str
+    action: str
+    resource: str
+    outcome: str
+    request_id: str
+    detail_json: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    tenant: str = ""
+    action: str = ""
+    principal: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 0  # 0 = no limit
+
+
+class Store(Protocol):
+    # -- service keys -------------------------------------------------------
+    def add_service_key(self, record: ServiceKeyRecord) -> None:
+        """Insert a service key (key_id unique)."""
+        ...
+
+    def get_service_key(self, key_id: str) -> ServiceKeyRecord | None: ...
+
+    def list_service_keys(self, purpose: str) -> list[ServiceKeyRecord]:
+        """Keys of that purpose, oldest first, retired ones included."""
+        ...
+
+    def replace_service_key_envelope(self, key_id: str, old: bytes, new: bytes) -> bool:
+        """Compare-and-swap the envelope (KEK rotation); False if it changed meanwhile."""
+        ...
+
+    # -- tenants --------------------------------------------------------------
+    def ensure_external_id(self, tenant: str, candidate: str, now: datetime) -> str:
+        """The tenant's ExternalId: stored on first call (with candidate), then fixed forever.
+
+        Concurrent first calls must agree on one value (insert-or-ignore, then read).
+        """
+        ...
+
+    # -- credentials --------------------------------------------------------
+    def insert_credential(self, stored: StoredCredential) -> StoredCredential:
+        """Insert; if (tenant, idempotency_key) exists (non-empty key), return the existing row
+        unchanged instead. The caller compares request_hash."""
+        ...
+
+    def get_credential(self, tenant: str, credential_id: str) -> StoredCredential | None: ...
+
+    def find_by_idempotency_key(self, tenant: str, key: str) -> StoredCredential | None: ...
+
+    def list_credentials(self, tenant: str, after_id: str, limit: int) -> list[StoredCredential]:
+        """Ordered by credential_id, strictly after after_id ("" = from the start)."""
+        ...
+
+    def revoke_credential(
+        self, tenant: str, credential_id: str, by: str, reason: str, now: datetime
+    ) -> StoredCredential | None:
+        """Mark revoked and delete the envelope (crypto-shred) so that no copy of it stays
+        in the database file (SQLite: secure_delete + WAL checkpoint). Idempotent: revoking
+        a revoked credential returns it unchanged. None if it does not exist."""
+        ...
+
+    def replace_credential_envelope(self, credential_id: str, old: bytes, new: bytes) -> bool:
+        """Compare-and-swap the envelope (KEK rotation)."""
+        ...
+
+    def iter_envelopes(self) -> Iterator[tuple[str, str, bytes]]:
+        """(kind 'credential'|'service_key', id, envelope) of every live envelope (KEK rotation)."""
+        ...
+
+    # -- mounts -------------------------------------------------------------
+    def insert_mount(self, mount: Mount) -> None:
+        """Insert; raises bucketvault.errors.AlreadyExists(reason="MOUNT_NAME_TAKEN") if
+        (tenant, name) exists."""
+        ...
+
+    def get_mount(self, tenant: str, mount_id: str) -> Mount | None: ...
+
+    def list_mounts(self, tenant: str, after_id: str, limit: int) -> list[Mount]: ...
+
+    def rebind_mount(
+        self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
+    ) -> Mount:
+        """Compare-and-swap on version: set credential_id, version+1, updated_at=now.
+        Raises NotFound(reason="MOUNT_NOT_FOUND") or Aborted(reason="VERSION_MISMATCH")."""
+        ...
+
+    # -- audit --------------------------------------------------------------
+    def append_audit(self, rows: Sequence[AuditRow]) -> None:
+        """Insert rows atomically (all or none); (writer_id, seq) is unique."""
+        ...
+
+    def audit_head(self, writer_id: str) -> AuditRow | None:
+        """The writer's last row (highest seq), to continue its chain after a restart."""
+        ...
+
+    def query_audit(self, audit_filter: AuditFilter) -> Iterator[AuditRow]:
+        """Rows matching the filter, ordered by (time, writer_id, seq)."""
+        ...
+
+    def iter_audit_chain(self) -> Iterator[AuditRow]:
+        """Every row ordered by (writer_id, seq), for verification."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["AuditFilter", "AuditRow", "ServiceKeyRecord", "Store", "StoredCredential"]

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: real servers on localhost, fakes at the seams."""

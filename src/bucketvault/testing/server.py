@@ -1,0 +1,170 @@
+"""Start a real bucketvault gRPC server on 127.0.0.1 for tests and benchmarks.
+
+``start_server`` runs it in this process (a FrozenClock can be shared with the test);
+``start_server_process`` runs ``bucketvault serve`` in a child process (benchmarks, so
+that the server does not share a GIL with the client).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bucketvault.auth.authn import hash_token
+from bucketvault.client import BucketVaultClient
+from bucketvault.clock import Clock
+from bucketvault.config import Config
+from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
+
+BASE_ENV = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}
+
+# (name, roles, tenants)
+PrincipalSpec = tuple[str, Sequence[str], Sequence[str]]
+
+
+@dataclass
+class RunningServer:
+    address: str
+    admin_token: str
+    data_dir: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+    service: Service | None = None
+    _clients: list[BucketVaultClient] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> BucketVaultClient:
+        """A client with the admin token, or another principal's token."""
+        c = BucketVaultClient(self.address, token if token is not None else self.admin_token)
+        self._clients.append(c)
+        return c
+
+    def close_clients(self) -> None:
+        for c in self._clients:
+            c.close()
+
+
+def _write_policy(
+    data_dir: Path, principals: Sequence[PrincipalSpec]
+) -> tuple[str, dict[str, str]]:
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    admin = "bv_" + secrets.token_urlsafe(32)
+    tokens: dict[str, str] = {}
+    entries = [
+        {
+            "name": "admin",
+            "token_sha256": hash_token(admin),
+            "roles": ["signer", "operator", "auditor"],
+            "tenants": ["*"],
+        },
+    ]
+    for name, roles, tenants in principals:
+        token = "bv_" + secrets.token_urlsafe(32)
+        tokens[name] = token
+        entries.append(
+            {
+                "name": name,
+                "token_sha256": hash_token(token),
+                "roles": list(roles),
+                "tenants": list(tenants),
+            }
+        )
+    policy = data_dir / "policy.json"
+    policy.write_text(json.dumps({"principals": entries}))
+    policy.chmod(0o600)
+    (data_dir / ADMIN_TOKEN_FILE).write_text(admin + "\n")
+    (data_dir / ADMIN_TOKEN_FILE).chmod(0o600)
+    return admin, tokens
+
+
+@contextmanager
+def start_server(
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    principals: Sequence[PrincipalSpec] = (),
+    data_dir: Path | None = None,
+) -> Iterator[RunningServer]:
+    """An in-process server on 127.0.0.1:<free port> with a fresh data directory."""
+    data_dir = data_dir or tmp_path / f"bv-{secrets.token_hex(4)}"
+    if (data_dir / "policy.json").exists():
+        admin = (data_dir / ADMIN_TOKEN_FILE).read_text().strip()
+        tokens: dict[str, str] = {}
+    else:
+        admin, tokens = _write_policy(data_dir, principals)
+    merged = {**BASE_ENV, **(env or {})}
+    config = Config.from_env(
+        {**merged, "BUCKETVAULT_DATA_DIR": str(data_dir), "BUCKETVAULT_LISTEN": "127.0.0.1:0"}
+    )
+    service = build_service(config, clock=clock)
+    running = RunningServer(service.address, admin, data_dir, tokens, service)
+    try:
+        yield running
+    finally:
+        running.close_clients()
+        service.stop(grace=None)
+
+
+_LISTENING = re.compile(r"listening on (127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def start_server_process(
+    tmp_path: Path, *, env: Mapping[str, str] | None = None, workers: int = 16
+) -> Iterator[RunningServer]:
+    """``bucketvault serve`` in a child process; stopped (by its PID) on exit."""
+    data_dir = tmp_path / f"bv-{secrets.token_hex(4)}"
+    admin, tokens = _write_policy(data_dir, ())
+    child_env = {
+        **os.environ,
+        **BASE_ENV,
+        **(env or {}),
+        "BUCKETVAULT_DATA_DIR": str(data_dir),
+        "BUCKETVAULT_LISTEN": "127.0.0.1:0",
+        "BUCKETVAULT_GRPC_WORKERS": str(workers),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bucketvault.cli.main", "serve"],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        address = ""
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            match = _LISTENING.search(line)
+            if match:
+                address = match.group(1)
+                break
+        if not address:
+            raise RuntimeError("bucketvault serve did not start")
+        # Keep draining the child's output: a full pipe would block its logging.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        running = RunningServer(address, admin, data_dir, tokens)
+        yield running
+        running.close_clients()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+__all__ = ["BASE_ENV", "RunningServer", "start_server", "start_server_process"]
