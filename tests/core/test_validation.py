@@ -1,0 +1,118 @@
+"""Every kind's validation: a clear INVALID_ARGUMENT naming the field, never the value,
+and nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from core.secrets_fixtures import KINDS, sample
+
+from bucketvault import errors
+from bucketvault.testing.server import RunningServer
+
+SECRET_MARK = "Zq9-LEAKCHECK-7f"
+
+
+def _with(kind: str, **changes: Any) -> dict[str, Any]:
+    doc = dict(sample(kind))
+    for k, v in changes.items():
+        if v is None:
+            doc.pop(k, None)
+        else:
+            doc[k] = v
+    return doc
+
+
+CASES = [
+    ("AWS_ROLE", _with("AWS_ROLE", role_arn=None), "secret.role_arn"),
+    ("AWS_ROLE", _with("AWS_ROLE", role_arn=f"arn:aws:iam::12:user/{SECRET_MARK}"), "secret.role_arn"),
+    ("AWS_ROLE", _with("AWS_ROLE", role_arn=123), "secret.role_arn"),
+    ("AWS_ROLE", _with("AWS_ROLE", external_id=SECRET_MARK), "secret.external_id"),
+    ("AWS_ROLE", _with("AWS_ROLE", surprise=SECRET_MARK), "sealed_secret"),
+    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", access_key_id=None), "secret.access_key_id"),
+    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", secret_access_key=None), "secret.secret_access_key"),
+    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", secret_access_key=["x"]), "secret.secret_access_key"),
+    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", endpoint_url=f"ftp://{SECRET_MARK}"), "secret.endpoint_url"),
+    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", region="Not A Region"), "secret.region"),
+    ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", type="user"), "secret.type"),
+    ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", client_email=None), "secret.client_email"),
+    (
+        "GCS_SERVICE_ACCOUNT",
+        _with("GCS_SERVICE_ACCOUNT", private_key=f"-----BEGIN PRIVATE KEY-----\n{SECRET_MARK}\n-----END PRIVATE KEY-----\n"),
+        "secret.private_key",
+    ),
+    ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", token_uri="https://evil.example/token"), "secret.token_uri"),
+    ("GCS_HMAC", _with("GCS_HMAC", access_id=None), "secret.access_id"),
+    ("GCS_HMAC", _with("GCS_HMAC", secret=""), "secret.secret"),
+    ("AZURE_SAS", _with("AZURE_SAS", account_url=None), "secret.account_url"),
+    ("AZURE_SAS", _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sig={SECRET_MARK}"), "secret.sas_token"),
+    (
+        "AZURE_SAS",
+        _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sr=c&sp=wl&se=2099-01-01T00:00:00Z&sig={SECRET_MARK}"),
+        "secret.sas_token",
+    ),
+    (
+        "AZURE_SAS",
+        _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sr=c&sp=rl&se=notadate&sig={SECRET_MARK}"),
+        "secret.sas_token",
+    ),
+    ("AZURE_SHARED_KEY", _with("AZURE_SHARED_KEY", account_key=f"{SECRET_MARK}!!"), "secret.account_key"),
+    ("AZURE_SHARED_KEY", _with("AZURE_SHARED_KEY", account_name="Bad_Name"), "secret.account_name"),
+    ("AZURE_SERVICE_PRINCIPAL", _with("AZURE_SERVICE_PRINCIPAL", client_secret=None), "secret.client_secret"),
+    ("AZURE_SERVICE_PRINCIPAL", _with("AZURE_SERVICE_PRINCIPAL", tenant_id="not a tenant!"), "secret.tenant_id"),
+]
+
+
+@pytest.mark.parametrize(("kind", "doc", "field"), CASES, ids=[f"{k}-{f}-{i}" for i, (k, _, f) in enumerate(CASES)])
+def test_invalid_secret_names_the_field_and_writes_nothing(
+    server: RunningServer, kind: str, doc: dict[str, Any], field: str
+) -> None:
+    c = server.client()
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.register_credential("acme", kind, doc, idempotency_key="k1")
+    assert exc.value.field == field
+    assert exc.value.reason
+    assert SECRET_MARK not in exc.value.message
+    assert SECRET_MARK not in repr(exc.value)
+    assert list(c.list_credentials("acme")) == []
+
+
+def test_expired_sas_is_a_failed_precondition(server: RunningServer) -> None:
+    c = server.client()
+    token = f"sv=2025-05-05&sr=c&sp=rl&se=2001-01-01T00:00:00Z&sig={SECRET_MARK}"
+    with pytest.raises(errors.FailedPrecondition) as exc:
+        c.register_credential("acme", "AZURE_SAS", _with("AZURE_SAS", sas_token=token))
+    assert exc.value.reason == "SAS_EXPIRED"
+    assert SECRET_MARK not in exc.value.message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_registers_with_non_secret_metadata(server: RunningServer, kind: str) -> None:
+    c = server.client()
+    cred = c.register_credential("acme", kind, sample(kind, canary=SECRET_MARK), display_name=kind)
+    assert c.get_credential("acme", cred.credential_id).display_name == kind
+    assert SECRET_MARK not in str(cred)
+    expected = {
+        "AWS_ROLE": "role_arn",
+        "S3_ACCESS_KEY": "access_key_id",
+        "GCS_SERVICE_ACCOUNT": "client_email",
+        "GCS_HMAC": "access_id",
+        "AZURE_SAS": "sas_expiry",
+        "AZURE_SHARED_KEY": "account_name",
+        "AZURE_SERVICE_PRINCIPAL": "client_id",
+    }[kind]
+    assert cred.metadata[expected]
+
+
+def test_request_field_errors(server: RunningServer) -> None:
+    c = server.client()
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.register_credential("", "GCS_HMAC", sample("GCS_HMAC"))
+    assert exc.value.field == "tenant"
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.register_credential("Bad Tenant", "GCS_HMAC", sample("GCS_HMAC"))
+    assert exc.value.field == "tenant"
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.register_sealed("acme", "CREDENTIAL_KIND_UNSPECIFIED", c.seal("acme", "GCS_HMAC", sample("GCS_HMAC")))
+    assert exc.value.field == "kind"
