@@ -1,0 +1,46 @@
+"""Persistence: the Store protocol and its backends, chosen by URL scheme."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from bucketvault.errors import InvalidArgument
+from bucketvault.store.base import (
+    AuditFilter,
+    AuditRow,
+    ServiceKeyRecord,
+    Store,
+    StoredCredential,
+)
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the store at ``sqlite:///abs/path`` or ``postgresql://...``."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        if parts.netloc or not path.startswith("/") or path == "/":
+            raise InvalidArgument(
+                "a SQLite store URL is sqlite:///absolute/path", reason="BAD_STORE_URL"
+            )
+        # Imported here so that a PostgreSQL deployment never loads the other driver.
+        from bucketvault.store.sqlite import SqliteStore  # noqa: PLC0415
+
+        return SqliteStore(path)
+    if scheme in ("postgresql", "postgres"):
+        from bucketvault.store.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(url)
+    # The URL may carry a password: name only the scheme.
+    raise InvalidArgument(f"unsupported store scheme {scheme!r}", reason="BAD_STORE_URL")
+
+
+__all__ = [
+    "AuditFilter",
+    "AuditRow",
+    "ServiceKeyRecord",
+    "Store",
+    "StoredCredential",
+    "open_store",
+]

