@@ -61,7 +61,9 @@ class UrlPolicy:
     def check_token_uri(self, url: str, *, field: str = "token_uri") -> str:
         if url not in self.token_uri_allowlist:
             raise InvalidArgument(
-                f"{field} is not an allowed token endpoint", reason="TOKEN_URI_NOT_ALLOWED", field=field
+                f"{field} is not an allowed token endpoint",
+                reason="TOKEN_URI_NOT_ALLOWED",
+                field=field,
             )
         return url
 

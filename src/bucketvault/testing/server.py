@@ -24,6 +24,8 @@ from bucketvault.auth.authn import hash_token
 from bucketvault.client import BucketVaultClient
 from bucketvault.clock import Clock
 from bucketvault.config import Config
+from bucketvault.models import CredentialKind
+from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
 
 BASE_ENV = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}
@@ -93,6 +95,7 @@ def start_server(
     clock: Clock | None = None,
     principals: Sequence[PrincipalSpec] = (),
     data_dir: Path | None = None,
+    providers: Mapping[CredentialKind, CloudProvider] | None = None,
 ) -> Iterator[RunningServer]:
     """An in-process server on 127.0.0.1:<free port> with a fresh data directory."""
     data_dir = data_dir or tmp_path / f"bv-{secrets.token_hex(4)}"
@@ -105,7 +108,7 @@ def start_server(
     config = Config.from_env(
         {**merged, "BUCKETVAULT_DATA_DIR": str(data_dir), "BUCKETVAULT_LISTEN": "127.0.0.1:0"}
     )
-    service = build_service(config, clock=clock)
+    service = build_service(config, clock=clock, providers=providers)
     running = RunningServer(service.address, admin, data_dir, tokens, service)
     try:
         yield running

@@ -1,14 +1,19 @@
-"""The azure provider (not implemented yet: its mounts answer UNIMPLEMENTED)."""
+"""The Azure Blob provider: customer SAS, shared key (service SAS), service principal (UD SAS)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from bucketvault.clock import Clock
+from bucketvault.providers.azure.config import AzureConfig
+from bucketvault.providers.azure.provider import AzureProvider
 from bucketvault.providers.base import CloudProvider
 from bucketvault.urlpolicy import UrlPolicy
 
 
 def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudProvider | None:
-    """Build the provider from the process environment, or None while it does not exist."""
-    return None
+    """Build the provider from the env mapping the composition root passes."""
+    return AzureProvider(AzureConfig.from_env(env), clock, url_policy)
+
+
+__all__ = ["AzureConfig", "AzureProvider", "build"]

@@ -1,0 +1,239 @@
+"""S3 API calls a handle makes with its credentials: region, listing, mount checks.
+
+boto3 clients are built per (session key, region, endpoint) and cached: building one
+costs tens of milliseconds, using one from many threads is safe. botocore errors are
+translated here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from bucketvault.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
+from bucketvault.models import CheckResult, ListEntry, ListPage, ListRequest, MountState
+from bucketvault.providers.aws.credentials import AwsCredentials
+
+MAX_PAGE_SIZE = 1000
+_CLIENT_CACHE_LIMIT = 32
+_WRONG_REGION = {
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+}
+_FORBIDDEN = {"AccessDenied", "AllAccessDisabled", "AccountProblem"}
+_BAD_KEY = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A bucket as the S3 API sees it: region and optional custom endpoint."""
+
+    bucket: str
+    region: str
+    endpoint: str
+
+
+def _error_code(exc: ClientError) -> str:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    # HEAD responses have no body: fall back to the status code.
+    return code if code and not code.isdigit() else str(status)
+
+
+def _header(exc: ClientError, name: str) -> str:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get(name, ""))
+
+
+class S3Clients:
+    """Builds and caches boto3 S3 clients for a handle's credentials."""
+
+    def __init__(self, make_session: Callable[[AwsCredentials], boto3.Session]) -> None:
+        self._make_session = make_session
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str, str], Any] = {}
+
+    def get(self, credentials: AwsCredentials, region: str, endpoint: str) -> Any:
+        """A client signing with these credentials for this region and endpoint."""
+        slot = (credentials.access_key_id, region, endpoint)
+        with self._lock:
+            client = self._clients.get(slot)
+            if client is None:
+                if len(self._clients) >= _CLIENT_CACHE_LIMIT:
+                    # Entries of rotated sessions are never used again.
+                    self._clients.clear()
+                s3_config: dict[str, str] = {"addressing_style": "path"} if endpoint else {}
+                client = self._make_session(credentials).client(
+                    "s3",
+                    region_name=region,
+                    endpoint_url=endpoint or None,
+                    config=Config(
+                        signature_version="s3v4",
+                        s3=s3_config,  # type: ignore[arg-type]
+                        retries={"max_attempts": 3, "mode": "standard"},
+                        connect_timeout=3,
+                        read_timeout=20,
+                    ),
+                )
+                self._clients[slot] = client
+            return client
+
+    def clear(self) -> None:
+        """Drop every client."""
+        with self._lock:
+            self._clients.clear()
+
+
+def bucket_region(client: Any, bucket: str) -> str:
+    """The bucket's region from HeadBucket's x-amz-bucket-region ("" if not said)."""
+    try:
+        response = client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        # AWS names the region even on 301/403 answers.
+        region = _header(exc, "x-amz-bucket-region")
+        if region:
+            return region
+        code = _error_code(exc)
+        if code in ("404", "NoSuchBucket"):
+            raise NotFound(f"bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND") from exc
+        return ""
+    except BotoCoreError as exc:
+        raise Unavailable(
+            f"S3 could not be reached to find the region of bucket {bucket!r}",
+            reason="S3_UNAVAILABLE",
+        ) from exc
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get("x-amz-bucket-region", ""))
+
+
+def list_pages(client: Any, bucket: str, request: ListRequest) -> Iterator[ListPage]:
+    """ListObjectsV2 page by page; next_page_token is S3's continuation token."""
+    token = request.page_token
+    size = request.page_size
+    max_keys = min(size, MAX_PAGE_SIZE) if size > 0 else MAX_PAGE_SIZE
+    while True:
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": request.prefix, "MaxKeys": max_keys}
+        if request.delimiter:
+            params["Delimiter"] = request.delimiter
+        if token:
+            params["ContinuationToken"] = token
+        try:
+            response = client.list_objects_v2(**params)
+        except ClientError as exc:
+            raise _list_error(exc, bucket) from exc
+        except BotoCoreError as exc:
+            raise Unavailable(
+                f"S3 could not be reached to list bucket {bucket!r}", reason="S3_UNAVAILABLE"
+            ) from exc
+        entries = tuple(
+            ListEntry(
+                key=item["Key"],
+                size=int(item.get("Size", 0)),
+                etag=str(item.get("ETag", "")),
+                last_modified=item.get("LastModified"),
+            )
+            for item in response.get("Contents", ())
+        )
+        prefixes = tuple(p["Prefix"] for p in response.get("CommonPrefixes", ()))
+        token = response.get("NextContinuationToken", "") if response.get("IsTruncated") else ""
+        yield ListPage(entries, prefixes, token)
+        if not token:
+            return
+
+
+def _list_error(exc: ClientError, bucket: str) -> Exception:
+    code = _error_code(exc)
+    if code in ("NoSuchBucket", "404"):
+        return NotFound(f"bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND")
+    if code in _FORBIDDEN or code in _BAD_KEY or code == "403":
+        return PermissionDenied(
+            f"the credential may not list bucket {bucket!r} ({code})", reason="BUCKET_FORBIDDEN"
+        )
+    if code in ("InvalidArgument", "InvalidToken") and "continuation" in str(exc).lower():
+        return FailedPrecondition("the page_token is not valid", reason="INVALID_PAGE_TOKEN")
+    if code in _WRONG_REGION or code == "301":
+        return FailedPrecondition(
+            f"bucket {bucket!r} is in another region than the mount says ({code})",
+            reason="WRONG_REGION",
+        )
+    return Unavailable(f"S3 refused to list bucket {bucket!r} ({code})", reason="S3_ERROR")
+
+
+def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
+    """List one key under the prefix, HeadBucket; map failures to mount states."""
+    bucket = location.bucket
+    try:
+        # Listing first: HEAD answers carry no error body, a listing's says why.
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        return _check_failure(exc, location)
+    except EndpointConnectionError as exc:
+        where = location.endpoint or f"S3 in {location.region}"
+        return CheckResult(
+            MountState.MISCONFIGURED,
+            "ENDPOINT_UNREACHABLE",
+            f"could not connect to {where} ({type(exc).__name__}): check the mount's endpoint",
+        )
+    except BotoCoreError as exc:
+        return CheckResult(
+            MountState.MISCONFIGURED,
+            "ENDPOINT_UNREACHABLE",
+            f"S3 did not answer properly ({type(exc).__name__}): check the mount's endpoint",
+        )
+    return CheckResult(MountState.AVAILABLE, "OK", f"bucket {bucket!r} is readable")
+
+
+def _check_failure(exc: ClientError, location: S3Location) -> CheckResult:
+    code = _error_code(exc)
+    bucket = location.bucket
+    actual = _header(exc, "x-amz-bucket-region")
+    if code in _WRONG_REGION or code == "301" or (actual and actual != location.region):
+        return CheckResult(
+            MountState.MISCONFIGURED,
+            "WRONG_REGION",
+            f"bucket {bucket!r} is in region {actual or 'another region'}, not "
+            f"{location.region}: set the mount's region to {actual or 'the bucket region'}",
+        )
+    if code in ("NoSuchBucket", "404"):
+        return CheckResult(
+            MountState.NOT_FOUND,
+            "BUCKET_NOT_FOUND",
+            f"bucket {bucket!r} does not exist (or not at this endpoint): check the mount's bucket",
+        )
+    if code in _BAD_KEY:
+        return CheckResult(
+            MountState.FORBIDDEN,
+            "INVALID_CREDENTIALS",
+            f"S3 rejected the credential's key ({code}): the key may be deleted, disabled or "
+            "mistyped; register a working credential and rebind the mount",
+        )
+    if code in _FORBIDDEN or code == "403":
+        return CheckResult(
+            MountState.FORBIDDEN,
+            "ACCESS_DENIED",
+            f"the credential may not read bucket {bucket!r}: grant s3:ListBucket and "
+            "s3:GetObject on it (bucket policy or the role's permissions)",
+        )
+    return CheckResult(
+        MountState.MISCONFIGURED,
+        "S3_ERROR",
+        f"S3 answered {code} for bucket {bucket!r}",
+    )
+
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "S3Clients",
+    "S3Location",
+    "bucket_region",
+    "check_bucket",
+    "list_pages",
+]

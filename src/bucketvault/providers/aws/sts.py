@@ -1,0 +1,261 @@
+"""STS at the provider's boundary: AssumeRole with retries, errors translated.
+
+``StsGateway`` is the seam tests swap: ``BotoSts`` talks to the real (or emulated) STS
+and turns botocore errors into the bucketvault errors below; fakes raise them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from bucketvault.errors import FailedPrecondition, Unavailable
+from bucketvault.providers.aws.credentials import AwsCredentials
+
+if TYPE_CHECKING:
+    import boto3
+
+log = logging.getLogger(__name__)
+
+# The longest session a role grants when its MaxSessionDuration allows it, and the floor
+# every role grants (also the cap on role chaining).
+FULL_SESSION_SECONDS = 21600
+FLOOR_SESSION_SECONDS = 3600
+
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "IDPCommunicationError",
+    "ServiceUnavailable",
+    "InternalFailure",
+}
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
+
+
+class AssumeRoleDenied(FailedPrecondition):
+    """STS refused: the role's trust policy does not name us, or the ExternalId differs."""
+
+    default_reason = "ASSUME_ROLE_DENIED"
+
+
+class SessionDurationRefused(FailedPrecondition):
+    """The role (or role chaining) does not allow the session length asked for."""
+
+    default_reason = "SESSION_DURATION_REFUSED"
+
+    def __init__(self, message: str, *, role_chaining: bool) -> None:
+        super().__init__(message)
+        self.role_chaining = role_chaining
+
+
+class StsThrottled(Unavailable):
+    default_reason = "STS_THROTTLED"
+
+
+class StsUnavailable(Unavailable):
+    default_reason = "STS_UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class AssumeRoleRequest:
+    role_arn: str
+    session_name: str
+    external_id: str
+    duration_seconds: int
+
+
+class StsGateway(Protocol):
+    def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
+        """One AssumeRole call (no retries), errors already translated."""
+        ...
+
+    def caller_arn(self) -> str:
+        """GetCallerIdentity's ARN of the service's own identity."""
+        ...
+
+
+def session_name(tenant: str, credential_id: str) -> str:
+    """RoleSessionName naming tenant and credential, in STS's alphabet and length."""
+    cred = _SESSION_NAME_BAD.sub("-", credential_id)[:48]
+    room = 64 - len("bv..") - len(cred)
+    tenant_part = _SESSION_NAME_BAD.sub("-", tenant)[: max(room, 0)]
+    return f"bv.{tenant_part}.{cred}"[:64]
+
+
+def role_arn_of(caller_arn: str) -> str:
+    """An assumed-role session ARN -> the role ARN a trust policy can name."""
+    match = re.fullmatch(r"arn:([\w-]+):sts::(\d+):assumed-role/([^/]+)/.+", caller_arn)
+    if match is None:
+        return caller_arn
+    partition, account, role = match.groups()
+    return f"arn:{partition}:iam::{account}:role/{role}"
+
+
+class BotoSts:
+    """StsGateway over a boto3 STS client; the client is built once, lazily."""
+
+    def __init__(
+        self, session_factory: Callable[[], boto3.Session], endpoint: str, region: str
+    ) -> None:
+        self._session_factory = session_factory
+        self._endpoint = endpoint or None
+        self._region = region
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def _sts(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._session_factory().client(
+                    "sts",
+                    region_name=self._region,
+                    endpoint_url=self._endpoint,
+                    # Retries are ours (with jitter and our clock), not botocore's.
+                    config=Config(
+                        retries={"total_max_attempts": 1, "mode": "standard"},
+                        connect_timeout=3,
+                        read_timeout=10,
+                    ),
+                )
+            return self._client
+
+    def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
+        """AssumeRole once; errors become bucketvault errors."""
+        kwargs: dict[str, Any] = {
+            "RoleArn": request.role_arn,
+            "RoleSessionName": request.session_name,
+            "DurationSeconds": request.duration_seconds,
+        }
+        if request.external_id:
+            kwargs["ExternalId"] = request.external_id
+        try:
+            response = self._sts().assume_role(**kwargs)
+        except ClientError as exc:
+            raise _translate(exc, request.role_arn) from exc
+        except NoCredentialsError as exc:
+            raise _no_identity() from exc
+        except BotoCoreError as exc:
+            raise StsUnavailable(f"STS could not be reached ({type(exc).__name__})") from exc
+        creds = response["Credentials"]
+        return AwsCredentials(
+            access_key_id=creds["AccessKeyId"],
+            secret_access_key=creds["SecretAccessKey"],
+            session_token=creds["SessionToken"],
+            expiration=creds["Expiration"],
+        )
+
+    def caller_arn(self) -> str:
+        """The service identity's ARN."""
+        try:
+            return str(self._sts().get_caller_identity()["Arn"])
+        except ClientError as exc:
+            raise StsUnavailable(
+                f"STS GetCallerIdentity failed ({_code(exc)}): set "
+                "BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN or fix the service's AWS identity"
+            ) from exc
+        except NoCredentialsError as exc:
+            raise _no_identity() from exc
+        except BotoCoreError as exc:
+            raise StsUnavailable(f"STS could not be reached ({type(exc).__name__})") from exc
+
+
+def _no_identity() -> FailedPrecondition:
+    return FailedPrecondition(
+        "bucketvault has no AWS identity of its own: give the service AWS credentials "
+        "(environment, web identity or instance profile) and set "
+        "BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN",
+        reason="AWS_NOT_CONFIGURED",
+    )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _translate(exc: ClientError, role_arn: str) -> Exception:
+    code = _code(exc)
+    # AWS error messages name the role and limits only, never key material.
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "AccessDenied":
+        return AssumeRoleDenied(
+            f"STS refused to let bucketvault assume {role_arn}: the role's trust policy does not "
+            "trust bucketvault's service principal, or its sts:ExternalId condition does not "
+            "match this tenant's ExternalId (see GetAwsTrustPolicy)"
+        )
+    if code == "ValidationError" and "DurationSeconds" in message:
+        chaining = "chaining" in message.lower()
+        return SessionDurationRefused(
+            f"STS refused the session length for {role_arn}: {message}", role_chaining=chaining
+        )
+    if code in _THROTTLING or status in (429, 500, 502, 503, 504):
+        return StsThrottled(f"STS is throttling or failing AssumeRole ({code})")
+    if code in ("RegionDisabledException", "ExpiredTokenException", "InvalidClientTokenId"):
+        return StsUnavailable(
+            f"bucketvault's own AWS identity cannot call STS ({code}): check the service's "
+            "credentials and STS region"
+        )
+    return FailedPrecondition(
+        f"STS refused AssumeRole for {role_arn} ({code}): {message}", reason="ASSUME_ROLE_FAILED"
+    )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry policy for throttling and outages: capped exponential with full jitter."""
+
+    attempts: int = 4
+    base_seconds: float = 0.2
+    cap_seconds: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
+        return self.rng() * min(self.cap_seconds, self.base_seconds * 2.0**attempt)
+
+
+def assume_role_with_retry(
+    gateway: StsGateway, request: AssumeRoleRequest, backoff: Backoff
+) -> AwsCredentials:
+    """AssumeRole, retrying throttling and outages with backoff and jitter."""
+    for attempt in range(backoff.attempts):
+        try:
+            return gateway.assume_role(request)
+        except Unavailable as exc:
+            if attempt + 1 == backoff.attempts:
+                raise
+            pause = backoff.delay(attempt)
+            log.warning(
+                "AssumeRole %s failed (%s), retrying in %.2fs", request.role_arn, exc.reason, pause
+            )
+            backoff.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+__all__ = [
+    "FLOOR_SESSION_SECONDS",
+    "FULL_SESSION_SECONDS",
+    "AssumeRoleDenied",
+    "AssumeRoleRequest",
+    "Backoff",
+    "BotoSts",
+    "SessionDurationRefused",
+    "StsGateway",
+    "StsThrottled",
+    "StsUnavailable",
+    "assume_role_with_retry",
+    "role_arn_of",
+    "session_name",
+]

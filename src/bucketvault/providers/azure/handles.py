@@ -1,0 +1,427 @@
+"""Credential handles: one per active Azure credential, holding its decrypted material.
+
+The three kinds share URL building, expiry capping, listing and CheckMount; they differ
+in where the SAS comes from (the customer's own token, a service SAS signed with the
+account key, or a user-delegation SAS signed with a cached delegation key).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from bucketvault.clock import Clock
+from bucketvault.errors import BucketVaultError, FailedPrecondition
+from bucketvault.models import (
+    CheckResult,
+    ListPage,
+    ListRequest,
+    Method,
+    Mount,
+    MountState,
+    SignedUrl,
+    SignOptions,
+)
+from bucketvault.providers.azure.config import MAX_SAS_LIFETIME, AzureConfig
+from bucketvault.providers.azure.credentials import GuardedCredential
+from bucketvault.providers.azure.delegation import DelegationKeyCache
+from bucketvault.providers.azure.listing import iter_pages
+from bucketvault.providers.azure.sas import (
+    CREATE_WRITE,
+    READ,
+    DelegationKey,
+    SasRequest,
+    encode_blob_name,
+    service_sas,
+    user_delegation_sas,
+)
+from bucketvault.providers.azure.sas_token import SasToken
+from bucketvault.providers.azure.translate import (
+    FORBIDDEN_CODES,
+    describe,
+    is_identity_error,
+    translate,
+)
+
+# key -> SAS query string for it (no '?').
+TokenFor = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one credential contributes to a SignURLs batch."""
+
+    limit: datetime | None
+    limit_reason: str
+    # (permission, expiry) -> key -> SAS query string
+    tokens: Callable[[str, datetime], TokenFor]
+
+
+_PUT_HEADERS = MappingProxyType({"x-ms-blob-type": "BlockBlob"})
+_NO_HEADERS: MappingProxyType[str, str] = MappingProxyType({})
+
+
+def _required_headers(options: SignOptions) -> MappingProxyType[str, str]:
+    if options.method is not Method.PUT:
+        return _NO_HEADERS
+    if not options.content_type:
+        return _PUT_HEADERS
+    return MappingProxyType({**_PUT_HEADERS, "Content-Type": options.content_type})
+
+
+class AzureHandle:
+    """What every Azure credential kind shares; subclasses supply the SAS."""
+
+    def __init__(
+        self,
+        config: AzureConfig,
+        clock: Clock,
+        account_url: str,
+        account_name: str,
+        sdk_credential: Any,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._account_url = account_url.rstrip("/")
+        self._account_name = account_name
+        self._sdk_credential = sdk_credential
+        self._containers: dict[tuple[str, str], ContainerClient] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(account={self._account_name!r})"
+
+    # -- signing -------------------------------------------------------------------------
+
+    def base_url(self, mount: Mount) -> str:
+        """The account URL for this mount: its endpoint override, else the credential's."""
+        return (mount.endpoint or self._account_url).rstrip("/")
+
+    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+        """Check the credential can sign now; return its expiry limit and token maker."""
+        raise NotImplementedError
+
+    def sign(self, mount: Mount, keys: Sequence[str], options: SignOptions) -> list[SignedUrl]:
+        """Per-key SAS URLs; the expiry is capped by the credential's own lifetime."""
+        now = self._clock.now()
+        # A SAS has one-second resolution: report exactly what the URL says.
+        expiry = (now + timedelta(seconds=options.expires_in)).replace(microsecond=0)
+        capped_by = options.capped_by
+        provider_max = (now + timedelta(seconds=MAX_SAS_LIFETIME)).replace(microsecond=0)
+        if provider_max < expiry:
+            expiry, capped_by = provider_max, "PROVIDER_MAX"
+        batch = self._begin(mount, options)
+        if batch.limit is not None and batch.limit < expiry:
+            expiry, capped_by = batch.limit, batch.limit_reason
+        permission = CREATE_WRITE if options.method is Method.PUT else READ
+        token_for = batch.tokens(permission, expiry)
+        headers = _required_headers(options)
+        prefix = f"{self.base_url(mount)}/{quote(mount.bucket)}/"
+        method = options.method
+        return [
+            SignedUrl(
+                key,
+                f"{prefix}{encode_blob_name(key)}?{token_for(key)}",
+                method,
+                expiry,
+                headers,
+                capped_by,
+            )
+            for key in keys
+        ]
+
+    # -- listing and checks --------------------------------------------------------------
+
+    def _container(self, mount: Mount) -> ContainerClient:
+        cache_key = (self.base_url(mount), mount.bucket)
+        with self._lock:
+            client = self._containers.get(cache_key)
+            if client is None:
+                client = ContainerClient(
+                    cache_key[0],
+                    mount.bucket,
+                    credential=self._sdk_credential,
+                    **self._config.transport_options(),
+                )
+                self._containers[cache_key] = client
+            return client
+
+    def list(
+        self, mount: Mount, request: ListRequest, sign: SignOptions | None
+    ) -> Iterator[ListPage]:
+        """Pages of the container under request.prefix, optionally with GET URLs."""
+        signer = None
+        if sign is not None:
+            options = sign
+
+            def signer(keys: Sequence[str]) -> list[str]:
+                return [u.url for u in self.sign(mount, keys, options)]
+
+        return iter_pages(self._container(mount), request, signer)
+
+    def _precheck(self, mount: Mount) -> CheckResult | None:
+        """A verdict reachable without calling Azure (expired SAS ...), if any."""
+        return None
+
+    def _forbidden_detail(self) -> tuple[str, str]:
+        return "AZURE_FORBIDDEN", "the credential may not list this container"
+
+    def check(self, mount: Mount) -> CheckResult:
+        """List one blob: AVAILABLE, FORBIDDEN, NOT_FOUND or MISCONFIGURED, with a reason."""
+        early = self._precheck(mount)
+        if early is not None:
+            return early
+        # No retries: an unreachable account should answer now, not after backoff.
+        options = {**self._config.transport_options(), "retry_total": 0}
+        try:
+            with ContainerClient(
+                self.base_url(mount), mount.bucket, credential=self._sdk_credential, **options
+            ) as client:
+                next(iter(client.list_blobs(results_per_page=1).by_page()), None)
+        except BucketVaultError as exc:
+            return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        except AzureError as exc:
+            return self._classify(exc)
+        except Exception as exc:
+            if is_identity_error(exc):
+                return self._classify(exc)
+            raise
+        return CheckResult(MountState.AVAILABLE, "OK", "the container answered a listing")
+
+    def _classify(self, exc: BaseException) -> CheckResult:
+        if is_identity_error(exc):
+            return CheckResult(
+                MountState.MISCONFIGURED,
+                "AZURE_AUTH_FAILED",
+                "the service principal could not get a token",
+            )
+        if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+            code = getattr(exc, "error_code", None) or ""
+            if code == "ContainerNotFound" or exc.status_code == 404:
+                return CheckResult(
+                    MountState.NOT_FOUND, "CONTAINER_NOT_FOUND", "the container does not exist"
+                )
+            if code in FORBIDDEN_CODES or exc.status_code in (401, 403):
+                reason, detail = self._forbidden_detail()
+                return CheckResult(MountState.FORBIDDEN, reason, f"{detail} ({describe(exc)})")
+            return CheckResult(MountState.MISCONFIGURED, "AZURE_ERROR", describe(exc))
+        return CheckResult(
+            MountState.MISCONFIGURED,
+            "ACCOUNT_UNREACHABLE",
+            "the storage account URL did not answer",
+        )
+
+    def close(self) -> None:
+        """Close HTTP pipelines and drop material."""
+        with self._lock:
+            clients = list(self._containers.values())
+            self._containers.clear()
+        for client in clients:
+            client.close()
+
+
+class SasHandle(AzureHandle):
+    """AZURE_SAS: the customer's container or account SAS, appended as is."""
+
+    def __init__(self, config: AzureConfig, clock: Clock, account_url: str, sas: SasToken) -> None:
+        super().__init__(config, clock, account_url, "", sas.token)
+        self._sas = sas
+
+    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+        now = self._clock.now()
+        if now >= self._sas.expiry:
+            raise FailedPrecondition(
+                "the credential's SAS has expired: register a new one",
+                reason="SAS_EXPIRED",
+            )
+        needed = "cw" if options.method is Method.PUT else "r"
+        if not self._sas.allows(needed):
+            raise FailedPrecondition(
+                f"the credential's SAS does not allow {options.method.value} "
+                f"(needs one of '{needed}' in sp)",
+                reason="SAS_PERMISSION_MISSING",
+            )
+        if options.response_content_type or options.response_content_disposition:
+            # rsct/rscd are signed fields: a customer SAS cannot be given new ones.
+            raise FailedPrecondition(
+                "response header overrides need a key-signed SAS, not a customer SAS",
+                reason="SAS_OVERRIDES_UNSUPPORTED",
+            )
+        token = self._sas.token
+        return Batch(self._sas.expiry, "SAS_EXPIRY", lambda _p, _e: lambda _key: token)
+
+    def _precheck(self, mount: Mount) -> CheckResult | None:
+        if self._clock.now() >= self._sas.expiry:
+            return CheckResult(MountState.FORBIDDEN, "SAS_EXPIRED", "the SAS has expired")
+        return None
+
+    def _forbidden_detail(self) -> tuple[str, str]:
+        if not self._sas.allows("l"):
+            return "SAS_PERMISSION_MISSING", "the SAS lacks list permission"
+        return "AZURE_FORBIDDEN", "the SAS does not grant access to this container"
+
+
+class SharedKeyHandle(AzureHandle):
+    """AZURE_SHARED_KEY: per-blob service SAS signed locally with the account key."""
+
+    def __init__(
+        self,
+        config: AzureConfig,
+        clock: Clock,
+        account_url: str,
+        account_name: str,
+        account_key: str,
+    ) -> None:
+        super().__init__(
+            config,
+            clock,
+            account_url,
+            account_name,
+            {"account_name": account_name, "account_key": account_key},
+        )
+        self._key = base64.b64decode(account_key)
+
+    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+        key, name = self._key, self._account_name
+
+        def tokens(permission: str, expiry: datetime) -> TokenFor:
+            return service_sas(key, _request(name, mount, options, permission, expiry)).token
+
+        return Batch(None, "", tokens)
+
+    def close(self) -> None:
+        self._key = b""
+        super().close()
+
+
+class ServicePrincipalHandle(AzureHandle):
+    """AZURE_SERVICE_PRINCIPAL: per-blob user-delegation SAS from a cached delegation key."""
+
+    def __init__(
+        self,
+        config: AzureConfig,
+        clock: Clock,
+        account_url: str,
+        account_name: str,
+        credential: GuardedCredential,
+    ) -> None:
+        super().__init__(config, clock, account_url, account_name, credential)
+        self._credential = credential
+        self._keys: dict[str, DelegationKeyCache] = {}
+
+    def delegation_keys(self, mount: Mount) -> DelegationKeyCache:
+        """The key cache of the mount's account (created on first use)."""
+        url = self.base_url(mount)
+        with self._lock:
+            cache = self._keys.get(url)
+            if cache is None:
+                cache = DelegationKeyCache(
+                    lambda start, expiry: fetch_delegation_key(
+                        self._config, url, self._credential, start, expiry
+                    ),
+                    self._clock,
+                    lifetime=self._config.delegation_key_lifetime,
+                    refresh_ahead=self._config.delegation_key_refresh_ahead,
+                    min_remaining=self._config.delegation_key_min_remaining,
+                )
+                self._keys[url] = cache
+            return cache
+
+    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+        # A SAS signed with a delegation key dies with the key: cap by its expiry.
+        current = self.delegation_keys(mount).get()
+        name = self._account_name
+
+        def tokens(permission: str, expiry: datetime) -> TokenFor:
+            request = _request(name, mount, options, permission, expiry)
+            return user_delegation_sas(current.key, request).token
+
+        return Batch(current.expires_at, "SESSION_EXPIRY", tokens)
+
+    def _precheck(self, mount: Mount) -> CheckResult | None:
+        try:
+            self.delegation_keys(mount).get()
+        except BucketVaultError as exc:
+            if exc.reason == "AZURE_FORBIDDEN":
+                return CheckResult(
+                    MountState.FORBIDDEN,
+                    "DELEGATION_KEY_FORBIDDEN",
+                    "the service principal may not get a user delegation key",
+                )
+            if exc.reason == "AZURE_UNREACHABLE":
+                return CheckResult(
+                    MountState.MISCONFIGURED,
+                    "ACCOUNT_UNREACHABLE",
+                    "the storage account URL did not answer",
+                )
+            return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            for cache in self._keys.values():
+                cache.clear()
+            self._keys.clear()
+        super().close()
+        self._credential.close()
+
+
+def _request(
+    account_name: str, mount: Mount, options: SignOptions, permission: str, expiry: datetime
+) -> SasRequest:
+    reading = options.method is not Method.PUT
+    return SasRequest(
+        account_name,
+        mount.bucket,
+        permission,
+        expiry,
+        content_type=options.response_content_type if reading else "",
+        content_disposition=options.response_content_disposition if reading else "",
+    )
+
+
+def fetch_delegation_key(
+    config: AzureConfig,
+    account_url: str,
+    credential: GuardedCredential,
+    start: datetime,
+    expiry: datetime,
+) -> DelegationKey:
+    """Get User Delegation Key for [start, expiry], errors translated."""
+    try:
+        with BlobServiceClient(
+            account_url, credential=credential, **config.transport_options()
+        ) as service:
+            key = service.get_user_delegation_key(start, expiry)
+    except Exception as exc:
+        if isinstance(exc, AzureError) or is_identity_error(exc):
+            raise translate(exc, "getting a user delegation key") from exc
+        raise
+    return DelegationKey(
+        signed_oid=key.signed_oid or "",
+        signed_tid=key.signed_tid or "",
+        signed_start=key.signed_start or "",
+        signed_expiry=key.signed_expiry or "",
+        signed_service=key.signed_service or "",
+        signed_version=key.signed_version or "",
+        value=key.value or "",
+        signed_delegated_user_tid=key.signed_delegated_user_tid or "",
+    )
+
+
+__all__ = [
+    "AzureHandle",
+    "SasHandle",
+    "ServicePrincipalHandle",
+    "SharedKeyHandle",
+    "fetch_delegation_key",
+]

@@ -1,0 +1,362 @@
+"""Peers and fakes for the AWS provider tests: moto, LocalStack, a recording STS proxy."""
+
+from __future__ import annotations
+
+import html
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import botocore.auth
+import pytest
+from hypothesis import strategies as st
+
+from bucketvault.clock import Clock
+from bucketvault.errors import BucketVaultError
+from bucketvault.models import (
+    Credential,
+    CredentialKind,
+    CredentialState,
+    Method,
+    Mount,
+    MountPolicy,
+    SecretDocument,
+)
+from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.aws.sts import AssumeRoleRequest, SessionDurationRefused
+
+ROOT = Path(__file__).resolve().parents[2]
+MOTO_BIN = ROOT / ".venv" / "bin" / "moto_server"
+LOCALSTACK_PY = ROOT / ".tools" / "localstack-venv" / "bin" / "python"
+ROLE_ARN = "arn:aws:iam::123456789012:role/bucketvault-reader"
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} peer exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, even if with an error
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Peer:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+class RecordingProxy:
+    """Forwards every request to a peer and records the form bodies it carried."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.requests: list[dict[str, str]] = []
+        self.responses: list[bytes] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+                with proxy._lock:
+                    proxy.requests.append(form)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
+                }
+                req = urllib.request.Request(
+                    proxy.upstream + self.path, data=body, headers=headers, method="POST"
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        status, payload, ctype = (
+                            resp.status,
+                            resp.read(),
+                            resp.headers.get("Content-Type", ""),
+                        )
+                except urllib.error.HTTPError as err:
+                    status, payload, ctype = (
+                        err.code,
+                        err.read(),
+                        err.headers.get("Content-Type", ""),
+                    )
+                with proxy._lock:
+                    proxy.responses.append(payload)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype or "text/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def actions(self, action: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [r for r in self.requests if r.get("Action") == action]
+
+    def last_session(self) -> tuple[str, str, str]:
+        """(access key, secret, token) of the last AssumeRole answer that passed through."""
+        with self._lock:
+            answers = [r for r in self.responses if b"<AssumeRoleResult>" in r]
+        text = answers[-1].decode()
+
+        def tag(name: str) -> str:
+            return text.split(f"<{name}>", 1)[1].split(f"</{name}>", 1)[0]
+
+        return tag("AccessKeyId"), tag("SecretAccessKey"), html.unescape(tag("SessionToken"))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.responses.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def sts_error(code: str, message: str) -> bytes:
+    return (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>1</RequestId></ErrorResponse>"
+    ).encode()
+
+
+def sts_session(seconds: int) -> bytes:
+    expires = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+        "<Credentials><AccessKeyId>ASIASCRIPTED</AccessKeyId>"
+        "<SecretAccessKey>scripted-secret</SecretAccessKey>"
+        f"<SessionToken>scripted-token</SessionToken><Expiration>{expires}</Expiration>"
+        "</Credentials><AssumedRoleUser><AssumedRoleId>AROA:s</AssumedRoleId>"
+        f"<Arn>{ROLE_ARN}</Arn></AssumedRoleUser></AssumeRoleResult>"
+        "<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>"
+    ).encode()
+
+
+class ScriptedSts:
+    """A local HTTP STS whose answers a test scripts: form -> (status, XML body)."""
+
+    def __init__(self, answer: Callable[[dict[str, str]], tuple[int, bytes]]) -> None:
+        self.forms: list[dict[str, str]] = []
+        sts = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                sts.forms.append(form)
+                status, payload = answer(form)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class ScriptedS3:
+    """A local HTTP S3 answering each bucket (first path segment) with a scripted error."""
+
+    def __init__(self, answers: dict[str, tuple[int, dict[str, str], bytes]]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                bucket = self.path.lstrip("/").split("/")[0].split("?")[0]
+                status, headers, body = answers.get(bucket, (404, {}, b""))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def s3_error(code: str, message: str) -> bytes:
+    return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+
+
+@dataclass
+class FakeSts:
+    """StsGateway fake: sessions relative to the injected clock; scripted failures."""
+
+    clock: Clock
+    lifetime: timedelta = timedelta(hours=6)
+    # Exceptions to raise, one per call, before answering normally.
+    failures: list[BucketVaultError] = field(default_factory=list)
+    # When set, every call raises it (an outage).
+    down: BucketVaultError | None = None
+    calls: list[AssumeRoleRequest] = field(default_factory=list)
+    gate: threading.Event | None = None
+    # The role's MaxSessionDuration; longer requests get a ValidationError.
+    max_duration: int = 43200
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
+        if self.gate is not None:
+            self.gate.wait(10)
+        with self._lock:
+            self.calls.append(request)
+            n = len(self.calls)
+            if self.down is not None:
+                raise self.down
+            if self.failures:
+                raise self.failures.pop(0)
+            if request.duration_seconds > self.max_duration:
+                raise SessionDurationRefused(
+                    "DurationSeconds exceeds the MaxSessionDuration", role_chaining=False
+                )
+        seconds = min(request.duration_seconds, self.lifetime.total_seconds())
+        return AwsCredentials(
+            access_key_id=f"ASIAFAKE{n:08d}",
+            secret_access_key=f"secret-{n}",
+            session_token=f"token-{n}",
+            expiration=self.clock.now() + timedelta(seconds=seconds),
+        )
+
+    def caller_arn(self) -> str:
+        return "arn:aws:sts::111122223333:assumed-role/bucketvault-service/i-0abc"
+
+
+def credential(
+    kind: CredentialKind, metadata: dict[str, str] | None = None, cid: str = "cred-1"
+) -> Credential:
+    return Credential(
+        credential_id=cid,
+        tenant="acme",
+        display_name="test",
+        kind=kind,
+        state=CredentialState.ACTIVE,
+        fingerprint="fp",
+        metadata=metadata or {},
+        warnings=(),
+        created_at=EPOCH,
+        created_by="test",
+    )
+
+
+def secret(kind: CredentialKind, **fields: str) -> SecretDocument:
+    return SecretDocument(kind, dict(fields))
+
+
+def mount(
+    bucket: str,
+    *,
+    prefix: str = "",
+    region: str = "",
+    endpoint: str = "",
+    mount_id: str = "m-1",
+    max_ttl: int = 3600,
+) -> Mount:
+    return Mount(
+        mount_id=mount_id,
+        tenant="acme",
+        name="m",
+        bucket=bucket,
+        prefix=prefix,
+        region=region,
+        endpoint=endpoint,
+        credential_id="cred-1",
+        policy=MountPolicy(max_ttl, frozenset(Method)),
+        version=1,
+        created_at=EPOCH,
+        updated_at=EPOCH,
+    )
+
+
+def no_sleep() -> tuple[list[float], Callable[[float], None]]:
+    slept: list[float] = []
+    return slept, slept.append
+
+
+key_text = st.lists(
+    st.one_of(
+        st.sampled_from([*"ab/ +=%~-_.!*'()&$@:,;?#[]\"<>^`{|}", "é", "日本", "😀", "//"]),
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+        st.characters(min_codepoint=0xA0, max_codepoint=0x2FFF),
+    ),
+    min_size=1,
+    max_size=30,
+).map("".join)
+
+
+@contextmanager
+def frozen_botocore(when: datetime) -> Iterator[None]:
+    """Freeze botocore's signing clock (botocore's, not ours: allowed)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            botocore.auth,
+            "get_current_datetime",
+            lambda remove_tzinfo=True: when.replace(tzinfo=None),
+        )
+        yield
