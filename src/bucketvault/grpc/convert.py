@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -105,6 +106,37 @@ def signed_to_pb(s: SignedUrl) -> signer_pb2.SignedURL:
         key=s.key,
         expiry_capped_by=s.expiry_capped_by,
     )
+
+
+def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
+    """The SignURLs response. URLs of one call share their expiry and method, so those
+    are converted once; ``add`` fills the repeated field without a temporary message."""
+    response = signer_pb2.SignURLsResponse()
+    add = response.urls.add
+    stamps: dict[datetime, Timestamp | None] = {}
+    methods = {m: method_to_pb(m) for m in Method}
+    for s in urls:
+        stamp = stamps.get(s.expires_at)
+        if stamp is None:
+            stamp = stamps[s.expires_at] = ts(s.expires_at)
+        if s.required_headers:
+            add(
+                url=s.url,
+                method=methods[s.method],
+                expires_at=stamp,
+                key=s.key,
+                expiry_capped_by=s.expiry_capped_by,
+                required_headers=dict(s.required_headers),
+            )
+        else:
+            add(
+                url=s.url,
+                method=methods[s.method],
+                expires_at=stamp,
+                key=s.key,
+                expiry_capped_by=s.expiry_capped_by,
+            )
+    return response
 
 
 def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:

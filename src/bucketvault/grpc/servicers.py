@@ -191,7 +191,7 @@ class SignerServicer(signer_pb2_grpc.SignerServicer):
             ),
             call.request_id,
         )
-        return signer_pb2.SignURLsResponse(urls=[convert.signed_to_pb(u) for u in urls])
+        return convert.signed_batch_to_pb(urls)
 
     def ListPrefix(self, request: Any, context: Any) -> Iterator[signer_pb2.ListPrefixPage]:
         call = current_call()

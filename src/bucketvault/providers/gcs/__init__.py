@@ -1,4 +1,4 @@
-"""The gcs provider (not implemented yet: its mounts answer UNIMPLEMENTED)."""
+"""The GCS provider: V4 signed URLs (service-account RSA keys, HMAC keys) and listing."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from collections.abc import Mapping
 
 from bucketvault.clock import Clock
 from bucketvault.providers.base import CloudProvider
+from bucketvault.providers.gcs.provider import GcsHandle, GcsProvider
 from bucketvault.urlpolicy import UrlPolicy
 
 
 def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudProvider | None:
-    """Build the provider from the process environment, or None while it does not exist."""
-    return None
+    """Build the GCS provider; it needs no configuration beyond the URL policy."""
+    return GcsProvider(clock, url_policy)
+
+
+__all__ = ["GcsHandle", "GcsProvider", "build"]

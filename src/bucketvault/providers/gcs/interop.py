@@ -1,0 +1,131 @@
+"""ListPrefix for HMAC mounts through the XML API's S3 interoperability.
+
+GCS accepts S3 ListObjectsV2 signed with SigV4 by an HMAC key (region "auto"), which
+is what boto3 does with an endpoint override. One boto3 client per endpoint and
+handle (boto3 clients are thread-safe once built).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
+from bucketvault.models import ListEntry, ListPage, ListRequest
+from bucketvault.providers.gcs.listing import ListTarget, http_error, page_size
+
+_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+)
+_KEY_REJECTED = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidSecurity",
+        "AuthorizationHeaderMalformed",
+    }
+)
+
+
+class InteropLister:
+    """Lists with ListObjectsV2, signed with the handle's HMAC key."""
+
+    def __init__(self, access_id: str, secret: str) -> None:
+        self._access_id = access_id
+        self._secret = secret
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"InteropLister(access_id={self._access_id!r})"
+
+    def _client(self, endpoint: str) -> Any:
+        with self._lock:
+            client = self._clients.get(endpoint)
+            if client is None:
+                # A private botocore session: no profile or shared config of the host leaks in.
+                session = boto3.session.Session(
+                    aws_access_key_id=self._access_id,
+                    aws_secret_access_key=self._secret,
+                    region_name="auto",
+                )
+                client = session.client("s3", endpoint_url=endpoint, config=_CONFIG)
+                self._clients[endpoint] = client
+            return client
+
+    def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]:
+        """Every page from request.page_token on, lazily."""
+        token = request.page_token
+        while True:
+            page = self.page(target, request, token)
+            yield page
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def page(self, target: ListTarget, request: ListRequest, page_token: str) -> ListPage:
+        """One ListObjectsV2 page."""
+        kwargs: dict[str, Any] = {
+            "Bucket": target.bucket,
+            "MaxKeys": page_size(request.page_size),
+        }
+        if request.prefix:
+            kwargs["Prefix"] = request.prefix
+        if request.delimiter:
+            kwargs["Delimiter"] = request.delimiter
+        if page_token:
+            kwargs["ContinuationToken"] = page_token
+        try:
+            body = self._client(target.endpoint).list_objects_v2(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            raise _client_error(exc, target) from exc
+        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+            raise Unavailable(
+                f"GCS at {target.endpoint} is unreachable", reason="ENDPOINT_UNREACHABLE"
+            ) from exc
+        entries = tuple(
+            ListEntry(
+                key=str(item["Key"]),
+                size=int(item.get("Size", 0)),
+                etag=str(item.get("ETag", "")).strip('"'),
+                last_modified=item.get("LastModified"),
+            )
+            for item in body.get("Contents", ())
+        )
+        prefixes = tuple(str(p["Prefix"]) for p in body.get("CommonPrefixes", ()))
+        next_token = str(body.get("NextContinuationToken", "")) if body.get("IsTruncated") else ""
+        return ListPage(entries=entries, common_prefixes=prefixes, next_page_token=next_token)
+
+    def close(self) -> None:
+        """Drop the clients and the secret."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+            self._secret = ""
+
+
+def _client_error(exc: botocore.exceptions.ClientError, target: ListTarget) -> BucketVaultError:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _KEY_REJECTED:
+        return FailedPrecondition(
+            f"GCS rejected the HMAC key {target.principal}", reason="GCS_HMAC_KEY_REJECTED"
+        )
+    if code == "NoSuchBucket":
+        status = 404
+    elif code == "AccessDenied":
+        status = 403
+    return http_error(status, target, what="storage.objects.list")
+
+
+__all__ = ["InteropLister"]

@@ -1,0 +1,152 @@
+"""ListPrefix for service-account mounts through the GCS JSON API.
+
+One HTTP call per page, yielded as soon as it arrives, so memory stays constant
+however many objects the prefix holds. The page token is GCS's own pageToken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from bucketvault.errors import (
+    BucketVaultError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from bucketvault.models import ListEntry, ListPage, ListRequest
+from bucketvault.providers.gcs.tokens import TokenCache
+from bucketvault.providers.signing import encode_value
+
+MAX_PAGE_SIZE = 1000
+# Only what a ListPage carries: smaller responses from GCS.
+_FIELDS = "items(name,size,etag,updated),prefixes,nextPageToken"
+TIMEOUT = (5.0, 30.0)
+
+
+def page_size(requested: int) -> int:
+    """The page size to ask the cloud for: 1..1000, 0 meaning the maximum."""
+    return MAX_PAGE_SIZE if requested <= 0 else min(requested, MAX_PAGE_SIZE)
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp from GCS, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class ListTarget:
+    """Where to list and on whose behalf (for error messages only)."""
+
+    endpoint: str
+    bucket: str
+    principal: str
+
+
+def http_error(status: int, target: ListTarget, *, what: str) -> BucketVaultError:
+    """An HTTP status from GCS as the service's error, naming bucket and principal only."""
+    if status == 403:
+        return PermissionDenied(
+            f"{target.principal} lacks {what} on bucket {target.bucket}", reason="BUCKET_FORBIDDEN"
+        )
+    if status == 401:
+        return FailedPrecondition(
+            f"GCS did not accept the credentials of {target.principal}",
+            reason="GCS_UNAUTHENTICATED",
+        )
+    if status == 404:
+        return NotFound(f"bucket {target.bucket} does not exist", reason="BUCKET_NOT_FOUND")
+    if status == 400:
+        return InvalidArgument(
+            f"GCS rejected the listing request on bucket {target.bucket}", reason="GCS_BAD_REQUEST"
+        )
+    return Unavailable(
+        f"GCS answered {status} when listing bucket {target.bucket}", reason="GCS_UNAVAILABLE"
+    )
+
+
+class JsonApiLister:
+    """Lists a bucket with an OAuth token from the handle's TokenCache."""
+
+    def __init__(self, session: requests.Session, tokens: TokenCache) -> None:
+        self._session = session
+        self._tokens = tokens
+
+    def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]:
+        """Every page from request.page_token on, lazily."""
+        token = request.page_token
+        while True:
+            page = self.page(target, request, token)
+            yield page
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def page(self, target: ListTarget, request: ListRequest, page_token: str) -> ListPage:
+        """One page of objects and common prefixes."""
+        params = [("maxResults", str(page_size(request.page_size))), ("fields", _FIELDS)]
+        if request.prefix:
+            params.append(("prefix", request.prefix))
+        if request.delimiter:
+            params.append(("delimiter", request.delimiter))
+        if page_token:
+            params.append(("pageToken", page_token))
+        query = "&".join(f"{encode_value(k)}={encode_value(v)}" for k, v in params)
+        url = f"{target.endpoint}/storage/v1/b/{quote(target.bucket, safe='')}/o?{query}"
+        headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+        try:
+            response = self._session.get(url, headers=headers, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise Unavailable(
+                f"GCS at {target.endpoint} is unreachable", reason="ENDPOINT_UNREACHABLE"
+            ) from exc
+        if response.status_code == 400 and page_token:
+            raise InvalidArgument(
+                "the page token was not accepted by GCS",
+                reason="INVALID_PAGE_TOKEN",
+                field="page_token",
+            )
+        if response.status_code != 200:
+            raise http_error(response.status_code, target, what="storage.objects.list")
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise Unavailable(
+                f"GCS at {target.endpoint} answered with something else than JSON",
+                reason="GCS_BAD_RESPONSE",
+            ) from exc
+        return _to_page(body)
+
+
+def _to_page(body: dict[str, Any]) -> ListPage:
+    entries = tuple(
+        ListEntry(
+            key=str(item["name"]),
+            size=int(item.get("size") or 0),
+            etag=str(item.get("etag", "")),
+            last_modified=parse_time(item.get("updated")),
+        )
+        for item in body.get("items", ())
+    )
+    prefixes = tuple(str(p) for p in body.get("prefixes", ()))
+    return ListPage(
+        entries=entries,
+        common_prefixes=prefixes,
+        next_page_token=str(body.get("nextPageToken", "")),
+    )
+
+
+__all__ = ["MAX_PAGE_SIZE", "JsonApiLister", "ListTarget", "http_error", "page_size", "parse_time"]
