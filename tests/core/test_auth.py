@@ -68,7 +68,12 @@ def test_other_tenants_get_no_hint_of_existence(server: RunningServer) -> None:
 def test_health_needs_no_token(server: RunningServer) -> None:
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "bucketvault.v1.Signer", "bucketvault.v1.Vault", "bucketvault.v1.Audit"):
+        for service in (
+            "",
+            "bucketvault.v1.Signer",
+            "bucketvault.v1.Vault",
+            "bucketvault.v1.Audit",
+        ):
             response = health.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING
 

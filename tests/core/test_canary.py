@@ -19,7 +19,10 @@ from bucketvault.testing.server import start_server
 
 
 def test_canary_never_leaks(
-    tmp_path: Path, moto_url: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    moto_url: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     canary = "CANARY" + secrets.token_hex(8)
     caplog.set_level(logging.DEBUG)
@@ -44,24 +47,37 @@ def test_canary_never_leaks(
                 seen.append(str(cred))
             except errors.BucketVaultError as exc:
                 seen += [str(exc), repr(exc), exc.message, str(exc.metadata)]
-        assert {"AWS_ROLE", "S3_ACCESS_KEY", "GCS_SERVICE_ACCOUNT", "GCS_HMAC", "AZURE_SAS"} <= set(registered)
+        assert {"AWS_ROLE", "S3_ACCESS_KEY", "GCS_SERVICE_ACCOUNT", "GCS_HMAC", "AZURE_SAS"} <= set(
+            registered
+        )
         # Bad input that carries the canary: the error must not quote it.
-        for bad in ({"access_id": "GOOG1X", "secret": 5, "x": canary}, {"access_id": canary * 20, "secret": canary}):
+        for bad in (
+            {"access_id": "GOOG1X", "secret": 5, "x": canary},
+            {"access_id": canary * 20, "secret": canary},
+        ):
             with pytest.raises(errors.InvalidArgument) as exc_info:
                 c.register_credential("acme", "GCS_HMAC", bad)
             seen += [str(exc_info.value), repr(exc_info.value)]
         sign_calls = 0
         for kind, cred_id in registered.items():
             mount = c.create_mount(
-                "acme", name=f"m-{kind.lower().replace('_', '-')}", bucket="bucket", prefix="img/",
-                credential_id=cred_id, allowed_methods=("GET", "HEAD", "PUT"),
+                "acme",
+                name=f"m-{kind.lower().replace('_', '-')}",
+                bucket="bucket",
+                prefix="img/",
+                credential_id=cred_id,
+                allowed_methods=("GET", "HEAD", "PUT"),
                 endpoint=dead if kind in ("S3_ACCESS_KEY",) else "",
             )
             seen.append(str(c.get_credential("acme", cred_id)))
             for call in (
                 lambda m=mount: c.sign_url("acme", m.mount_id, "img/a b+c.jpg", ttl_seconds=600),
-                lambda m=mount: c.sign_url("acme", m.mount_id, "img/up.jpg", method="PUT", content_type="image/jpeg"),
-                lambda m=mount: c.sign_urls("acme", m.mount_id, [f"img/{i}.jpg" for i in range(50)]),
+                lambda m=mount: c.sign_url(
+                    "acme", m.mount_id, "img/up.jpg", method="PUT", content_type="image/jpeg"
+                ),
+                lambda m=mount: c.sign_urls(
+                    "acme", m.mount_id, [f"img/{i}.jpg" for i in range(50)]
+                ),
             ):
                 try:
                     seen.append(str(call()))

@@ -17,7 +17,9 @@ from bucketvault.cli.main import main
 from bucketvault.testing.server import RunningServer
 
 
-def _cli(server: RunningServer, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def _cli(
+    server: RunningServer, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     token_file = server.data_dir / "admin.token"
     code = main(["--address", server.address, "--token-file", str(token_file), *args])
     out, err = capsys.readouterr()
@@ -30,36 +32,97 @@ def test_register_list_show_revoke(
     secret_file = tmp_path / "hmac.json"
     secret_file.write_text(json.dumps(sample("GCS_HMAC", "CLICANARY")))
     code, out, _ = _cli(
-        server, capsys, "--json", "credentials", "register", "--tenant", "acme",
-        "--kind", "GCS_HMAC", "--from-file", str(secret_file), "--name", "from-cli",
+        server,
+        capsys,
+        "--json",
+        "credentials",
+        "register",
+        "--tenant",
+        "acme",
+        "--kind",
+        "GCS_HMAC",
+        "--from-file",
+        str(secret_file),
+        "--name",
+        "from-cli",
     )
     assert code == 0
     cred = json.loads(out)
     assert cred["display_name"] == "from-cli" and "CLICANARY" not in out
     code, out, _ = _cli(server, capsys, "credentials", "list", "--tenant", "acme")
     assert code == 0 and cred["credential_id"] in out and "CREDENTIAL_ID" in out
-    code, out, _ = _cli(server, capsys, "--json", "credentials", "show", "--tenant", "acme", "--id", cred["credential_id"])
+    code, out, _ = _cli(
+        server,
+        capsys,
+        "--json",
+        "credentials",
+        "show",
+        "--tenant",
+        "acme",
+        "--id",
+        cred["credential_id"],
+    )
     assert json.loads(out)["state"] == "ACTIVE"
     code, out, _ = _cli(
-        server, capsys, "mounts", "create", "--tenant", "acme", "--name", "m", "--bucket", "b",
-        "--credential", cred["credential_id"], "--methods", "GET,HEAD",
+        server,
+        capsys,
+        "mounts",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "m",
+        "--bucket",
+        "b",
+        "--credential",
+        cred["credential_id"],
+        "--methods",
+        "GET,HEAD",
     )
     assert code == 0 and "mount_id" in out
-    code, out, _ = _cli(server, capsys, "--json", "credentials", "revoke", "--tenant", "acme", "--id", cred["credential_id"])
+    code, out, _ = _cli(
+        server,
+        capsys,
+        "--json",
+        "credentials",
+        "revoke",
+        "--tenant",
+        "acme",
+        "--id",
+        cred["credential_id"],
+    )
     assert json.loads(out)["state"] == "REVOKED"
 
 
-def test_register_from_stdin(server: RunningServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_register_from_stdin(
+    server: RunningServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     payload = json.dumps(sample("GCS_HMAC")).encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(payload)))
-    code, out, _ = _cli(server, capsys, "--json", "credentials", "register", "--tenant", "acme", "--kind", "GCS_HMAC", "--from-file", "-")
+    code, out, _ = _cli(
+        server,
+        capsys,
+        "--json",
+        "credentials",
+        "register",
+        "--tenant",
+        "acme",
+        "--kind",
+        "GCS_HMAC",
+        "--from-file",
+        "-",
+    )
     assert code == 0 and json.loads(out)["kind"] == "GCS_HMAC"
 
 
-def test_errors_are_one_line_with_reason(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _cli(server, capsys, "credentials", "show", "--tenant", "acme", "--id", "cred_nope")
+def test_errors_are_one_line_with_reason(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _cli(
+        server, capsys, "credentials", "show", "--tenant", "acme", "--id", "cred_nope"
+    )
     assert code == 1
     assert "NOT_FOUND" in err and "CREDENTIAL_NOT_FOUND" in err
 
@@ -69,7 +132,10 @@ def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:
     env = {**os.environ, "BUCKETVAULT_DATA_DIR": str(data), "BUCKETVAULT_LISTEN": "127.0.0.1:0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bucketvault.cli.main", "serve"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None

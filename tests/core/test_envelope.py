@@ -91,8 +91,11 @@ def test_unknown_kek_uri_scheme(tmp_path: Path) -> None:
 def test_aws_kms_provider_on_moto(moto_url: str) -> None:
     env = aws_env(moto_url)
     kms = boto3.client(
-        "kms", endpoint_url=moto_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "kms",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     provider = key_provider_from_uri(f"aws-kms://{key_arn}", env)

@@ -24,7 +24,9 @@ def test_same_idempotency_key_returns_the_same_credential(server: RunningServer)
     again = c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC"), idempotency_key="op-1")
     assert again.credential_id == first.credential_id
     assert len(list(c.list_credentials("acme"))) == 1
-    other_tenant = c.register_credential("globex", "GCS_HMAC", sample("GCS_HMAC"), idempotency_key="op-1")
+    other_tenant = c.register_credential(
+        "globex", "GCS_HMAC", sample("GCS_HMAC"), idempotency_key="op-1"
+    )
     assert other_tenant.credential_id != first.credential_id
 
 
@@ -123,7 +125,9 @@ def test_rebind_is_compare_and_swap(server: RunningServer) -> None:
 
 def test_concurrent_rebinds_one_wins(server: RunningServer) -> None:
     c = server.client()
-    creds = [c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC", f"c{i}")) for i in range(6)]
+    creds = [
+        c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC", f"c{i}")) for i in range(6)
+    ]
     mount = c.create_mount("acme", name="m", bucket="b", credential_id=creds[0].credential_id)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -194,7 +198,11 @@ def test_sign_request_rules_are_enforced_before_any_provider(server: RunningServ
     c = server.client()
     cred = c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC"))
     mount = c.create_mount(
-        "acme", name="m", bucket="b", prefix="images/", credential_id=cred.credential_id,
+        "acme",
+        name="m",
+        bucket="b",
+        prefix="images/",
+        credential_id=cred.credential_id,
         max_ttl_seconds=600,
     )
     cases = [
@@ -222,7 +230,10 @@ def test_sign_request_rules_are_enforced_before_any_provider(server: RunningServ
 
 def test_list_pagination_of_credentials_and_mounts(server: RunningServer) -> None:
     c = server.client()
-    made = {c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC", f"p{i}")).credential_id for i in range(7)}
+    made = {
+        c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC", f"p{i}")).credential_id
+        for i in range(7)
+    }
     assert {x.credential_id for x in c.list_credentials("acme", page_size=3)} == made
     first = c.vault.ListCredentials(
         vault_pb2.ListCredentialsRequest(tenant="acme", page_size=3),

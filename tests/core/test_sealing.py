@@ -44,7 +44,9 @@ def test_blob_sealed_for_another_tenant_is_refused(server: RunningServer) -> Non
 
 def test_blob_sealed_for_another_kind_is_refused(server: RunningServer) -> None:
     c = server.client()
-    sealed = c.seal("acme", "GCS_HMAC", {"access_key_id": "AKIAEXAMPLE123456", "secret_access_key": "x"})
+    sealed = c.seal(
+        "acme", "GCS_HMAC", {"access_key_id": "AKIAEXAMPLE123456", "secret_access_key": "x"}
+    )
     with pytest.raises(errors.InvalidArgument) as exc:
         c.register_sealed("acme", "S3_ACCESS_KEY", sealed)
     assert exc.value.reason == "UNSEAL_FAILED"
@@ -96,7 +98,10 @@ def test_truncated_and_empty_blobs_are_refused(server: RunningServer) -> None:
 def test_sealing_binds_info_exactly() -> None:
     private, public = hpke.generate(hpke.Suite.X25519_SHA256_AES256GCM)
     blob = hpke.seal(hpke.Suite.X25519_SHA256_AES256GCM, public, "acme", "AWS_ROLE", b"{}")
-    assert hpke.open_sealed(hpke.Suite.X25519_SHA256_AES256GCM, private, "acme", "AWS_ROLE", blob) == b"{}"
+    assert (
+        hpke.open_sealed(hpke.Suite.X25519_SHA256_AES256GCM, private, "acme", "AWS_ROLE", blob)
+        == b"{}"
+    )
     for tenant, kind in (("acme ", "AWS_ROLE"), ("acme", "S3_ACCESS_KEY"), ("acm", "AWS_ROLE")):
         with pytest.raises(errors.CryptoError):
             hpke.open_sealed(hpke.Suite.X25519_SHA256_AES256GCM, private, tenant, kind, blob)

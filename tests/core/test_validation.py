@@ -26,30 +26,52 @@ def _with(kind: str, **changes: Any) -> dict[str, Any]:
 
 CASES = [
     ("AWS_ROLE", _with("AWS_ROLE", role_arn=None), "secret.role_arn"),
-    ("AWS_ROLE", _with("AWS_ROLE", role_arn=f"arn:aws:iam::12:user/{SECRET_MARK}"), "secret.role_arn"),
+    (
+        "AWS_ROLE",
+        _with("AWS_ROLE", role_arn=f"arn:aws:iam::12:user/{SECRET_MARK}"),
+        "secret.role_arn",
+    ),
     ("AWS_ROLE", _with("AWS_ROLE", role_arn=123), "secret.role_arn"),
     ("AWS_ROLE", _with("AWS_ROLE", external_id=SECRET_MARK), "secret.external_id"),
     ("AWS_ROLE", _with("AWS_ROLE", surprise=SECRET_MARK), "sealed_secret"),
     ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", access_key_id=None), "secret.access_key_id"),
     ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", secret_access_key=None), "secret.secret_access_key"),
     ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", secret_access_key=["x"]), "secret.secret_access_key"),
-    ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", endpoint_url=f"ftp://{SECRET_MARK}"), "secret.endpoint_url"),
+    (
+        "S3_ACCESS_KEY",
+        _with("S3_ACCESS_KEY", endpoint_url=f"ftp://{SECRET_MARK}"),
+        "secret.endpoint_url",
+    ),
     ("S3_ACCESS_KEY", _with("S3_ACCESS_KEY", region="Not A Region"), "secret.region"),
     ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", type="user"), "secret.type"),
     ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", client_email=None), "secret.client_email"),
     (
         "GCS_SERVICE_ACCOUNT",
-        _with("GCS_SERVICE_ACCOUNT", private_key=f"-----BEGIN PRIVATE KEY-----\n{SECRET_MARK}\n-----END PRIVATE KEY-----\n"),
+        _with(
+            "GCS_SERVICE_ACCOUNT",
+            private_key=f"-----BEGIN PRIVATE KEY-----\n{SECRET_MARK}\n-----END PRIVATE KEY-----\n",
+        ),
         "secret.private_key",
     ),
-    ("GCS_SERVICE_ACCOUNT", _with("GCS_SERVICE_ACCOUNT", token_uri="https://evil.example/token"), "secret.token_uri"),
+    (
+        "GCS_SERVICE_ACCOUNT",
+        _with("GCS_SERVICE_ACCOUNT", token_uri="https://evil.example/token"),
+        "secret.token_uri",
+    ),
     ("GCS_HMAC", _with("GCS_HMAC", access_id=None), "secret.access_id"),
     ("GCS_HMAC", _with("GCS_HMAC", secret=""), "secret.secret"),
     ("AZURE_SAS", _with("AZURE_SAS", account_url=None), "secret.account_url"),
-    ("AZURE_SAS", _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sig={SECRET_MARK}"), "secret.sas_token"),
     (
         "AZURE_SAS",
-        _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sr=c&sp=wl&se=2099-01-01T00:00:00Z&sig={SECRET_MARK}"),
+        _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sig={SECRET_MARK}"),
+        "secret.sas_token",
+    ),
+    (
+        "AZURE_SAS",
+        _with(
+            "AZURE_SAS",
+            sas_token=f"sv=2025-05-05&sr=c&sp=wl&se=2099-01-01T00:00:00Z&sig={SECRET_MARK}",
+        ),
         "secret.sas_token",
     ),
     (
@@ -57,14 +79,28 @@ CASES = [
         _with("AZURE_SAS", sas_token=f"sv=2025-05-05&sr=c&sp=rl&se=notadate&sig={SECRET_MARK}"),
         "secret.sas_token",
     ),
-    ("AZURE_SHARED_KEY", _with("AZURE_SHARED_KEY", account_key=f"{SECRET_MARK}!!"), "secret.account_key"),
+    (
+        "AZURE_SHARED_KEY",
+        _with("AZURE_SHARED_KEY", account_key=f"{SECRET_MARK}!!"),
+        "secret.account_key",
+    ),
     ("AZURE_SHARED_KEY", _with("AZURE_SHARED_KEY", account_name="Bad_Name"), "secret.account_name"),
-    ("AZURE_SERVICE_PRINCIPAL", _with("AZURE_SERVICE_PRINCIPAL", client_secret=None), "secret.client_secret"),
-    ("AZURE_SERVICE_PRINCIPAL", _with("AZURE_SERVICE_PRINCIPAL", tenant_id="not a tenant!"), "secret.tenant_id"),
+    (
+        "AZURE_SERVICE_PRINCIPAL",
+        _with("AZURE_SERVICE_PRINCIPAL", client_secret=None),
+        "secret.client_secret",
+    ),
+    (
+        "AZURE_SERVICE_PRINCIPAL",
+        _with("AZURE_SERVICE_PRINCIPAL", tenant_id="not a tenant!"),
+        "secret.tenant_id",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("kind", "doc", "field"), CASES, ids=[f"{k}-{f}-{i}" for i, (k, _, f) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("kind", "doc", "field"), CASES, ids=[f"{k}-{f}-{i}" for i, (k, _, f) in enumerate(CASES)]
+)
 def test_invalid_secret_names_the_field_and_writes_nothing(
     server: RunningServer, kind: str, doc: dict[str, Any], field: str
 ) -> None:
@@ -114,5 +150,7 @@ def test_request_field_errors(server: RunningServer) -> None:
         c.register_credential("Bad Tenant", "GCS_HMAC", sample("GCS_HMAC"))
     assert exc.value.field == "tenant"
     with pytest.raises(errors.InvalidArgument) as exc:
-        c.register_sealed("acme", "CREDENTIAL_KIND_UNSPECIFIED", c.seal("acme", "GCS_HMAC", sample("GCS_HMAC")))
+        c.register_sealed(
+            "acme", "CREDENTIAL_KIND_UNSPECIFIED", c.seal("acme", "GCS_HMAC", sample("GCS_HMAC"))
+        )
     assert exc.value.field == "kind"

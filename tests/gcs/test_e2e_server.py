@@ -61,7 +61,7 @@ def world(
     bucket: str,
     moto_s3: str,
 ) -> Iterator[World]:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     s3 = boto3.client(
         "s3",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -52,11 +52,11 @@ def translate(exc: grpc.RpcError) -> errors.BucketVaultError:
     return error
 
 
-def _kind(kind: str | int) -> int:
+def _kind(kind: str | int) -> Any:
     return common_pb2.CredentialKind.Value(kind) if isinstance(kind, str) else kind
 
 
-def _method(method: str | int) -> int:
+def _method(method: str | int) -> Any:
     return common_pb2.Method.Value(method.upper()) if isinstance(method, str) else method
 
 
@@ -100,9 +100,9 @@ class BucketVaultClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, rpc: Any, request: Any) -> Any:
+    def _call(self, rpc: Any, request: Any, returns: type[T]) -> T:
         try:
-            return rpc(request, metadata=self._metadata, timeout=self._timeout)
+            return cast(T, rpc(request, metadata=self._metadata, timeout=self._timeout))
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
@@ -114,11 +114,13 @@ class BucketVaultClient:
 
     # -- Vault ------------------------------------------------------------------
     def registration_key(
-        self, suite: int = vault_pb2.X25519_SHA256_AES256GCM
+        self, suite: Any = vault_pb2.X25519_SHA256_AES256GCM
     ) -> vault_pb2.RegistrationKey:
         if suite not in self._reg_keys:
             self._reg_keys[suite] = self._call(
-                self.vault.GetRegistrationKey, vault_pb2.GetRegistrationKeyRequest(suite=suite)
+                self.vault.GetRegistrationKey,
+                vault_pb2.GetRegistrationKeyRequest(suite=suite),
+                vault_pb2.RegistrationKey,
             )
         return self._reg_keys[suite]
 
@@ -128,7 +130,7 @@ class BucketVaultClient:
         kind: str,
         secret: Mapping[str, Any] | bytes,
         *,
-        suite: int = vault_pb2.X25519_SHA256_AES256GCM,
+        suite: Any = vault_pb2.X25519_SHA256_AES256GCM,
     ) -> vault_pb2.SealedSecret:
         """Seal a credential for this service, tenant and kind (HPKE, locally)."""
         key = self.registration_key(suite)
@@ -146,7 +148,7 @@ class BucketVaultClient:
         *,
         display_name: str = "",
         idempotency_key: str = "",
-        suite: int = vault_pb2.X25519_SHA256_AES256GCM,
+        suite: Any = vault_pb2.X25519_SHA256_AES256GCM,
     ) -> vault_pb2.Credential:
         """Seal secret locally and register it; the plaintext is never sent."""
         return self.register_sealed(
@@ -175,12 +177,14 @@ class BucketVaultClient:
                 sealed_secret=sealed,
                 idempotency_key=idempotency_key,
             ),
+            vault_pb2.Credential,
         )
 
     def get_credential(self, tenant: str, credential_id: str) -> vault_pb2.Credential:
         return self._call(
             self.vault.GetCredential,
             vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id),
+            vault_pb2.Credential,
         )
 
     def list_credentials(
@@ -194,6 +198,7 @@ class BucketVaultClient:
                 vault_pb2.ListCredentialsRequest(
                     tenant=tenant, page_size=page_size, page_token=token
                 ),
+                vault_pb2.ListCredentialsResponse,
             )
             yield from page.credentials
             token = page.next_page_token
@@ -208,11 +213,14 @@ class BucketVaultClient:
             vault_pb2.RevokeCredentialRequest(
                 tenant=tenant, credential_id=credential_id, reason=reason
             ),
+            vault_pb2.Credential,
         )
 
     def trust_policy(self, tenant: str) -> vault_pb2.AwsTrustPolicy:
         return self._call(
-            self.vault.GetAwsTrustPolicy, vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
+            self.vault.GetAwsTrustPolicy,
+            vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant),
+            vault_pb2.AwsTrustPolicy,
         )
 
     def create_mount(
@@ -243,11 +251,14 @@ class BucketVaultClient:
                     allowed_methods=[_method(m) for m in allowed_methods],
                 ),
             ),
+            vault_pb2.Mount,
         )
 
     def get_mount(self, tenant: str, mount_id: str) -> vault_pb2.Mount:
         return self._call(
-            self.vault.GetMount, vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
+            self.vault.GetMount,
+            vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id),
+            vault_pb2.Mount,
         )
 
     def list_mounts(self, tenant: str, *, page_size: int = 0) -> Iterator[vault_pb2.Mount]:
@@ -256,6 +267,7 @@ class BucketVaultClient:
             page = self._call(
                 self.vault.ListMounts,
                 vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size, page_token=token),
+                vault_pb2.ListMountsResponse,
             )
             yield from page.mounts
             token = page.next_page_token
@@ -273,11 +285,14 @@ class BucketVaultClient:
                 credential_id=credential_id,
                 expected_version=expected_version,
             ),
+            vault_pb2.Mount,
         )
 
     def check_mount(self, tenant: str, mount_id: str) -> vault_pb2.CheckMountResponse:
         return self._call(
-            self.vault.CheckMount, vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id)
+            self.vault.CheckMount,
+            vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id),
+            vault_pb2.CheckMountResponse,
         )
 
     # -- Signer -----------------------------------------------------------------
@@ -305,6 +320,7 @@ class BucketVaultClient:
                 response_content_disposition=response_content_disposition,
                 content_type=content_type,
             ),
+            signer_pb2.SignedURL,
         )
 
     def sign_urls(
@@ -325,6 +341,7 @@ class BucketVaultClient:
                 method=_method(method),
                 ttl_seconds=ttl_seconds,
             ),
+            signer_pb2.SignURLsResponse,
         )
         return list(response.urls)
 
@@ -364,7 +381,9 @@ class BucketVaultClient:
         )
 
     def verify_audit(self) -> audit_pb2.VerifyAuditResponse:
-        return self._call(self.audit.VerifyAudit, audit_pb2.VerifyAuditRequest())
+        return self._call(
+            self.audit.VerifyAudit, audit_pb2.VerifyAuditRequest(), audit_pb2.VerifyAuditResponse
+        )
 
 
 __all__ = ["BucketVaultClient", "translate"]

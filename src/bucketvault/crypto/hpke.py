@@ -80,13 +80,13 @@ def _private(
 
 def seal(suite: Suite, public: bytes, tenant: str, kind: str, plaintext: bytes) -> bytes:
     """enc || ciphertext for the service's registration key."""
-    return _SUITES[suite].encrypt(plaintext, _public(suite, public), info=info_for(tenant, kind))  # type: ignore[arg-type]
+    return _SUITES[suite].encrypt(plaintext, _public(suite, public), info=info_for(tenant, kind))
 
 
 def open_sealed(suite: Suite, private: bytes, tenant: str, kind: str, sealed: bytes) -> bytes:
     """The plaintext, or CryptoError: wrong key, wrong tenant/kind, tampered or truncated."""
     try:
-        return _SUITES[suite].decrypt(sealed, _private(suite, private), info=info_for(tenant, kind))  # type: ignore[arg-type]
+        return _SUITES[suite].decrypt(sealed, _private(suite, private), info=info_for(tenant, kind))
     except (InvalidTag, ValueError) as exc:
         raise CryptoError(
             "the sealed secret does not open for this tenant, kind and key",

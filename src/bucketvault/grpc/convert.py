@@ -34,7 +34,7 @@ def kind_from_pb(value: int) -> CredentialKind | None:
     if value == common_pb2.CREDENTIAL_KIND_UNSPECIFIED:
         return None
     try:
-        return CredentialKind(common_pb2.CredentialKind.Name(value))
+        return CredentialKind(common_pb2.CredentialKind.Name(value))  # type: ignore[arg-type]
     except ValueError:
         raise InvalidArgument(
             "unknown credential kind", reason="INVALID_FIELD", field="kind"
@@ -49,7 +49,7 @@ def method_from_pb(value: int, field: str = "method") -> Method | None:
     if value == common_pb2.METHOD_UNSPECIFIED:
         return None
     try:
-        return Method(common_pb2.Method.Name(value))
+        return Method(common_pb2.Method.Name(value))  # type: ignore[arg-type]
     except ValueError:
         raise InvalidArgument("unknown method", reason="INVALID_FIELD", field=field) from None
 

@@ -12,8 +12,14 @@ from bucketvault.app import App
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.grpc.interceptor import ServiceInterceptor
 from bucketvault.grpc.servicers import AuditServicer, SignerServicer, VaultServicer
-from bucketvault.v1 import audit_pb2, audit_pb2_grpc, signer_pb2, signer_pb2_grpc
-from bucketvault.v1 import vault_pb2, vault_pb2_grpc
+from bucketvault.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    signer_pb2,
+    signer_pb2_grpc,
+    vault_pb2,
+    vault_pb2_grpc,
+)
 
 SERVICE_NAMES = (
     vault_pb2.DESCRIPTOR.services_by_name["Vault"].full_name,

@@ -39,7 +39,8 @@ def to_grpc_status(error: BucketVaultError) -> grpc.Status:
 def error_info(call: grpc.Call) -> tuple[str, str, dict[str, str]]:
     """(reason, field, metadata) carried by a failed call's status, if any."""
     status = rpc_status.from_call(call)
-    reason, field, metadata = "", "", {}
+    reason, field = "", ""
+    metadata: dict[str, str] = {}
     if status is None:
         return reason, field, metadata
     for detail in status.details:
