@@ -467,7 +467,9 @@ class App:
     def get_mount(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
         tenant = self._tenant(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
-        return self._mount(tenant, mount_id)
+        mount = self._mount(tenant, mount_id)
+        self._record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
+        return mount
 
     def list_mounts(
         self, principal: Principal, tenant: str, page_size: int, page_token: str, request_id: str
@@ -478,6 +480,7 @@ class App:
         rows = self._store.list_mounts(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
+        self._record(principal, tenant, "vault.list_mounts", tenant, request_id)
         return rows, (rows[-1].mount_id if more and rows else "")
 
     def rebind_mount(

@@ -55,8 +55,14 @@ class AzureConfig:
             600,
             MAX_DELEGATION_KEY_LIFETIME,
         )
+        authority = env.get("BUCKETVAULT_AZURE_AUTHORITY_HOST", "") or DEFAULT_AUTHORITY
+        if not authority.startswith("https://"):
+            # azure-identity refuses a plain-http authority on first use; refuse it at start-up.
+            raise InvalidArgument(
+                "BUCKETVAULT_AZURE_AUTHORITY_HOST must be an https URL", reason="INVALID_CONFIG"
+            )
         return cls(
-            authority_host=env.get("BUCKETVAULT_AZURE_AUTHORITY_HOST", "") or DEFAULT_AUTHORITY,
+            authority_host=authority,
             ca_bundle=env.get("BUCKETVAULT_AZURE_CA_BUNDLE", ""),
             delegation_key_lifetime=lifetime,
             delegation_key_refresh_ahead=_int(
