@@ -25,13 +25,9 @@ from bucketvault.errors import (
     Unavailable,
 )
 from bucketvault.models import (
-    Credential,
-    CredentialKind,
-    CredentialState,
-    Method,
     Mount,
-    MountPolicy,
 )
+from bucketvault.store._rows import RowMapper, methods, methods_text
 from bucketvault.store.base import AuditFilter, AuditRow, ServiceKeyRecord, StoredCredential
 from bucketvault.store.migrations import apply_migrations
 
@@ -80,83 +76,13 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _dt_or_none(text: str | None) -> datetime | None:
-    return None if text is None else _dt(text)
-
-
-def _methods_text(methods: frozenset[Method]) -> str:
-    return ",".join(sorted(m.value for m in methods))
-
-
-def _methods(text: str) -> frozenset[Method]:
-    return frozenset(Method(name) for name in text.split(",") if name)
-
-
-def _stored_credential(row: Sequence[Any]) -> StoredCredential:
-    credential = Credential(
-        credential_id=row[0],
-        tenant=row[1],
-        display_name=row[2],
-        kind=CredentialKind(row[3]),
-        state=CredentialState(row[4]),
-        fingerprint=row[5],
-        metadata=json.loads(row[6]),
-        warnings=tuple(json.loads(row[7])),
-        created_at=_dt(row[8]),
-        created_by=row[9],
-        record_version=row[10],
-        revoked_at=_dt_or_none(row[11]),
-        revoked_by=row[12],
-        revoke_reason=row[13],
-    )
-    envelope = None if row[14] is None else bytes(row[14])
-    return StoredCredential(credential, envelope, idempotency_key=row[15], request_hash=row[16])
-
-
-def _mount(row: Sequence[Any]) -> Mount:
-    return Mount(
-        mount_id=row[0],
-        tenant=row[1],
-        name=row[2],
-        bucket=row[3],
-        prefix=row[4],
-        region=row[5],
-        endpoint=row[6],
-        credential_id=row[7],
-        policy=MountPolicy(max_ttl_seconds=row[8], allowed_methods=_methods(row[9])),
-        version=row[10],
-        created_at=_dt(row[11]),
-        updated_at=_dt(row[12]),
-    )
-
-
-def _audit_row(row: Sequence[Any]) -> AuditRow:
-    return AuditRow(
-        writer_id=row[0],
-        seq=row[1],
-        time=_dt(row[2]),
-        principal=row[3],
-        tenant=row[4],
-        action=row[5],
-        resource=row[6],
-        outcome=row[7],
-        request_id=row[8],
-        detail_json=row[9],
-        prev_hash=row[10],
-        hash=row[11],
-    )
-
-
-def _service_key(row: Sequence[Any]) -> ServiceKeyRecord:
-    return ServiceKeyRecord(
-        key_id=row[0],
-        purpose=row[1],
-        suite=row[2],
-        public_key=bytes(row[3]),
-        envelope=bytes(row[4]),
-        created_at=_dt(row[5]),
-        retired_at=_dt_or_none(row[6]),
-    )
+_methods_text = methods_text
+_methods = methods
+_rows = RowMapper(_dt)
+_stored_credential = _rows.stored_credential
+_mount = _rows.mount
+_audit_row = _rows.audit_row
+_service_key = _rows.service_key
 
 
 def _translate(exc: sqlite3.Error) -> BucketVaultError:
