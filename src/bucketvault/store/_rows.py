@@ -31,8 +31,34 @@ def methods(text: str) -> frozenset[Method]:
 
 
 class RowMapper:
-    def __init__(self, to_datetime: Callable[[Any], datetime]) -> None:
+    def __init__(
+        self, to_datetime: Callable[[Any], datetime], from_datetime: Callable[[datetime], Any]
+    ) -> None:
         self._dt = to_datetime
+        self._db_time = from_datetime
+
+    def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:
+        """INSERT parameters in the column order the row readers expect."""
+        c = stored.credential
+        return (
+            c.credential_id,
+            c.tenant,
+            c.display_name,
+            c.kind.value,
+            c.state.value,
+            c.fingerprint,
+            json.dumps(dict(c.metadata), sort_keys=True),
+            json.dumps(list(c.warnings)),
+            self._db_time(c.created_at),
+            c.created_by,
+            c.record_version,
+            None if c.revoked_at is None else self._db_time(c.revoked_at),
+            c.revoked_by,
+            c.revoke_reason,
+            stored.envelope,
+            stored.idempotency_key,
+            stored.request_hash,
+        )
 
     def _dt_or_none(self, value: Any) -> datetime | None:
         return None if value is None else self._dt(value)

@@ -9,7 +9,6 @@ Races are settled by the database, not by us: idempotent inserts are
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -98,7 +97,7 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
 
 _methods_text = methods_text
 _methods = methods
-_rows = RowMapper(lambda value: value.astimezone(UTC))
+_rows = RowMapper(lambda value: value.astimezone(UTC), _utc)
 _stored_credential = _rows.stored_credential
 _mount = _rows.mount
 _audit_row = _rows.audit_row
@@ -303,25 +302,7 @@ class PostgresStore:
         with self._tx() as cur:
             cur.execute(
                 _INSERT_CRED,
-                (
-                    c.credential_id,
-                    c.tenant,
-                    c.display_name,
-                    c.kind.value,
-                    c.state.value,
-                    c.fingerprint,
-                    json.dumps(dict(c.metadata), sort_keys=True),
-                    json.dumps(list(c.warnings)),
-                    _utc(c.created_at),
-                    c.created_by,
-                    c.record_version,
-                    _utc_or_none(c.revoked_at),
-                    c.revoked_by,
-                    c.revoke_reason,
-                    stored.envelope,
-                    stored.idempotency_key,
-                    stored.request_hash,
-                ),
+                _rows.credential_params(stored),
             )
             if cur.rowcount == 1:
                 return stored

@@ -7,7 +7,6 @@ writers queue on the busy timeout instead of deadlocking on a lock upgrade.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -78,7 +77,7 @@ def _dt(text: str) -> datetime:
 
 _methods_text = methods_text
 _methods = methods
-_rows = RowMapper(_dt)
+_rows = RowMapper(_dt, _ts)
 _stored_credential = _rows.stored_credential
 _mount = _rows.mount
 _audit_row = _rows.audit_row
@@ -248,25 +247,7 @@ class SqliteStore:
                 f"INSERT INTO credentials ({_CRED_COLS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (
-                    c.credential_id,
-                    c.tenant,
-                    c.display_name,
-                    c.kind.value,
-                    c.state.value,
-                    c.fingerprint,
-                    json.dumps(dict(c.metadata), sort_keys=True),
-                    json.dumps(list(c.warnings)),
-                    _ts(c.created_at),
-                    c.created_by,
-                    c.record_version,
-                    _ts_or_none(c.revoked_at),
-                    c.revoked_by,
-                    c.revoke_reason,
-                    stored.envelope,
-                    stored.idempotency_key,
-                    stored.request_hash,
-                ),
+                _rows.credential_params(stored),
             )
             if cur.rowcount == 1:
                 return stored
