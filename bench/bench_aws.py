@@ -9,15 +9,13 @@ Usage: .venv/bin/python bench/bench_aws.py [--seconds 5] [--clients 2]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+from _common import machine, sign_urls_rate
 from botocore.config import Config
 
 from bucketvault.providers.aws.endpoints import custom_target
@@ -34,16 +32,6 @@ ACCESS_KEY, SECRET_KEY = "AKIDBENCHMARK", "bench/secret+key"
 KEYS = [f"photos/2026/{i % 12:02d}/IMG_{i:06d}.jpg" for i in range(900)] + [
     f"scans/patient {i}/é slice+{i}.dcm" for i in range(100)
 ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_boto3(seconds: float) -> float:
@@ -103,27 +91,8 @@ def bench_server(seconds: float, clients: int) -> tuple[float, float]:
         )
         for _ in range(3):  # warm-up: handle opened, caches filled
             admin.sign_urls("bench", mount.mount_id, KEYS, ttl_seconds=600)
-        latencies: list[float] = []
-        counts = [0] * clients
-        stop_at = time.perf_counter() + seconds
-
-        def run(slot: int) -> None:
-            c = srv.client()
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                urls = c.sign_urls("bench", mount.mount_id, KEYS, ttl_seconds=600)
-                latencies.append(time.perf_counter() - t0)
-                counts[slot] += len(urls)
-
-        start = time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
-        latencies.sort()
-        return sum(counts) / elapsed, latencies[len(latencies) // 2] * 1000
+        pool = [srv.client() for _ in range(clients)]
+        return sign_urls_rate(pool, "bench", mount.mount_id, KEYS, seconds)
 
 
 def main() -> None:
@@ -131,7 +100,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     boto_rate = bench_boto3(args.seconds)
     print(f"boto3 generate_presigned_url (in-process):       {boto_rate:>10,.0f} URLs/s")
     signer_rate = bench_signer(args.seconds)

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
+from _common import machine, sign_urls_rate
 from azure.storage.blob import generate_blob_sas
 
 from bucketvault.clock import SystemClock
@@ -36,21 +34,6 @@ ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 BATCH = 1000
 KEYS = [f"photos/2026/05/{i:07d}-IMG.jpg" for i in range(BATCH)]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} cpus, {cpu}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def free_port() -> int:
@@ -115,22 +98,7 @@ def server_rate(seconds: float, account_url: str, threads: int) -> float:
         clients = [srv.client() for _ in range(threads)]
         for c in clients:  # warm up channels and the server's handle cache
             c.sign_urls("acme", mount.mount_id, KEYS, ttl_seconds=600)
-        counts = [0] * threads
-        stop = time.perf_counter() + seconds
-
-        def work(i: int) -> None:
-            while time.perf_counter() < stop:
-                counts[i] += len(
-                    clients[i].sign_urls("acme", mount.mount_id, KEYS, ttl_seconds=600)
-                )
-
-        start = time.perf_counter()
-        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        return sum(counts) / (time.perf_counter() - start)
+        return sign_urls_rate(clients, "acme", mount.mount_id, KEYS, seconds)[0]
 
 
 def main() -> int:

@@ -25,11 +25,9 @@ import argparse
 import hashlib
 import hmac
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import machine, sign_urls_rate
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -57,21 +56,6 @@ SECRET = "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"
 STRING_TO_SIGN = b"GOOG4-RSA-SHA256\n20260501T120000Z\n20260501/auto/storage/goog4_request\n" + (
     b"0" * 64
 )
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} cpus, {cpu}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def sa_info(key: RSAPrivateKey) -> dict[str, str]:
@@ -198,22 +182,7 @@ def served(kind: str, secret: dict[str, str], threads: int) -> Iterator[Callable
             c.sign_urls("acme", mount.mount_id, KEYS, ttl_seconds=600)
 
         def measure(seconds: float) -> float:
-            counts = [0] * threads
-            stop = time.perf_counter() + seconds
-
-            def work(i: int) -> None:
-                while time.perf_counter() < stop:
-                    counts[i] += len(
-                        clients[i].sign_urls("acme", mount.mount_id, KEYS, ttl_seconds=600)
-                    )
-
-            start = time.perf_counter()
-            workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            return sum(counts) / (time.perf_counter() - start)
+            return sign_urls_rate(clients, "acme", mount.mount_id, KEYS, seconds)[0]
 
         yield measure
 

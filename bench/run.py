@@ -6,28 +6,18 @@ prints the ratio against the official SDK measured in the same run on the same m
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from _common import machine
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("bench_aws.py", "bench_gcs.py", "bench_azure.py")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
-    print(f"machine: {os.cpu_count()} cores, {_cpu_model()}, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     failed = 0
     for name in SCRIPTS:
         print(f"\n=== {name} ===", flush=True)
