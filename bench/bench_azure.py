@@ -25,7 +25,8 @@ from _common import machine, sign_urls_rate
 from azure.storage.blob import generate_blob_sas
 
 from bucketvault.clock import SystemClock
-from bucketvault.models import CredentialKind, Method, SignOptions
+from bucketvault.models import CredentialKind, Method
+from bucketvault.testing.providers import UrlRequest
 from bucketvault.testing.server import start_server_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,10 +68,10 @@ def provider_rate(seconds: float, account_url: str) -> float:
     provider = build({}, SystemClock(), UrlPolicy(allow_insecure=True))
     assert provider is not None
     handle = provider.open(
-        make_credential(CredentialKind.AZURE_SHARED_KEY), shared_key_secret(account_url)
+        make_credential(CredentialKind("AZURE_SHARED_KEY")), shared_key_secret(account_url)
     )
     mount = make_mount("bench")
-    options = SignOptions(method=Method.GET, expires_in=600)
+    options = UrlRequest(method=Method.GET, expires_in=600)
     done = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:

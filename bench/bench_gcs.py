@@ -43,8 +43,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from google.cloud import storage
 
 from bucketvault.clock import SystemClock
-from bucketvault.models import CredentialKind, Method, SignOptions
+from bucketvault.models import CredentialKind, Method
 from bucketvault.providers.gcs import build
+from bucketvault.testing.providers import RawSecret, UrlRequest
 from bucketvault.testing.server import start_server_process
 from bucketvault.urlpolicy import UrlPolicy
 
@@ -144,18 +145,17 @@ def in_process_rate(kind: CredentialKind, secret: dict[str, str], seconds: float
         CredentialState,
         Mount,
         MountPolicy,
-        SecretDocument,
     )
 
     provider = build({}, SystemClock(), UrlPolicy())
     assert provider is not None
     when = datetime(2026, 1, 1, tzinfo=UTC)
     cred = Credential("c", "t", "d", kind, CredentialState.ACTIVE, "", {}, (), when, "bench")
-    handle = provider.open(cred, SecretDocument(kind, secret))
+    handle = provider.open(cred, RawSecret(kind, secret))
     mount = Mount(
         "m", "t", "m", "bench", "", "", "", "c", MountPolicy(3600, frozenset(Method)), 1, when, when
     )
-    options = SignOptions(method=Method.GET, expires_in=600)
+    options = UrlRequest(method=Method.GET, expires_in=600)
     done = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -216,7 +216,7 @@ def main() -> int:
 
     # The machine may be shared: alternate the floor and the server in short rounds and
     # compare each round with its own floor, so background load hits both sides alike.
-    rsa_local = in_process_rate(CredentialKind.GCS_SERVICE_ACCOUNT, info, args.seconds)
+    rsa_local = in_process_rate(CredentialKind("GCS_SERVICE_ACCOUNT"), info, args.seconds)
     print(f"bucketvault gcs RSA handle.sign, in-process (no gRPC): {rsa_local:,.0f} URLs/s")
     ratios = []
     with served("GCS_SERVICE_ACCOUNT", info, args.threads) as measure:
@@ -238,7 +238,7 @@ def main() -> int:
     print(f"google-cloud-storage generate_signed_url v4 with HMAC sign_bytes: {sdk:,.0f} URLs/s")
     sdk_rsa = sdk_rsa_rate(info, args.seconds)
     print(f"google-cloud-storage generate_signed_url v4 with the RSA key: {sdk_rsa:,.0f} URLs/s")
-    hmac_local = in_process_rate(CredentialKind.GCS_HMAC, hmac_secret, args.seconds)
+    hmac_local = in_process_rate(CredentialKind("GCS_HMAC"), hmac_secret, args.seconds)
     print(f"bucketvault gcs HMAC handle.sign, in-process (no gRPC): {hmac_local:,.0f} URLs/s")
     with served("GCS_HMAC", hmac_secret, args.threads) as measure:
         hmac_served = measure(args.seconds)

@@ -14,7 +14,8 @@ DEFAULT_MOUNT_MAX_TTL = 3600
 DEFAULT_TTL = 900
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A true/false setting; anything else stops the server."""
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -22,19 +23,20 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise InvalidArgument(f"{name} must be true or false", reason="BAD_CONFIG")
+    raise InvalidArgument(f"{name} must be true or false", reason="INVALID_CONFIG")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """An integer setting in [lo, hi]; anything else stops the server."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an integer", reason="BAD_CONFIG") from None
+        raise InvalidArgument(f"{name} must be an integer", reason="INVALID_CONFIG") from None
     if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be between {lo} and {hi}", reason="BAD_CONFIG")
+        raise InvalidArgument(f"{name} must be between {lo} and {hi}", reason="INVALID_CONFIG")
     return value
 
 
@@ -56,7 +58,6 @@ class Config:
     grpc_workers: int = 16
     audit_jsonl: Path | None = None
     audit_writer_id: str = ""
-    aws_service_principal_arn: str = ""
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -77,25 +78,31 @@ class Config:
             previous_kek_uris=_list(merged, "BUCKETVAULT_KEK_PREVIOUS"),
             policy_file=Path(merged.get("BUCKETVAULT_POLICY", str(data_dir / "policy.json"))),
             url_policy=UrlPolicy(
-                allow_insecure=_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS"),
+                allow_insecure=env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS"),
                 token_uri_allowlist=allow,
             ),
-            default_ttl_seconds=_int(
+            default_ttl_seconds=env_int(
                 merged, "BUCKETVAULT_DEFAULT_TTL_SECONDS", DEFAULT_TTL, 1, MAX_URL_TTL_SECONDS
             ),
-            default_mount_max_ttl_seconds=_int(
+            default_mount_max_ttl_seconds=env_int(
                 merged,
                 "BUCKETVAULT_DEFAULT_MOUNT_MAX_TTL_SECONDS",
                 DEFAULT_MOUNT_MAX_TTL,
                 1,
                 MAX_URL_TTL_SECONDS,
             ),
-            grpc_workers=_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
+            grpc_workers=env_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
             audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
-            aws_service_principal_arn=merged.get("BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN", ""),
             env=dict(merged),
         )
 
 
-__all__ = ["DEFAULT_MOUNT_MAX_TTL", "DEFAULT_TTL", "MAX_URL_TTL_SECONDS", "Config"]
+__all__ = [
+    "DEFAULT_MOUNT_MAX_TTL",
+    "DEFAULT_TTL",
+    "MAX_URL_TTL_SECONDS",
+    "Config",
+    "env_bool",
+    "env_int",
+]

@@ -1,7 +1,7 @@
 """Frozen value types shared by every layer.
 
-Nothing here holds secret material except ``SecretDocument``, whose fields are
-``repr=False`` so that a traceback or a log line never prints them.
+Nothing here holds secret material: decrypted secrets live only in the parsed
+secrets of the providers (providers/<cloud>/kinds.py), in ``repr=False`` fields.
 """
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 
-class CredentialKind(enum.Enum):
-    AWS_ROLE = "AWS_ROLE"
-    S3_ACCESS_KEY = "S3_ACCESS_KEY"
-    GCS_SERVICE_ACCOUNT = "GCS_SERVICE_ACCOUNT"
-    GCS_HMAC = "GCS_HMAC"
-    AZURE_SAS = "AZURE_SAS"
-    AZURE_SHARED_KEY = "AZURE_SHARED_KEY"
-    AZURE_SERVICE_PRINCIPAL = "AZURE_SERVICE_PRINCIPAL"
+@dataclass(frozen=True, slots=True)
+class CredentialKind:
+    """A kind of customer credential, by its wire name.
+
+    Deliberately not an enum here: each cloud provider declares the kinds it serves
+    (providers/<cloud>/kinds.py), and the wire enum in protos/.../common.proto is the one
+    list of names, so adding a kind touches its provider folder and that enum only.
+    """
+
+    value: str
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class CredentialState(enum.Enum):
@@ -63,18 +67,6 @@ class Principal:
 
     def may_act_for(self, tenant: str) -> bool:
         return ALL_TENANTS in self.tenants or tenant in self.tenants
-
-
-@dataclass(frozen=True)
-class SecretDocument:
-    """The decrypted credential JSON. Lives only in provider objects; never printed."""
-
-    kind: CredentialKind
-    fields: Mapping[str, Any] = field(repr=False)
-
-    def str(self, name: str) -> str:
-        value = self.fields.get(name, "")
-        return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True)
@@ -121,13 +113,17 @@ class Mount:
 
 @dataclass(frozen=True)
 class SignOptions:
-    """What to sign, apart from the object keys. The provider adds the signing time."""
+    """What to sign, apart from the object keys.
+
+    The provider signs exactly this: the signing time (whole seconds) and the lifetime
+    are final by the time a provider sees them (providers/rules.py caps them).
+    """
 
     method: Method
-    # Lifetime already capped by the request and the mount policy; the provider may
-    # cap it further (session or SAS expiry, provider maximum) and says so.
     expires_in: int
-    # Why expires_in is below what the caller asked for, if it is ("MOUNT_MAX_TTL").
+    signed_at: datetime
+    # Why expires_in is below what the caller asked for, if it is ("MOUNT_MAX_TTL",
+    # "PROVIDER_MAX", "SESSION_EXPIRY", "SAS_EXPIRY").
     capped_by: str = ""
     response_content_type: str = ""
     response_content_disposition: str = ""
@@ -162,6 +158,9 @@ class ListEntry:
     etag: str
     last_modified: datetime | None
     url: str = ""
+    # Why a listing that asked for URLs has none for this key (the reason SignURL would
+    # give, e.g. INVALID_KEY for a stored name with a '..' segment); "" when signed.
+    url_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,8 +184,6 @@ class RegistrationContext:
     tenant: str
     credential_id: str
     kind: CredentialKind
-    # The tenant's ExternalId, issued by bucketvault (AWS roles only use it).
-    external_id: str
 
 
 @dataclass(frozen=True)
@@ -214,7 +211,6 @@ __all__ = [
     "Principal",
     "RegistrationContext",
     "Role",
-    "SecretDocument",
     "SignOptions",
     "SignedUrl",
 ]

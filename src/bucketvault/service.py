@@ -7,13 +7,14 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
-from bucketvault.app import App
+from bucketvault.app import App, build_app
+from bucketvault.app.servicekeys import ServiceKeys
 from bucketvault.audit import AuditLog, JsonLinesSink
 from bucketvault.audit.sinks import AuditSink
 from bucketvault.auth.authn import TokenAuthenticator, hash_token, load_policy_file
@@ -21,11 +22,9 @@ from bucketvault.clock import Clock, SystemClock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
-from bucketvault.crypto.servicekeys import ServiceKeys
 from bucketvault.grpc.server import build_grpc_server
-from bucketvault.models import CredentialKind
 from bucketvault.providers.base import CloudProvider
-from bucketvault.providers.registry import build_providers
+from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
 from bucketvault.store.base import Store
 
@@ -96,7 +95,7 @@ def build_service(
     config: Config,
     *,
     clock: Clock | None = None,
-    providers: Mapping[CredentialKind, CloudProvider] | None = None,
+    providers: Sequence[CloudProvider] | None = None,
     server_credentials: grpc.ServerCredentials | None = None,
 ) -> Service:
     """Wire every seam and start serving."""
@@ -112,17 +111,20 @@ def build_service(
     envelope = Envelope(keyring)
     service_keys = ServiceKeys(store, envelope, clock)
     service_keys.ensure()
-    if providers is None:
-        providers = build_providers(config.env, clock, config.url_policy)
+    registry = (
+        build_providers(config.env, clock, config.url_policy)
+        if providers is None
+        else ProviderRegistry(providers)
+    )
     sinks: list[AuditSink] = [JsonLinesSink(config.audit_jsonl)] if config.audit_jsonl else []
     audit = AuditLog(store, clock, writer_id=config.audit_writer_id or None, sinks=sinks)
-    app = App(
+    app = build_app(
         config=config,
         store=store,
         envelope=envelope,
         service_keys=service_keys,
-        providers=providers,
-        audit=audit,
+        registry=registry,
+        audit_log=audit,
         clock=clock,
     )
     server, port = build_grpc_server(

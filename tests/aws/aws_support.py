@@ -30,10 +30,10 @@ from bucketvault.models import (
     Method,
     Mount,
     MountPolicy,
-    SecretDocument,
 )
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.sts import AssumeRoleRequest, SessionDurationRefused
+from bucketvault.testing.providers import RawSecret
 
 ROOT = Path(__file__).resolve().parents[2]
 MOTO_BIN = ROOT / ".venv" / "bin" / "moto_server"
@@ -305,8 +305,8 @@ def credential(
     )
 
 
-def secret(kind: CredentialKind, **fields: str) -> SecretDocument:
-    return SecretDocument(kind, dict(fields))
+def secret(kind: CredentialKind, **fields: str) -> RawSecret:
+    return RawSecret(kind, dict(fields))
 
 
 def mount(

@@ -11,6 +11,7 @@ from bucketvault.clock import SystemClock
 from bucketvault.models import CredentialKind, MountState
 from bucketvault.providers.aws import build
 from bucketvault.providers.aws.provider import AwsHandle
+from bucketvault.testing.providers import Ruled
 from bucketvault.urlpolicy import UrlPolicy
 
 XML = {"Content-Type": "application/xml"}
@@ -35,10 +36,10 @@ def s3() -> Iterator[ScriptedS3]:
 
 
 def handle(s3: ScriptedS3) -> AwsHandle:
-    return build({}, SystemClock(), UrlPolicy(allow_insecure=True)).open(
-        credential(CredentialKind.S3_ACCESS_KEY),
+    return Ruled(build({}, SystemClock(), UrlPolicy(allow_insecure=True)), SystemClock()).open(
+        credential(CredentialKind("S3_ACCESS_KEY")),
         secret(
-            CredentialKind.S3_ACCESS_KEY,
+            CredentialKind("S3_ACCESS_KEY"),
             access_key_id="AKID",
             secret_access_key="hush-hush",
             endpoint_url=s3.url,

@@ -12,9 +12,10 @@ import requests
 from aws.aws_support import ROLE_ARN, Peer, credential, mount, secret
 
 from bucketvault.clock import FrozenClock, SystemClock
-from bucketvault.models import CredentialKind, Method, MountState, RegistrationContext, SignOptions
+from bucketvault.models import CredentialKind, Method, MountState, RegistrationContext
 from bucketvault.providers.aws import build
 from bucketvault.providers.aws.provider import AwsHandle
+from bucketvault.testing.providers import Ruled, UrlRequest
 from bucketvault.urlpolicy import UrlPolicy
 
 pytestmark = pytest.mark.localstack
@@ -44,11 +45,11 @@ def bucket(localstack: Peer) -> str:
 
 
 def key_handle(localstack: Peer, clock: Any = None, secret_key: str = "test") -> AwsHandle:
-    provider = build({}, clock or SystemClock(), POLICY)
+    provider = Ruled(build({}, clock or SystemClock(), POLICY), clock or SystemClock())
     return provider.open(
-        credential(CredentialKind.S3_ACCESS_KEY),
+        credential(CredentialKind("S3_ACCESS_KEY")),
         secret(
-            CredentialKind.S3_ACCESS_KEY,
+            CredentialKind("S3_ACCESS_KEY"),
             access_key_id="AKIDLOCALSTACK",
             secret_access_key=secret_key,
             endpoint_url=localstack.url,
@@ -64,23 +65,23 @@ def role_handle(localstack: Peer) -> AwsHandle:
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": "us-east-1",
     }
-    provider = build(env, SystemClock(), POLICY)
-    context = RegistrationContext("acme", "cred-ls", CredentialKind.AWS_ROLE, "ext-acme")
-    doc = secret(CredentialKind.AWS_ROLE, role_arn=ROLE_ARN)
+    provider = Ruled(build(env, SystemClock(), POLICY), SystemClock())
+    context = RegistrationContext("acme", "cred-ls", CredentialKind("AWS_ROLE"))
+    doc = secret(CredentialKind("AWS_ROLE"), role_arn=ROLE_ARN)
     prep = provider.prepare(context, doc)
     assert prep.metadata["session_duration_seconds"] == "21600"
-    return provider.open(credential(CredentialKind.AWS_ROLE, dict(prep.metadata)), doc)
+    return provider.open(credential(CredentialKind("AWS_ROLE"), dict(prep.metadata)), doc)
 
 
 def sign_one(handle: AwsHandle, key: str, method: Method = Method.GET, **kw: Any) -> Any:
-    [signed] = handle.sign(mount(BUCKET), [key], SignOptions(method, 600, **kw))
+    [signed] = handle.sign(mount(BUCKET), [key], UrlRequest(method, 600, **kw))
     return signed
 
 
 @pytest.mark.parametrize("kind", ["s3_access_key", "aws_role"])
 def test_every_signed_url_fetches_the_right_bytes(localstack: Peer, bucket: str, kind: str) -> None:
     handle = key_handle(localstack) if kind == "s3_access_key" else role_handle(localstack)
-    signed = handle.sign(mount(bucket), KEYS, SignOptions(Method.GET, 600))
+    signed = handle.sign(mount(bucket), KEYS, UrlRequest(Method.GET, 600))
     for key, s in zip(KEYS, signed, strict=True):
         assert s.key == key
         response = requests.get(s.url, timeout=10)

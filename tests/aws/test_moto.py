@@ -19,10 +19,10 @@ from bucketvault.models import (
     Method,
     MountState,
     RegistrationContext,
-    SignOptions,
 )
 from bucketvault.providers.aws import build
-from bucketvault.providers.aws.provider import AwsHandle, AwsProvider
+from bucketvault.providers.aws.provider import AwsHandle
+from bucketvault.testing.providers import Ruled, UrlRequest
 from bucketvault.urlpolicy import UrlPolicy
 
 pytestmark = pytest.mark.moto
@@ -71,19 +71,19 @@ def bucket_2500(moto: Peer) -> str:
     return "listing"
 
 
-def role_handle(provider: AwsProvider, cid: str = "cred-1") -> AwsHandle:
+def role_handle(provider: Ruled, cid: str = "cred-1") -> AwsHandle:
     return provider.open(
-        credential(CredentialKind.AWS_ROLE, {"external_id": "ext-acme"}, cid=cid),
-        secret(CredentialKind.AWS_ROLE, role_arn=ROLE_ARN),
+        credential(CredentialKind("AWS_ROLE"), {"external_id": "ext-acme"}, cid=cid),
+        secret(CredentialKind("AWS_ROLE"), role_arn=ROLE_ARN),
     )
 
 
 def test_prepare_assumes_role_with_external_id_duration_and_session_name(
     env: dict[str, str], sts_proxy: RecordingProxy
 ) -> None:
-    provider = build(env, SystemClock(), POLICY)
-    context = RegistrationContext("acme corp", "cred-7f3a", CredentialKind.AWS_ROLE, "ext-acme-42")
-    prep = provider.prepare(context, secret(CredentialKind.AWS_ROLE, role_arn=ROLE_ARN))
+    provider = Ruled(build(env, SystemClock(), POLICY), SystemClock(), external_id="ext-acme-42")
+    context = RegistrationContext("acme corp", "cred-7f3a", CredentialKind("AWS_ROLE"))
+    prep = provider.prepare(context, secret(CredentialKind("AWS_ROLE"), role_arn=ROLE_ARN))
     assert prep.metadata["session_duration_seconds"] == "21600"
     assert prep.warnings == ()
     [sent] = sts_proxy.actions("AssumeRole")
@@ -107,14 +107,14 @@ def test_service_principal_from_config_or_get_caller_identity(env: dict[str, str
 def test_fifty_concurrent_cold_signs_make_one_assume_role(
     env: dict[str, str], sts_proxy: RecordingProxy
 ) -> None:
-    handle = role_handle(build(env, SystemClock(), POLICY), cid="cred-flight")
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()), cid="cred-flight")
     m = mount("photos", region="us-east-1")
     start = threading.Barrier(50)
     urls: list[str] = []
 
     def one(i: int) -> None:
         start.wait()
-        urls.extend(s.url for s in handle.sign(m, [f"k{i}"], SignOptions(Method.GET, 600)))
+        urls.extend(s.url for s in handle.sign(m, [f"k{i}"], UrlRequest(Method.GET, 600)))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
     for t in threads:
@@ -127,7 +127,7 @@ def test_fifty_concurrent_cold_signs_make_one_assume_role(
 
 
 def test_listing_2500_keys_with_delimiter_and_resume(env: dict[str, str], bucket_2500: str) -> None:
-    handle = role_handle(build(env, SystemClock(), POLICY))
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()))
     m = mount(bucket_2500, prefix="photos/")
     request = ListRequest(prefix="photos/", delimiter="/", page_size=700, page_token="")
     pages = list(handle.list(m, request, None))
@@ -151,9 +151,9 @@ def test_listing_2500_keys_with_delimiter_and_resume(env: dict[str, str], bucket
 
 
 def test_listing_signs_each_entry_and_is_lazy(env: dict[str, str], bucket_2500: str) -> None:
-    handle = role_handle(build(env, SystemClock(), POLICY))
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()))
     m = mount(bucket_2500, prefix="photos/")
-    pages = handle.list(m, ListRequest("photos/", "", 10, ""), SignOptions(Method.GET, 300))
+    pages = handle.list(m, ListRequest("photos/", "", 10, ""), UrlRequest(Method.GET, 300))
     page = next(iter(pages))
     assert len(page.entries) == 10
     for entry in page.entries:
@@ -163,7 +163,7 @@ def test_listing_signs_each_entry_and_is_lazy(env: dict[str, str], bucket_2500: 
 
 
 def test_check_mount_states(env: dict[str, str], bucket_2500: str) -> None:
-    handle = role_handle(build(env, SystemClock(), POLICY))
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()))
     ok = handle.check(mount(bucket_2500))
     assert ok.state is MountState.AVAILABLE, ok
     missing = handle.check(mount("no-such-bucket-here", mount_id="m-2"))
@@ -176,7 +176,7 @@ def test_check_mount_states(env: dict[str, str], bucket_2500: str) -> None:
 
 
 def test_listing_a_missing_bucket_is_an_error(env: dict[str, str]) -> None:
-    handle = role_handle(build(env, SystemClock(), POLICY))
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()))
     m = mount("never-created", region="us-east-1")
     with pytest.raises(Exception) as info:
         list(handle.list(m, ListRequest("", "", 10, ""), None))
@@ -189,11 +189,11 @@ def test_region_is_resolved_once_per_mount(moto: Peer, env: dict[str, str]) -> N
     s3.create_bucket(
         Bucket="in-frankfurt", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
     )
-    handle = role_handle(build(env, SystemClock(), POLICY))
+    handle = role_handle(Ruled(build(env, SystemClock(), POLICY), SystemClock()))
     m = mount("in-frankfurt", mount_id="m-fra")
-    [signed] = handle.sign(m, ["a"], SignOptions(Method.GET, 60))
+    [signed] = handle.sign(m, ["a"], UrlRequest(Method.GET, 60))
     assert "%2Feu-central-1%2Fs3%2F" in signed.url
     s3.delete_bucket(Bucket="in-frankfurt")
     # Cached: no second lookup (the bucket is gone, a lookup would now fail).
-    [signed] = handle.sign(m, ["b"], SignOptions(Method.GET, 60))
+    [signed] = handle.sign(m, ["b"], UrlRequest(Method.GET, 60))
     assert "%2Feu-central-1%2Fs3%2F" in signed.url

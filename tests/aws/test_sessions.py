@@ -12,11 +12,12 @@ from aws.aws_support import EPOCH, ROLE_ARN, FakeSts, credential, mount, secret
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import FailedPrecondition, Unavailable
-from bucketvault.models import CredentialKind, Method, SignOptions
+from bucketvault.models import CredentialKind, Method
 from bucketvault.providers.aws.credentials import AwsCredentials
-from bucketvault.providers.aws.provider import AwsHandle, AwsProvider
+from bucketvault.providers.aws.provider import AwsProvider
 from bucketvault.providers.aws.settings import AwsSettings
 from bucketvault.providers.aws.sts import Backoff, StsThrottled, StsUnavailable
+from bucketvault.testing.providers import Ruled, UrlRequest
 from bucketvault.urlpolicy import UrlPolicy
 
 MOUNT = mount("photos", region="eu-west-1")
@@ -44,23 +45,26 @@ class World:
         self.sts = FakeSts(self.clock, max_duration=max_duration)
         self.spawn = ManualSpawn()
         self.slept: list[float] = []
-        self.provider = AwsProvider(
-            AwsSettings(service_principal_arn="arn:aws:iam::111122223333:role/bv"),
+        self.provider = Ruled(
+            AwsProvider(
+                AwsSettings(service_principal_arn="arn:aws:iam::111122223333:role/bv"),
+                self.clock,
+                UrlPolicy(),
+                sts=self.sts,
+                backoff=Backoff(sleep=self.slept.append, rng=lambda: 0.5),
+                spawn=self.spawn,
+            ),
             self.clock,
-            UrlPolicy(),
-            sts=self.sts,
-            backoff=Backoff(sleep=self.slept.append, rng=lambda: 0.5),
-            spawn=self.spawn,
         )
         meta = {"external_id": "ext-acme", "session_duration_seconds": session_seconds}
-        self.handle: AwsHandle = self.provider.open(
-            credential(CredentialKind.AWS_ROLE, meta),
-            secret(CredentialKind.AWS_ROLE, role_arn=ROLE_ARN),
+        self.handle = self.provider.open(
+            credential(CredentialKind("AWS_ROLE"), meta),
+            secret(CredentialKind("AWS_ROLE"), role_arn=ROLE_ARN),
         )
 
     def sign(self, ttl: int = 3600) -> tuple[str, str, int, str]:
         """(access key in the URL, capped_by, seconds until expires_at, url)."""
-        [signed] = self.handle.sign(MOUNT, ["a.jpg"], SignOptions(Method.GET, ttl))
+        [signed] = self.handle.sign(MOUNT, ["a.jpg"], UrlRequest(Method.GET, ttl))
         query = parse_qs(urlsplit(signed.url).query)
         left = int((signed.expires_at - self.clock.now()).total_seconds())
         assert int(query["X-Amz-Expires"][0]) == left
@@ -188,14 +192,14 @@ def test_role_lowering_its_max_session_falls_back_to_one_hour() -> None:
 def test_seven_day_cap_is_the_provider_maximum() -> None:
     w = World()
     handle = w.provider.open(
-        credential(CredentialKind.S3_ACCESS_KEY),
-        secret(CredentialKind.S3_ACCESS_KEY, access_key_id="AKID", secret_access_key="s"),
+        credential(CredentialKind("S3_ACCESS_KEY")),
+        secret(CredentialKind("S3_ACCESS_KEY"), access_key_id="AKID", secret_access_key="s"),
     )
-    [signed] = handle.sign(MOUNT, ["k"], SignOptions(Method.GET, 900000, "MOUNT_MAX_TTL"))
+    [signed] = handle.sign(MOUNT, ["k"], UrlRequest(Method.GET, 900000, "MOUNT_MAX_TTL"))
     assert signed.expiry_capped_by == "PROVIDER_MAX"
     assert signed.expires_at == w.clock.now() + timedelta(seconds=604800)
     assert "X-Amz-Expires=604800" in signed.url
-    [signed] = handle.sign(MOUNT, ["k"], SignOptions(Method.GET, 600, "MOUNT_MAX_TTL"))
+    [signed] = handle.sign(MOUNT, ["k"], UrlRequest(Method.GET, 600, "MOUNT_MAX_TTL"))
     assert signed.expiry_capped_by == "MOUNT_MAX_TTL"
 
 
@@ -213,7 +217,7 @@ def test_denied_role_fails_signing_and_closed_handle_refuses() -> None:
 def test_secrets_stay_out_of_reprs() -> None:
     w = World()
     w.sign()
-    doc = secret(CredentialKind.S3_ACCESS_KEY, access_key_id="AKID", secret_access_key="hush")
+    doc = secret(CredentialKind("S3_ACCESS_KEY"), access_key_id="AKID", secret_access_key="hush")
     assert "hush" not in repr(doc)
     creds = AwsCredentials("AKID", "hush", "tok-secret")
     assert "hush" not in repr(creds) and "tok-secret" not in repr(creds)

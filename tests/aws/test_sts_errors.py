@@ -13,19 +13,20 @@ from bucketvault.models import CredentialKind, RegistrationContext
 from bucketvault.providers.aws.provider import AwsProvider
 from bucketvault.providers.aws.settings import AwsSettings
 from bucketvault.providers.aws.sts import Backoff
+from bucketvault.testing.providers import Ruled
 from bucketvault.urlpolicy import UrlPolicy
 
-CONTEXT = RegistrationContext("acme", "cred-1", CredentialKind.AWS_ROLE, "ext-acme")
-ROLE = secret(CredentialKind.AWS_ROLE, role_arn=ROLE_ARN)
+CONTEXT = RegistrationContext("acme", "cred-1", CredentialKind("AWS_ROLE"))
+ROLE = secret(CredentialKind("AWS_ROLE"), role_arn=ROLE_ARN)
 Answer = Callable[[dict[str, str]], tuple[int, bytes]]
 
 
-def provider_for(url: str, slept: list[float] | None = None) -> AwsProvider:
+def provider_for(url: str, slept: list[float] | None = None) -> Ruled:
     settings = AwsSettings(
         sts_endpoint=url, access_key_id="AKIDSERVICE", secret_access_key="service-secret"
     )
     backoff = Backoff(sleep=(slept if slept is not None else []).append)
-    return AwsProvider(settings, SystemClock(), UrlPolicy(), backoff=backoff)
+    return Ruled(AwsProvider(settings, SystemClock(), UrlPolicy(), backoff=backoff), SystemClock())
 
 
 @pytest.fixture
@@ -110,6 +111,10 @@ def test_sts_unreachable_is_unavailable() -> None:
 
 def test_s3_access_key_registration_calls_nothing() -> None:
     provider = provider_for(f"http://127.0.0.1:{free_port()}")
-    context = RegistrationContext("acme", "c", CredentialKind.S3_ACCESS_KEY, "ext")
-    doc = secret(CredentialKind.S3_ACCESS_KEY, access_key_id="AKID", secret_access_key="s")
-    assert provider.prepare(context, doc).metadata == {}
+    context = RegistrationContext("acme", "c", CredentialKind("S3_ACCESS_KEY"))
+    doc = secret(CredentialKind("S3_ACCESS_KEY"), access_key_id="AKID", secret_access_key="s")
+    assert provider.prepare(context, doc).metadata == {
+        "access_key_id": "AKID",
+        "endpoint_url": "",
+        "region": "",
+    }

@@ -24,10 +24,9 @@ from bucketvault.models import (
     Mount,
     MountPolicy,
     RegistrationContext,
-    SecretDocument,
-    SignOptions,
 )
 from bucketvault.providers.azure import AzureProvider, build
+from bucketvault.testing.providers import RawSecret, Ruled, UrlRequest
 from bucketvault.urlpolicy import UrlPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,32 +146,31 @@ def make_credential(kind: CredentialKind, metadata: dict[str, str] | None = None
 
 
 def context(kind: CredentialKind) -> RegistrationContext:
-    return RegistrationContext("acme", "cred", kind, "ext")
+    return RegistrationContext("acme", "cred", kind)
 
 
-def provider(env: dict[str, str] | None = None, clock: Clock | None = None) -> AzureProvider:
+def provider(env: dict[str, str] | None = None, clock: Clock | None = None) -> Ruled:
     """The provider as the composition root builds it (tests relax the URL policy)."""
-    built = build(env or {}, clock or SystemClock(), UrlPolicy(allow_insecure=True))
+    clock = clock or SystemClock()
+    built = build(env or {}, clock, UrlPolicy(allow_insecure=True))
     assert isinstance(built, AzureProvider)
-    return built
+    return Ruled(built, clock)
 
 
-def shared_key_secret(account_url: str) -> SecretDocument:
-    return SecretDocument(
-        CredentialKind.AZURE_SHARED_KEY,
+def shared_key_secret(account_url: str) -> RawSecret:
+    return RawSecret(
+        CredentialKind("AZURE_SHARED_KEY"),
         {"account_url": account_url, "account_name": ACCOUNT, "account_key": ACCOUNT_KEY},
     )
 
 
-def sas_secret(account_url: str, token: str) -> SecretDocument:
-    return SecretDocument(
-        CredentialKind.AZURE_SAS, {"account_url": account_url, "sas_token": token}
-    )
+def sas_secret(account_url: str, token: str) -> RawSecret:
+    return RawSecret(CredentialKind("AZURE_SAS"), {"account_url": account_url, "sas_token": token})
 
 
-def sp_secret(account_url: str, secret: str = CLIENT_SECRET) -> SecretDocument:
-    return SecretDocument(
-        CredentialKind.AZURE_SERVICE_PRINCIPAL,
+def sp_secret(account_url: str, secret: str = CLIENT_SECRET) -> RawSecret:
+    return RawSecret(
+        CredentialKind("AZURE_SERVICE_PRINCIPAL"),
         {
             "account_url": account_url,
             "tenant_id": TENANT_ID,
@@ -189,8 +187,8 @@ def sdk_service(account_url: str, **kwargs: Any) -> BlobServiceClient:
     )
 
 
-def options(method: Method = Method.GET, ttl: int = 600, **kwargs: str) -> SignOptions:
-    return SignOptions(method=method, expires_in=ttl, **kwargs)
+def options(method: Method = Method.GET, ttl: int = 600, **kwargs: str) -> UrlRequest:
+    return UrlRequest(method=method, expires_in=ttl, **kwargs)
 
 
 def tamper(url: str) -> str:

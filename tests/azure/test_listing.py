@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from azure.azurite_support import (
+    ACCOUNT,
+    ACCOUNT_KEY,
     Azurite,
     make_credential,
     make_mount,
@@ -17,14 +20,14 @@ from azure.azurite_support import (
     shared_key_secret,
     unique,
 )
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, generate_container_sas
 
 from bucketvault.errors import NotFound
 from bucketvault.models import CredentialKind, ListRequest
 
 pytestmark = pytest.mark.azurite
 
-KIND = CredentialKind.AZURE_SHARED_KEY
+KIND = CredentialKind("AZURE_SHARED_KEY")
 FLAT = [f"img/{i:05d}.jpg" for i in range(2500)]
 NESTED = [f"img/sub{j}/x.jpg" for j in range(3)]
 OUTSIDE = ["imgx/no.jpg", "other/no.jpg"]
@@ -91,3 +94,46 @@ def test_listing_a_missing_container_is_not_found(azurite: Azurite) -> None:
     with pytest.raises(NotFound) as info:
         list(handle.list(make_mount(unique("nope")), ListRequest("", "", 10, ""), None))
     assert info.value.reason == "CONTAINER_NOT_FOUND"
+
+
+def _put_raw(azurite: Azurite, container: str, encoded_name: str, data: bytes) -> None:
+    # The SDK normalises '.'/'..' out of blob URLs before signing, so such a name can only be
+    # stored by a raw PUT with the dots percent-encoded and a container SAS (which does not
+    # sign the blob path), exactly as a customer's own tooling could store it.
+    sas = generate_container_sas(
+        ACCOUNT,
+        container,
+        account_key=ACCOUNT_KEY,
+        permission="cw",
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10),
+    )
+    url = f"{azurite.account_url}/{container}/{encoded_name}?{sas}"
+    r = requests.put(url, data=data, headers={"x-ms-blob-type": "BlockBlob"}, timeout=10)
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("encoded", "bad"),
+    [("dots/%2E%2E/escape.jpg", "dots/../escape.jpg"), ("dots/%2E/here.jpg", "dots/./here.jpg")],
+)
+def test_listed_key_with_a_dot_segment_gets_no_url(
+    azurite: Azurite, encoded: str, bad: str
+) -> None:
+    # The listed-key rule holds for Azure too: a stored name SignURL would refuse is listed
+    # with the reason and without a URL; its neighbour is signed as usual.
+    client = sdk_service(azurite.account_url).create_container(unique())
+    try:
+        _put_raw(azurite, client.container_name, encoded, b"x")
+        client.upload_blob("dots/fine.jpg", b"y")
+        handle = provider().open(make_credential(KIND), shared_key_secret(azurite.account_url))
+        mount = make_mount(client.container_name, prefix="dots/")
+        pages = handle.list(mount, ListRequest("dots/", "", 100, ""), options())
+        entries = {e.key: e for page in pages for e in page.entries}
+        assert bad in entries, sorted(entries)
+        assert entries[bad].url == ""
+        assert entries[bad].url_error == "INVALID_KEY"
+        fine = entries["dots/fine.jpg"]
+        assert fine.url_error == ""
+        assert requests.get(fine.url, timeout=10).content == b"y"
+    finally:
+        client.delete_container()

@@ -34,7 +34,7 @@ from bucketvault.models import CredentialKind, ListRequest, Method, MountState
 
 pytestmark = pytest.mark.azurite
 
-KIND = CredentialKind.AZURE_SAS
+KIND = CredentialKind("AZURE_SAS")
 
 
 def now() -> dt.datetime:
@@ -134,9 +134,10 @@ def test_prepare_checks_permissions_and_expiry(azurite: Azurite) -> None:
     )
     no_list = p.prepare(context(KIND), sas_secret(url, container_sas("c", "rw", later)))
     assert any("list" in w for w in no_list.warnings)
-    with pytest.raises(FailedPrecondition) as info:
+    # A SAS that cannot read is malformed for a mount: the one parser says so up front.
+    with pytest.raises(InvalidArgument) as bad_sas:
         p.prepare(context(KIND), sas_secret(url, container_sas("c", "wl", later)))
-    assert info.value.reason == "SAS_PERMISSION_MISSING"
+    assert bad_sas.value.reason == "SAS_PERMISSION_MISSING"
     with pytest.raises(FailedPrecondition) as info:
         p.prepare(
             context(KIND), sas_secret(url, container_sas("c", "rl", now() - dt.timedelta(days=1)))
@@ -158,7 +159,7 @@ def test_warnings_follow_the_clock() -> None:
     clock.set(dt.datetime(2026, 6, 30, tzinfo=dt.UTC))
     (gone,) = p.warnings(cred)
     assert "expired" in gone
-    assert p.warnings(make_credential(CredentialKind.AZURE_SHARED_KEY)) == ()
+    assert p.warnings(make_credential(CredentialKind("AZURE_SHARED_KEY"))) == ()
 
 
 def test_check_without_list_permission_is_forbidden(

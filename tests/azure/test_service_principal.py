@@ -31,7 +31,7 @@ from bucketvault.providers.azure.handles import ServicePrincipalHandle
 
 pytestmark = pytest.mark.azurite
 
-KIND = CredentialKind.AZURE_SERVICE_PRINCIPAL
+KIND = CredentialKind("AZURE_SERVICE_PRINCIPAL")
 
 
 def env(token_endpoint: TokenEndpoint, tls: Tls) -> dict[str, str]:

@@ -26,11 +26,12 @@ from azure.storage.blob import ContainerClient, generate_blob_sas
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import FailedPrecondition, InvalidArgument
-from bucketvault.models import CredentialKind, Method, MountState, SecretDocument
+from bucketvault.models import CredentialKind, Method, MountState
+from bucketvault.testing.providers import RawSecret
 
 pytestmark = pytest.mark.azurite
 
-KIND = CredentialKind.AZURE_SHARED_KEY
+KIND = CredentialKind("AZURE_SHARED_KEY")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def test_prepare_accepts_the_key_and_refuses_a_wrong_one(azurite: Azurite) -> No
     p = provider()
     assert p.prepare(context(KIND), shared_key_secret(azurite.account_url)).warnings == ()
     wrong = base64.b64encode(b"w" * 64).decode()
-    secret = SecretDocument(
+    secret = RawSecret(
         KIND, {"account_url": azurite.account_url, "account_name": ACCOUNT, "account_key": wrong}
     )
     with pytest.raises(FailedPrecondition) as info:
@@ -156,7 +157,7 @@ def test_prepare_accepts_the_key_and_refuses_a_wrong_one(azurite: Azurite) -> No
 
 
 def test_prepare_rejects_a_key_that_is_not_base64(azurite: Azurite) -> None:
-    secret = SecretDocument(
+    secret = RawSecret(
         KIND,
         {"account_url": azurite.account_url, "account_name": ACCOUNT, "account_key": "not*b64!"},
     )

@@ -7,11 +7,11 @@ import datetime as dt
 import pytest
 
 from bucketvault.clock import FrozenClock
-from bucketvault.errors import InvalidArgument
-from bucketvault.providers.azure.delegation import DelegationKeyCache
-from bucketvault.providers.azure.provider import account_name_from_url
+from bucketvault.errors import InvalidArgument, Unavailable
+from bucketvault.providers.azure.delegation import delegation_keys
+from bucketvault.providers.azure.kinds import account_name_from_url, parse_sas_time, parse_sas_token
 from bucketvault.providers.azure.sas import DelegationKey, sas_time
-from bucketvault.providers.azure.sas_token import parse_sas_time, parse_sas_token
+from bucketvault.providers.refresh import RefreshingValue
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -26,14 +26,23 @@ class FakeService:
     def __call__(self, start: dt.datetime, expiry: dt.datetime) -> DelegationKey:
         self.calls += 1
         if self.fail:
-            raise RuntimeError("token endpoint down")
+            # What fetch_delegation_key raises once it has translated the SDK's error.
+            raise Unavailable("token endpoint down", reason="AZURE_UNREACHABLE")
         return DelegationKey(
             "o", "t", sas_time(start), sas_time(expiry), "b", "v", f"k{self.calls}"
         )
 
 
-def cache(clock: FrozenClock, service: FakeService) -> DelegationKeyCache:
-    return DelegationKeyCache(service, clock, lifetime=3600, refresh_ahead=600, min_remaining=60)
+def cache(clock: FrozenClock, service: FakeService) -> RefreshingValue[DelegationKey]:
+    # Background refreshes run at once: each call sees what the previous one started.
+    return delegation_keys(
+        service,
+        clock,
+        lifetime=3600,
+        refresh_ahead=600,
+        min_remaining=60,
+        spawn=lambda work: work(),
+    )
 
 
 def test_fresh_key_is_reused_then_refreshed_ahead() -> None:
@@ -42,7 +51,8 @@ def test_fresh_key_is_reused_then_refreshed_ahead() -> None:
     first = keys.get()
     assert keys.get() is first and service.calls == 1
     clock.advance(3600 - 599)  # inside the refresh-ahead window
-    assert keys.get().key.value == "k2"
+    assert keys.get() is first, "the old key serves while the new one is fetched"
+    assert keys.get().value.value == "k2"
 
 
 def test_failed_advisory_refresh_keeps_the_old_key() -> None:
@@ -53,7 +63,28 @@ def test_failed_advisory_refresh_keeps_the_old_key() -> None:
     clock.advance(3600 - 300)
     assert keys.get() is first  # advisory: the old key still serves
     clock.advance(250)  # 50 s left: mandatory window, the error surfaces
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
+        keys.get()
+
+
+def test_a_bug_in_the_fetch_is_not_taken_for_an_outage() -> None:
+    # Only translated (bucketvault) errors mean "the source is down": anything else is a
+    # bug and surfaces, even while an old key could still serve.
+    clock = FrozenClock(T0)
+    calls: list[int] = []
+
+    def fetch(start: dt.datetime, expiry: dt.datetime) -> DelegationKey:
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyError("bug")
+        return DelegationKey("o", "t", sas_time(start), sas_time(expiry), "b", "v", "k1")
+
+    keys = delegation_keys(
+        fetch, clock, lifetime=3600, refresh_ahead=600, min_remaining=60, spawn=lambda w: w()
+    )
+    keys.get()
+    clock.advance(3600 - 300)
+    with pytest.raises(KeyError):
         keys.get()
 
 

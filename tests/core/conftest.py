@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bucketvault.testing.fakes import offline_providers
 from bucketvault.testing.server import RunningServer, start_server
 
 MOTO_BIN = Path(sys.executable).parent / "moto_server"
@@ -74,5 +75,5 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     Cloud providers verify credentials with their clouds at registration; their own
     suites run them against emulators. Here every mount answers UNIMPLEMENTED.
     """
-    with start_server(tmp_path, principals=PRINCIPALS, providers={}) as srv:
+    with start_server(tmp_path, principals=PRINCIPALS, providers=offline_providers()) as srv:
         yield srv

@@ -154,3 +154,61 @@ def test_request_field_errors(server: RunningServer) -> None:
             "acme", "CREDENTIAL_KIND_UNSPECIFIED", c.seal("acme", "GCS_HMAC", sample("GCS_HMAC"))
         )
     assert exc.value.field == "kind"
+
+
+# The one parser per kind: registration refuses what the provider could not sign with.
+# (Before the redesign the core accepted both of these and the provider disagreed later.)
+DISAGREEMENTS = [
+    # An Azure host with a path: the core used to record account "acct" while the
+    # provider signed as "photos".
+    (
+        "AZURE_SAS",
+        _with("AZURE_SAS", account_url="https://acct.blob.core.windows.net/photos"),
+        "secret.account_url",
+        "INVALID_ACCOUNT_URL",
+    ),
+    (
+        "AZURE_SERVICE_PRINCIPAL",
+        _with("AZURE_SERVICE_PRINCIPAL", account_url="https://acct.blob.core.windows.net/photos"),
+        "secret.account_url",
+        "INVALID_ACCOUNT_URL",
+    ),
+    (
+        "AZURE_SHARED_KEY",
+        _with("AZURE_SHARED_KEY", account_name="other"),
+        "secret.account_name",
+        "ACCOUNT_NAME_MISMATCH",
+    ),
+    # A blob SAS (sr=b) grants one blob: the core used to accept it, the provider refused.
+    (
+        "AZURE_SAS",
+        _with(
+            "AZURE_SAS",
+            sas_token=f"sv=2025-05-05&sr=b&sp=r&se=2099-01-01T00:00:00Z&sig={SECRET_MARK}",
+        ),
+        "secret.sas_token",
+        "SAS_RESOURCE_UNSUPPORTED",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "doc", "field", "reason"), DISAGREEMENTS)
+def test_registration_refuses_what_the_provider_could_not_use(
+    server: RunningServer, kind: str, doc: dict[str, Any], field: str, reason: str
+) -> None:
+    c = server.client()
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.register_credential("acme", kind, doc)
+    assert (exc.value.field, exc.value.reason) == (field, reason)
+    assert SECRET_MARK not in exc.value.message
+    assert list(c.list_credentials("acme")) == []
+
+
+def test_account_metadata_is_what_the_provider_signs_as(server: RunningServer) -> None:
+    from bucketvault.providers.azure.kinds import account_name_from_url
+
+    c = server.client()
+    cred = c.register_credential("acme", "AZURE_SAS", sample("AZURE_SAS"))
+    assert cred.metadata["account_name"] == "acct"
+    assert account_name_from_url(cred.metadata["account_url"]) == "acct"
+    assert account_name_from_url("http://127.0.0.1:10000/devstoreaccount1") == "devstoreaccount1"

@@ -29,11 +29,10 @@ from bucketvault.models import (
     Method,
     Mount,
     MountPolicy,
-    SecretDocument,
 )
-from bucketvault.providers.base import CredentialHandle
 from bucketvault.providers.gcs import build
 from bucketvault.providers.gcs.provider import GcsProvider
+from bucketvault.testing.providers import RawSecret, Ruled, RuledHandle
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
 
 FAKE_GCS_BIN = (
@@ -159,17 +158,15 @@ def make_credential(kind: CredentialKind) -> Credential:
     )
 
 
-def make_provider(clock: Clock, token_uris: frozenset[str] = frozenset()) -> GcsProvider:
+def make_provider(clock: Clock, token_uris: frozenset[str] = frozenset()) -> Ruled:
     policy = UrlPolicy(allow_insecure=True, token_uri_allowlist=token_uris | {GOOGLE_TOKEN_URI})
     provider = build({"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}, clock, policy)
     assert isinstance(provider, GcsProvider)
-    return provider
+    return Ruled(provider, clock, url_policy=policy)
 
 
-def open_handle(
-    provider: GcsProvider, kind: CredentialKind, fields: Mapping[str, Any]
-) -> CredentialHandle:
-    return provider.open(make_credential(kind), SecretDocument(kind, dict(fields)))
+def open_handle(provider: Ruled, kind: CredentialKind, fields: Mapping[str, Any]) -> RuledHandle:
+    return provider.open(make_credential(kind), RawSecret(kind, dict(fields)))
 
 
 @dataclass

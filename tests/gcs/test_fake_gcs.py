@@ -19,6 +19,7 @@ from gcs.gcsutil import (
     make_provider,
     open_handle,
     sa_info,
+    upload,
 )
 from gcs.v4verify import verify
 
@@ -30,9 +31,10 @@ from bucketvault.models import (
     ListRequest,
     Method,
     MountState,
-    SignOptions,
 )
 from bucketvault.providers.base import CredentialHandle
+from bucketvault.providers.kinds import StoredSecretRefused
+from bucketvault.testing.providers import UrlRequest
 
 pytestmark = pytest.mark.gcs
 
@@ -43,7 +45,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def handle(rsa_key: RSAPrivateKey, token_endpoint: TokenEndpoint) -> Iterator[CredentialHandle]:
     provider = make_provider(FrozenClock(NOW), frozenset({token_endpoint.url}))
     h = open_handle(
-        provider, CredentialKind.GCS_SERVICE_ACCOUNT, sa_info(rsa_key, token_endpoint.url)
+        provider, CredentialKind("GCS_SERVICE_ACCOUNT"), sa_info(rsa_key, token_endpoint.url)
     )
     yield h
     h.close()
@@ -110,7 +112,7 @@ def test_signed_get_urls_fetch_the_right_bytes(
     handle: CredentialHandle, rsa_key: RSAPrivateKey, fake_gcs: str, bucket: str
 ) -> None:
     mount = make_mount(bucket, fake_gcs)
-    signed = handle.sign(mount, ODD_KEYS, SignOptions(Method.GET, 300))
+    signed = handle.sign(mount, ODD_KEYS, UrlRequest(Method.GET, 300))
     for s in signed:
         got = verify(
             s.url, method="GET", now=NOW, signer=CLIENT_EMAIL, public_key=rsa_key.public_key()
@@ -127,9 +129,7 @@ def test_listing_can_sign_each_entry(
     mount = make_mount(bucket, fake_gcs)
     request = ListRequest(prefix="odd/", delimiter="", page_size=2, page_token="")
     entries = [
-        e
-        for page in handle.list(mount, request, SignOptions(Method.GET, 120))
-        for e in page.entries
+        e for page in handle.list(mount, request, UrlRequest(Method.GET, 120)) for e in page.entries
     ]
     assert [e.key for e in entries] == sorted(ODD_KEYS)
     for e in entries:
@@ -190,26 +190,27 @@ def test_refused_key_makes_the_mount_misconfigured(
     token_endpoint.state.mode = "refuse"
     provider = make_provider(FrozenClock(NOW), frozenset({token_endpoint.url}))
     h = open_handle(
-        provider, CredentialKind.GCS_SERVICE_ACCOUNT, sa_info(rsa_key, token_endpoint.url)
+        provider, CredentialKind("GCS_SERVICE_ACCOUNT"), sa_info(rsa_key, token_endpoint.url)
     )
     result = h.check(make_mount(bucket, fake_gcs))
     assert result.state is MountState.MISCONFIGURED
     assert result.reason == "GCS_TOKEN_REFUSED"
     assert "Invalid JWT" not in result.detail
     # Signing needs no token: it still works while listing cannot.
-    assert h.sign(make_mount(bucket, fake_gcs), ["k"], SignOptions(Method.GET, 60))[0].url
+    assert h.sign(make_mount(bucket, fake_gcs), ["k"], UrlRequest(Method.GET, 60))[0].url
 
 
 def test_token_uri_no_longer_allowed_is_misconfigured(
     rsa_key: RSAPrivateKey, token_endpoint: TokenEndpoint, fake_gcs: str, bucket: str
 ) -> None:
     provider = make_provider(FrozenClock(NOW))  # the local endpoint is not allow-listed
-    h = open_handle(
-        provider, CredentialKind.GCS_SERVICE_ACCOUNT, sa_info(rsa_key, token_endpoint.url)
-    )
-    result = h.check(make_mount(bucket, fake_gcs))
-    assert result.state is MountState.MISCONFIGURED
-    assert result.reason == "TOKEN_URI_NOT_ALLOWED"
+    # The kind's parser runs again when a stored key is opened: it is refused before any
+    # token is asked for (CheckMount then answers MISCONFIGURED with this reason).
+    with pytest.raises(StoredSecretRefused) as info:
+        open_handle(
+            provider, CredentialKind("GCS_SERVICE_ACCOUNT"), sa_info(rsa_key, token_endpoint.url)
+        )
+    assert info.value.reason == "TOKEN_URI_NOT_ALLOWED"
     assert token_endpoint.state.grants == 0
 
 
@@ -220,3 +221,25 @@ def test_object_names_reach_the_json_api_encoded(fake_gcs: str, bucket: str) -> 
     )
     assert r.status_code == 200
     assert r.json()["name"] == ODD_KEYS[0]
+
+
+@pytest.mark.parametrize("bad", ["dots/../escape.jpg", "dots/./here.jpg", "dots/x\x01.jpg"])
+def test_listed_key_with_a_dot_segment_gets_no_url(
+    handle: CredentialHandle, fake_gcs: str, bucket: str, bad: str
+) -> None:
+    # The listed-key rule holds for GCS too: a stored name SignURL would refuse is listed
+    # with the reason and without a URL; its neighbour is signed as usual.
+    with requests.Session() as session:
+        upload(session, fake_gcs, bucket, bad, b"x")
+        upload(session, fake_gcs, bucket, "dots/fine.jpg", b"y")
+    mount = make_mount(bucket, fake_gcs, prefix="dots/")
+    request = ListRequest(prefix="dots/", delimiter="", page_size=100, page_token="")
+    entries = {
+        e.key: e
+        for page in handle.list(mount, request, UrlRequest(Method.GET, 300))
+        for e in page.entries
+    }
+    assert entries[bad].url == ""
+    assert entries[bad].url_error == "INVALID_KEY"
+    assert entries["dots/fine.jpg"].url.startswith(f"{fake_gcs}/{bucket}/dots/fine.jpg?")
+    assert entries["dots/fine.jpg"].url_error == ""

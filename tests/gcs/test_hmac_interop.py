@@ -19,8 +19,9 @@ from gcs.v4verify import verify
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import NotFound
-from bucketvault.models import CredentialKind, ListRequest, Method, MountState, SignOptions
+from bucketvault.models import CredentialKind, ListRequest, Method, MountState
 from bucketvault.providers.base import CredentialHandle
+from bucketvault.testing.providers import UrlRequest
 
 pytestmark = pytest.mark.moto
 
@@ -49,7 +50,7 @@ def bucket(moto_s3: str) -> str:
 def handle() -> Iterator[CredentialHandle]:
     provider = make_provider(FrozenClock(NOW))
     h = open_handle(
-        provider, CredentialKind.GCS_HMAC, {"access_id": HMAC_ACCESS_ID, "secret": HMAC_SECRET}
+        provider, CredentialKind("GCS_HMAC"), {"access_id": HMAC_ACCESS_ID, "secret": HMAC_SECRET}
     )
     yield h
     h.close()
@@ -89,7 +90,7 @@ def test_hmac_listing_resumes_from_a_page_token(
 def test_hmac_listing_signs_entries(handle: CredentialHandle, moto_s3: str, bucket: str) -> None:
     mount = make_mount(bucket, moto_s3)
     request = ListRequest(prefix="img/sub-", delimiter="", page_size=10, page_token="")
-    [page] = list(handle.list(mount, request, SignOptions(Method.GET, 900)))
+    [page] = list(handle.list(mount, request, UrlRequest(Method.GET, 900)))
     assert [e.key for e in page.entries] == [f"img/sub-{k}/a.jpg" for k in range(3)]
     for e in page.entries:
         got = verify(e.url, method="GET", now=NOW, signer=HMAC_ACCESS_ID, hmac_secret=HMAC_SECRET)

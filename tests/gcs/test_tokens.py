@@ -30,7 +30,10 @@ def cache(
 ) -> Iterator[TokenCache]:
     policy = UrlPolicy(allow_insecure=True, token_uri_allowlist=frozenset({token_endpoint.url}))
     with requests.Session() as session:
-        yield TokenCache(sa_info(rsa_key, token_endpoint.url), clock, policy, session)
+        # Background refreshes run at once, so the test sees their effect on the next call.
+        yield TokenCache(
+            sa_info(rsa_key, token_endpoint.url), clock, policy, session, spawn=lambda work: work()
+        )
 
 
 def test_many_concurrent_callers_cause_one_grant(
@@ -64,8 +67,9 @@ def test_token_is_reused_then_refreshed_in_the_advisory_window(
     assert cache.token() == "ya29.test-1"
     assert token_endpoint.state.grants == 1
     clock.advance(timedelta(minutes=2))  # 4 minutes left: refresh ahead of expiry
-    assert cache.token() == "ya29.test-2"
+    assert cache.token() == "ya29.test-1", "the current token serves while it refreshes"
     assert token_endpoint.state.grants == 2
+    assert cache.token() == "ya29.test-2"
     assert cache.token() == "ya29.test-2"
     assert token_endpoint.state.grants == 2
 
@@ -76,6 +80,7 @@ def test_expires_in_from_the_endpoint_is_honoured(
     token_endpoint.state.expires_in = 600
     assert cache.token() == "ya29.test-1"
     clock.advance(timedelta(minutes=5, seconds=1))
+    cache.token()  # inside the advisory window of a 10-minute token: refreshes
     assert cache.token() == "ya29.test-2"
 
 
@@ -92,6 +97,7 @@ def test_outage_in_advisory_window_keeps_serving_cached_token(
         cache.token()
     assert info.value.reason == "GCS_TOKEN_UNAVAILABLE"
     token_endpoint.state.mode = "ok"
+    clock.advance(timedelta(seconds=11))  # past the pause after a failure: tried again
     assert cache.token().startswith("ya29.test-")
 
 
@@ -109,4 +115,5 @@ def test_refused_key_is_a_failed_precondition_without_the_endpoint_text(
 def test_repr_never_shows_the_token(cache: TokenCache) -> None:
     token = cache.token()
     assert token not in repr(cache)
-    assert token not in repr(cache._current)
+    assert token not in repr(cache._tokens)
+    assert token not in repr(cache._tokens.get())

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import InvalidArgument
-from bucketvault.models import CredentialKind, Method, SignOptions
+from bucketvault.models import CredentialKind, Method
 from bucketvault.objectkeys import check_key
 from bucketvault.providers.base import CredentialHandle
+from bucketvault.testing.providers import UrlRequest
 
 NOW = datetime(2026, 3, 14, 23, 59, 58, 123456, tzinfo=UTC)
 
@@ -44,7 +45,7 @@ def sdk(rsa_key: RSAPrivateKey) -> Iterator[Sdk]:
 @pytest.fixture(scope="module")
 def handle(rsa_key: RSAPrivateKey) -> CredentialHandle:
     provider = make_provider(FrozenClock(NOW))
-    return open_handle(provider, CredentialKind.GCS_SERVICE_ACCOUNT, sa_info(rsa_key))
+    return open_handle(provider, CredentialKind("GCS_SERVICE_ACCOUNT"), sa_info(rsa_key))
 
 
 def _valid(key: str) -> bool:
@@ -126,7 +127,7 @@ def test_rsa_urls_are_byte_identical_to_google_cloud_storage(
 ) -> None:
     if method is not Method.PUT:
         content_type = ""
-    options = SignOptions(
+    options = UrlRequest(
         method=method,
         expires_in=ttl,
         response_content_type=response_type,
@@ -147,19 +148,17 @@ def test_a_batch_signs_each_key_like_the_sdk_and_keeps_order(
 ) -> None:
     # Large enough to be spread over the signing pool.
     keys = [f"dir/{i:04d} +%~.png" for i in range(200)]
-    signed = handle.sign(make_mount("bucket"), keys, SignOptions(Method.GET, 600))
+    signed = handle.sign(make_mount("bucket"), keys, UrlRequest(Method.GET, 600))
     assert [s.key for s in signed] == keys
     for s in signed[::37]:
         assert s.url == sdk_url(sdk, "bucket", s.key, "", Method.GET, 600, "", "", "")
 
 
 def test_expiry_is_capped_at_seven_days(handle: CredentialHandle) -> None:
-    [s] = handle.sign(
-        make_mount("bucket"), ["k"], SignOptions(Method.GET, 10 * 86400, capped_by="")
-    )
+    [s] = handle.sign(make_mount("bucket"), ["k"], UrlRequest(Method.GET, 10 * 86400, capped_by=""))
     assert "X-Goog-Expires=604800&" in s.url
     assert s.expiry_capped_by == "PROVIDER_MAX"
     [kept] = handle.sign(
-        make_mount("bucket"), ["k"], SignOptions(Method.GET, 600, capped_by="MOUNT_MAX_TTL")
+        make_mount("bucket"), ["k"], UrlRequest(Method.GET, 600, capped_by="MOUNT_MAX_TTL")
     )
     assert kept.expiry_capped_by == "MOUNT_MAX_TTL"

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import InvalidArgument
-from bucketvault.models import CredentialKind, Method, SignedUrl, SignOptions
+from bucketvault.models import CredentialKind, Method, SignedUrl
 from bucketvault.objectkeys import check_key
 from bucketvault.providers.base import CredentialHandle
+from bucketvault.testing.providers import UrlRequest
 
 NOW = datetime(2026, 6, 30, 12, 0, 0, tzinfo=UTC)
 ENDPOINT = "http://127.0.0.1:4443"
@@ -33,14 +34,14 @@ ENDPOINT = "http://127.0.0.1:4443"
 @pytest.fixture(scope="module")
 def rsa_handle(rsa_key: RSAPrivateKey) -> CredentialHandle:
     provider = make_provider(FrozenClock(NOW))
-    return open_handle(provider, CredentialKind.GCS_SERVICE_ACCOUNT, sa_info(rsa_key))
+    return open_handle(provider, CredentialKind("GCS_SERVICE_ACCOUNT"), sa_info(rsa_key))
 
 
 @pytest.fixture(scope="module")
 def hmac_handle() -> CredentialHandle:
     provider = make_provider(FrozenClock(NOW))
     return open_handle(
-        provider, CredentialKind.GCS_HMAC, {"access_id": HMAC_ACCESS_ID, "secret": HMAC_SECRET}
+        provider, CredentialKind("GCS_HMAC"), {"access_id": HMAC_ACCESS_ID, "secret": HMAC_SECRET}
     )
 
 
@@ -103,7 +104,7 @@ def test_verifier_accepts_every_url_we_sign(
     [s] = handle.sign(
         make_mount("bkt", ENDPOINT),
         [key],
-        SignOptions(
+        UrlRequest(
             method, ttl, response_content_disposition=disposition, content_type=content_type
         ),
     )
@@ -124,7 +125,7 @@ def test_verifier_accepts_every_url_we_sign(
 
 def _sign(handle: CredentialHandle, method: Method = Method.GET, **kw: str) -> SignedUrl:
     [s] = handle.sign(
-        make_mount("bkt", ENDPOINT), ["photos/cat 1.png"], SignOptions(method, 600, **kw)
+        make_mount("bkt", ENDPOINT), ["photos/cat 1.png"], UrlRequest(method, 600, **kw)
     )
     return s
 

@@ -87,7 +87,7 @@ class Factory:
             credential_id=credential_id or self.next_id("cred"),
             tenant=tenant,
             display_name="prod images",
-            kind=CredentialKind.AWS_ROLE,
+            kind=CredentialKind("AWS_ROLE"),
             state=state,
             fingerprint="fp:" + secrets.token_hex(8),
             metadata={"role_arn": "arn:aws:iam::123456789012:role/r", "account_id": "1234"},

@@ -23,16 +23,14 @@ from bucketvault.client import BucketVaultClient
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
+from bucketvault.v1 import common_pb2
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-KINDS = (
-    "AWS_ROLE",
-    "S3_ACCESS_KEY",
-    "GCS_SERVICE_ACCOUNT",
-    "GCS_HMAC",
-    "AZURE_SAS",
-    "AZURE_SHARED_KEY",
-    "AZURE_SERVICE_PRINCIPAL",
+# The wire enum is the one list of kind names.
+KINDS = tuple(
+    n
+    for n in common_pb2.CredentialKind.keys()  # noqa: SIM118 - an enum wrapper, not a dict
+    if n != "CREDENTIAL_KIND_UNSPECIFIED"
 )
 
 

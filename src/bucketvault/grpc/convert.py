@@ -8,6 +8,7 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bucketvault.app import AuditRow
 from bucketvault.errors import InvalidArgument
 from bucketvault.models import (
     CheckResult,
@@ -18,7 +19,6 @@ from bucketvault.models import (
     Mount,
     SignedUrl,
 )
-from bucketvault.store.base import AuditRow
 from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
 
 
@@ -37,7 +37,7 @@ def kind_from_pb(value: int) -> CredentialKind | None:
         return CredentialKind(common_pb2.CredentialKind.Name(value))  # type: ignore[arg-type]
     except ValueError:
         raise InvalidArgument(
-            "unknown credential kind", reason="INVALID_FIELD", field="kind"
+            "unknown credential kind", reason="UNKNOWN_KIND", field="kind"
         ) from None
 
 
@@ -143,7 +143,12 @@ def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
     return signer_pb2.ListPrefixPage(
         entries=[
             signer_pb2.ListEntry(
-                key=e.key, size=e.size, etag=e.etag, last_modified=ts(e.last_modified), url=e.url
+                key=e.key,
+                size=e.size,
+                etag=e.etag,
+                last_modified=ts(e.last_modified),
+                url=e.url,
+                url_error=e.url_error,
             )
             for e in page.entries
         ],

@@ -6,13 +6,11 @@ from collections.abc import Iterator
 from datetime import UTC as _UTC
 from typing import Any
 
-from bucketvault.app import App, ListInput, MountInput, RegisterInput, SignInput
-from bucketvault.crypto import hpke
+from bucketvault.app import App, AuditFilter, ListInput, MountInput, RegisterInput, SignInput
 from bucketvault.errors import InvalidArgument
 from bucketvault.grpc import convert
 from bucketvault.grpc.interceptor import current_call
 from bucketvault.models import Method
-from bucketvault.store.base import AuditFilter
 from bucketvault.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -23,12 +21,13 @@ from bucketvault.v1 import (
 )
 
 
-def _suite(value: int) -> hpke.Suite:
-    if value in (vault_pb2.HPKE_SUITE_UNSPECIFIED, vault_pb2.X25519_SHA256_AES256GCM):
-        return hpke.Suite.X25519_SHA256_AES256GCM
-    if value == vault_pb2.MLKEM768_X25519_SHA256_AES256GCM:
-        return hpke.Suite.MLKEM768_X25519_SHA256_AES256GCM
-    raise InvalidArgument("unknown HPKE suite", reason="INVALID_FIELD", field="suite")
+def _suite(value: int) -> str:
+    if value == vault_pb2.HPKE_SUITE_UNSPECIFIED:
+        return vault_pb2.HpkeSuite.Name(vault_pb2.X25519_SHA256_AES256GCM)
+    try:
+        return vault_pb2.HpkeSuite.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument("unknown HPKE suite", reason="INVALID_FIELD", field="suite") from None
 
 
 class VaultServicer(vault_pb2_grpc.VaultServicer):
@@ -37,26 +36,26 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def GetRegistrationKey(self, request: Any, context: Any) -> vault_pb2.RegistrationKey:
         call = current_call()
-        record = self._app.registration_key(call.principal, _suite(request.suite))
+        key = self._app.vault.registration_key(call.principal, _suite(request.suite))
         return vault_pb2.RegistrationKey(
-            key_id=record.key_id,
-            suite=vault_pb2.HpkeSuite.Value(record.suite),
-            public_key=record.public_key,
-            info_template=hpke.INFO_TEMPLATE,
+            key_id=key.key_id,
+            suite=vault_pb2.HpkeSuite.Value(key.suite),
+            public_key=key.public_key,
+            info_template=key.info_template,
         )
 
     def GetAwsTrustPolicy(self, request: Any, context: Any) -> vault_pb2.AwsTrustPolicy:
         call = current_call()
-        policy = self._app.aws_trust_policy(call.principal, request.tenant, call.request_id)
+        policy = self._app.vault.trust_policy(call.principal, request.tenant, call.request_id)
         return vault_pb2.AwsTrustPolicy(
             external_id=policy.external_id,
-            service_principal_arn=policy.service_principal_arn,
+            service_principal_arn=policy.service_principal,
             policy_json=policy.policy_json,
         )
 
     def RegisterCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
         call = current_call()
-        cred = self._app.register_credential(
+        cred = self._app.vault.register(
             call.principal,
             RegisterInput(
                 tenant=request.tenant,
@@ -72,14 +71,14 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def GetCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
         call = current_call()
-        cred = self._app.get_credential(
+        cred = self._app.vault.get(
             call.principal, request.tenant, request.credential_id, call.request_id
         )
         return convert.credential_to_pb(cred)
 
     def ListCredentials(self, request: Any, context: Any) -> vault_pb2.ListCredentialsResponse:
         call = current_call()
-        creds, token = self._app.list_credentials(
+        creds, token = self._app.vault.list(
             call.principal, request.tenant, request.page_size, request.page_token, call.request_id
         )
         return vault_pb2.ListCredentialsResponse(
@@ -88,7 +87,7 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def RevokeCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
         call = current_call()
-        cred = self._app.revoke_credential(
+        cred = self._app.vault.revoke(
             call.principal, request.tenant, request.credential_id, request.reason, call.request_id
         )
         return convert.credential_to_pb(cred)
@@ -103,7 +102,7 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
             )
             if m is not None
         )
-        mount = self._app.create_mount(
+        mount = self._app.mounts.create(
             call.principal,
             MountInput(
                 tenant=request.tenant,
@@ -122,14 +121,14 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def GetMount(self, request: Any, context: Any) -> vault_pb2.Mount:
         call = current_call()
-        mount = self._app.get_mount(
+        mount = self._app.mounts.get(
             call.principal, request.tenant, request.mount_id, call.request_id
         )
         return convert.mount_to_pb(mount)
 
     def ListMounts(self, request: Any, context: Any) -> vault_pb2.ListMountsResponse:
         call = current_call()
-        mounts, token = self._app.list_mounts(
+        mounts, token = self._app.mounts.list(
             call.principal, request.tenant, request.page_size, request.page_token, call.request_id
         )
         return vault_pb2.ListMountsResponse(
@@ -138,7 +137,7 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def RebindMount(self, request: Any, context: Any) -> vault_pb2.Mount:
         call = current_call()
-        mount = self._app.rebind_mount(
+        mount = self._app.mounts.rebind(
             call.principal,
             request.tenant,
             request.mount_id,
@@ -150,7 +149,7 @@ class VaultServicer(vault_pb2_grpc.VaultServicer):
 
     def CheckMount(self, request: Any, context: Any) -> vault_pb2.CheckMountResponse:
         call = current_call()
-        result = self._app.check_mount(
+        result = self._app.mounts.check(
             call.principal, request.tenant, request.mount_id, call.request_id
         )
         return convert.check_to_pb(result)
@@ -162,7 +161,7 @@ class SignerServicer(signer_pb2_grpc.SignerServicer):
 
     def SignURL(self, request: Any, context: Any) -> signer_pb2.SignedURL:
         call = current_call()
-        urls = self._app.sign(
+        urls = self._app.signing.sign(
             call.principal,
             SignInput(
                 tenant=request.tenant,
@@ -180,7 +179,7 @@ class SignerServicer(signer_pb2_grpc.SignerServicer):
 
     def SignURLs(self, request: Any, context: Any) -> signer_pb2.SignURLsResponse:
         call = current_call()
-        urls = self._app.sign(
+        urls = self._app.signing.sign(
             call.principal,
             SignInput(
                 tenant=request.tenant,
@@ -195,7 +194,7 @@ class SignerServicer(signer_pb2_grpc.SignerServicer):
 
     def ListPrefix(self, request: Any, context: Any) -> Iterator[signer_pb2.ListPrefixPage]:
         call = current_call()
-        pages = self._app.list_prefix(
+        pages = self._app.signing.list_prefix(
             call.principal,
             ListInput(
                 tenant=request.tenant,
@@ -218,7 +217,7 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
 
     def QueryAudit(self, request: Any, context: Any) -> Iterator[audit_pb2.AuditRecord]:
         call = current_call()
-        rows = self._app.query_audit(
+        rows = self._app.audit.query(
             call.principal,
             AuditFilter(
                 tenant=request.tenant,
@@ -235,7 +234,7 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
 
     def VerifyAudit(self, request: Any, context: Any) -> audit_pb2.VerifyAuditResponse:
         call = current_call()
-        result = self._app.verify_audit(call.principal, call.request_id)
+        result = self._app.audit.verify(call.principal, call.request_id)
         return audit_pb2.VerifyAuditResponse(
             ok=result.ok,
             records_checked=result.records_checked,

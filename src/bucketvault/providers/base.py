@@ -1,9 +1,15 @@
 """The seam between the use cases and the clouds.
 
-A CloudProvider serves one cloud family (a set of credential kinds). The app opens a
-CredentialHandle per active credential from its decrypted SecretDocument and keeps it
-while the credential is active: the handle is where decrypted material, cloud
-sessions and derived signing keys live, and nowhere else.
+A CloudProvider serves one cloud family and declares everything about the credential
+kinds it serves (``kinds``: schema, the one parser, metadata, see providers/kinds.py).
+The core holds no per-kind code: it unseals, asks the kind's spec to parse, stores, and
+hands the parsed secret back to the provider to verify (``prepare``) and to use
+(``open``).
+
+``open`` returns a CredentialHandle, kept while the credential is active: the handle is
+where decrypted material, cloud sessions and derived signing keys live, and nowhere
+else. Rules that hold for every cloud (key checks, the expiry cap, the listed-key rule,
+page sizes) are applied by the core around the handle, never inside it.
 
 Handles must be thread-safe: the gRPC server calls them from many threads.
 Providers translate their SDKs' exceptions into bucketvault.errors at this boundary.
@@ -11,8 +17,10 @@ Providers translate their SDKs' exceptions into bucketvault.errors at this bound
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from bucketvault.models import (
     CheckResult,
@@ -23,21 +31,49 @@ from bucketvault.models import (
     Mount,
     Preparation,
     RegistrationContext,
-    SecretDocument,
-    SignedUrl,
     SignOptions,
 )
+from bucketvault.providers.kinds import KindSpec, ParsedSecret
+
+# Why a URL lives shorter than asked: the credential's own end (an assumed-role session
+# or a user-delegation key) or a customer SAS it carries.
+SESSION_EXPIRY = "SESSION_EXPIRY"
+SAS_EXPIRY = "SAS_EXPIRY"
+
+
+@dataclass(frozen=True)
+class SignedBatch:
+    """URLs for a batch of keys (same order) and the headers every one of them needs."""
+
+    urls: Sequence[str]
+    required_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class BatchSigner(Protocol):
+    """Signs with one snapshot of a credential (one session, one delegation key ...)."""
+
+    @property
+    def valid_until(self) -> datetime | None:
+        """When URLs signed with this snapshot stop working (None: not before the URL)."""
+        ...
+
+    @property
+    def limit_reason(self) -> str:
+        """SESSION_EXPIRY or SAS_EXPIRY: what valid_until is the end of."""
+        ...
+
+    def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
+        """Sign every key exactly as told: options carry the final signing time and expiry."""
+        ...
 
 
 class CredentialHandle(Protocol):
-    def sign(self, mount: Mount, keys: Sequence[str], options: SignOptions) -> list[SignedUrl]:
-        """Sign every key (already validated and confined to the mount), same order."""
+    def signer(self, mount: Mount, options: SignOptions) -> BatchSigner:
+        """A signer for this mount; raises if the credential cannot sign these options now."""
         ...
 
-    def list(
-        self, mount: Mount, request: ListRequest, sign: SignOptions | None
-    ) -> Iterator[ListPage]:
-        """Yield pages lazily (constant memory); sign each entry's GET URL when asked."""
+    def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
+        """Yield the cloud's pages lazily (constant memory), without URLs."""
         ...
 
     def check(self, mount: Mount) -> CheckResult:
@@ -50,14 +86,17 @@ class CredentialHandle(Protocol):
 
 
 class CloudProvider(Protocol):
+    # The family: mounts may be rebound only between credentials of one family.
     name: str
-    kinds: frozenset[CredentialKind]
+    kinds: Mapping[CredentialKind, KindSpec]
+    # The longest URL lifetime the cloud's signature scheme accepts.
+    max_url_seconds: int
 
-    def prepare(self, context: RegistrationContext, secret: SecretDocument) -> Preparation:
+    def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
         """Verify a new credential with the cloud before it is accepted (may be a no-op)."""
         ...
 
-    def open(self, credential: Credential, secret: SecretDocument) -> CredentialHandle:
+    def open(self, credential: Credential, secret: ParsedSecret) -> CredentialHandle:
         """Build the handle that signs and lists with this credential."""
         ...
 
@@ -66,4 +105,31 @@ class CloudProvider(Protocol):
         ...
 
 
-__all__ = ["CloudProvider", "CredentialHandle"]
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Registration help for role-based kinds: what the customer pastes into their cloud."""
+
+    external_id: str
+    service_principal: str
+    policy_json: str
+
+
+@runtime_checkable
+class TrustPolicySource(Protocol):
+    """Implemented by providers whose customers must trust the service's own identity."""
+
+    def trust_policy(self, external_id: str) -> TrustPolicy:
+        """The policy naming the service's principal and the tenant's ExternalId."""
+        ...
+
+
+__all__ = [
+    "SAS_EXPIRY",
+    "SESSION_EXPIRY",
+    "BatchSigner",
+    "CloudProvider",
+    "CredentialHandle",
+    "SignedBatch",
+    "TrustPolicy",
+    "TrustPolicySource",
+]

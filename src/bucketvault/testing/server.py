@@ -24,7 +24,6 @@ from bucketvault.auth.authn import hash_token
 from bucketvault.client import BucketVaultClient
 from bucketvault.clock import Clock
 from bucketvault.config import Config
-from bucketvault.models import CredentialKind
 from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
 
@@ -95,7 +94,7 @@ def start_server(
     clock: Clock | None = None,
     principals: Sequence[PrincipalSpec] = (),
     data_dir: Path | None = None,
-    providers: Mapping[CredentialKind, CloudProvider] | None = None,
+    providers: Sequence[CloudProvider] | None = None,
 ) -> Iterator[RunningServer]:
     """An in-process server on 127.0.0.1:<free port> with a fresh data directory."""
     data_dir = data_dir or tmp_path / f"bv-{secrets.token_hex(4)}"

@@ -1,57 +1,38 @@
-"""The AWS provider: AWS_ROLE (assumed with STS) and S3_ACCESS_KEY credentials."""
+"""The AWS provider: AWS_ROLE (assumed with STS) and S3_ACCESS_KEY credentials.
+
+Session refresh windows (6-hour sessions): URLs are capped at session expiry minus
+the skew margin, and normal URL TTLs are up to an hour. The mandatory window starts
+when less than 1 h + skew + 5 min remain, so a blocking refresh happens before a
+1-hour URL would be cut short; the advisory window starts 30 minutes earlier, so in
+practice the refresh happens in the background and no caller ever blocks. Short
+sessions (a role capped at 1 hour) scale both windows down to fractions of the
+session: those URLs are capped, and the credential carries a warning saying how to
+fix the role.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 import boto3
 
 from bucketvault.clock import Clock
-from bucketvault.errors import (
-    BucketVaultError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
-from bucketvault.models import (
-    CheckResult,
-    Credential,
-    CredentialKind,
-    ListEntry,
-    ListPage,
-    ListRequest,
-    Method,
-    Mount,
-    MountState,
-    Preparation,
-    RegistrationContext,
-    SecretDocument,
-    SignedUrl,
-    SignOptions,
-)
-from bucketvault.objectkeys import check_key
-from bucketvault.providers.aws import s3
+from bucketvault.errors import FailedPrecondition
+from bucketvault.models import Credential, CredentialKind, Preparation, RegistrationContext
+from bucketvault.providers.aws import listing
 from bucketvault.providers.aws.credentials import AwsCredentials
-from bucketvault.providers.aws.endpoints import aws_target, custom_target
-from bucketvault.providers.aws.sessions import SKEW, RefreshWindows, SessionCache
-from bucketvault.providers.aws.settings import DEFAULT_REGION, AwsSettings
-from bucketvault.providers.aws.sigv4 import (
-    MAX_EXPIRES_SECONDS,
-    BatchPresigner,
-    PresignParams,
-    PresignTarget,
-    SigningKeyCache,
-    amz_date,
-)
+from bucketvault.providers.aws.handles import AwsHandle
+from bucketvault.providers.aws.kinds import KINDS, AccessKeySecret, RoleSecret
+from bucketvault.providers.aws.settings import AwsSettings
+from bucketvault.providers.aws.sigv4 import MAX_EXPIRES_SECONDS
 from bucketvault.providers.aws.sts import (
     FLOOR_SESSION_SECONDS,
     FULL_SESSION_SECONDS,
-    AssumeRoleDenied,
     AssumeRoleRequest,
     Backoff,
     BotoSts,
@@ -61,9 +42,20 @@ from bucketvault.providers.aws.sts import (
     role_arn_of,
     session_name,
 )
+from bucketvault.providers.base import TrustPolicy
+from bucketvault.providers.kinds import KindSpec, ParsedSecret
+from bucketvault.providers.refresh import Expiring, RefreshingValue, RefreshWindows, Spawn
+from bucketvault.providers.rules import SESSION_SKEW
 from bucketvault.urlpolicy import UrlPolicy
 
 log = logging.getLogger(__name__)
+
+SESSION_WINDOWS = RefreshWindows(
+    advisory=timedelta(minutes=100),
+    mandatory=timedelta(minutes=70),
+    retry_after=timedelta(seconds=30),
+    usable_margin=SESSION_SKEW,
+)
 
 # Credential metadata keys this provider adds at registration.
 META_SESSION_SECONDS = "session_duration_seconds"
@@ -88,168 +80,12 @@ def _session_warning(limit: str, role_arn: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Location:
-    region: str
-    endpoint: str
-    target: PresignTarget
-
-
-class AwsHandle:
-    """Signs, lists and checks with one credential; thread-safe."""
-
-    def __init__(
-        self,
-        credentials: Callable[[], AwsCredentials],
-        clock: Clock,
-        clients: s3.S3Clients,
-        *,
-        endpoint: str,
-        region: str,
-        on_close: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._credentials = credentials
-        self._clock = clock
-        self._clients = clients
-        # The credential's or the service's S3 endpoint and region ("" = AWS / resolve).
-        self._endpoint = endpoint
-        self._region = region
-        self._on_close = on_close
-        self._signing_keys = SigningKeyCache()
-        self._lock = threading.Lock()
-        self._locations: dict[tuple[str, str, str, str], _Location] = {}
-
-    def _location(self, mount: Mount, credentials: AwsCredentials) -> _Location:
-        endpoint = mount.endpoint.rstrip("/") or self._endpoint
-        slot = (mount.mount_id, mount.bucket, endpoint, mount.region)
-        location = self._locations.get(slot)
-        if location is not None:
-            return location
-        region = mount.region or self._region
-        if not region:
-            # Once per mount: the bucket's home region, which its URLs must be scoped to.
-            client = self._clients.get(credentials, DEFAULT_REGION, endpoint)
-            region = s3.bucket_region(client, mount.bucket) or DEFAULT_REGION
-        if endpoint:
-            target = custom_target(endpoint, mount.bucket, region)
-        else:
-            target = aws_target(mount.bucket, region)
-        location = _Location(region, endpoint, target)
-        with self._lock:
-            self._locations[slot] = location
-        return location
-
-    def sign(self, mount: Mount, keys: Sequence[str], options: SignOptions) -> list[SignedUrl]:
-        """Presign every key with the current session; expiry capped by the session."""
-        if options.expires_in <= 0:
-            raise InvalidArgument("the URL lifetime must be positive", reason="INVALID_TTL")
-        credentials = self._credentials()
-        now = self._clock.now().replace(microsecond=0)
-        expires_in, capped_by = options.expires_in, options.capped_by
-        if expires_in > MAX_EXPIRES_SECONDS:
-            expires_in, capped_by = MAX_EXPIRES_SECONDS, "PROVIDER_MAX"
-        if credentials.expiration is not None:
-            left = int((credentials.expiration - SKEW - now).total_seconds())
-            if left < expires_in:
-                if left <= 0:
-                    raise Unavailable(
-                        "the AWS session for this credential has expired and could not be renewed",
-                        reason="SESSION_EXPIRED",
-                    )
-                expires_in, capped_by = left, "SESSION_EXPIRY"
-        location = self._location(mount, credentials)
-        identity = credentials.identity()
-        timestamp = amz_date(now)
-        signing_key = self._signing_keys.get(identity, timestamp[:8], location.region, "s3")
-        query: list[tuple[str, str]] = []
-        headers: dict[str, str] = {}
-        if options.method is Method.PUT:
-            if options.content_type:
-                headers["Content-Type"] = options.content_type
-        else:
-            if options.response_content_type:
-                query.append(("response-content-type", options.response_content_type))
-            if options.response_content_disposition:
-                query.append(("response-content-disposition", options.response_content_disposition))
-        params = PresignParams(options.method.value, expires_in, now, query, headers)
-        presign = BatchPresigner(location.target, identity, params, signing_key).url
-        expires_at = now + timedelta(seconds=expires_in)
-        method = options.method
-        return [
-            SignedUrl(key, presign(key), method, expires_at, headers, capped_by) for key in keys
-        ]
-
-    def list(
-        self, mount: Mount, request: ListRequest, sign: SignOptions | None
-    ) -> Iterator[ListPage]:
-        """ListObjectsV2 pages, fetched only as the caller consumes them."""
-        credentials = self._credentials()
-        location = self._location(mount, credentials)
-        client = self._clients.get(credentials, location.region, location.endpoint)
-        for page in s3.list_pages(client, mount.bucket, request):
-            if sign is None or not page.entries:
-                yield page
-            else:
-                yield replace(page, entries=self._with_urls(mount, page.entries, sign))
-
-    def _with_urls(
-        self, mount: Mount, entries: tuple[ListEntry, ...], sign: SignOptions
-    ) -> tuple[ListEntry, ...]:
-        # Stored keys are not ours to trust: one with a '..' segment or a control
-        # character gets no URL, exactly as SignURL would refuse it.
-        signable = [e.key for e in entries if _signable(e.key, mount.prefix)]
-        options = SignOptions(Method.GET, sign.expires_in, sign.capped_by)
-        urls = {u.key: u.url for u in self.sign(mount, signable, options)} if signable else {}
-        return tuple(replace(e, url=urls.get(e.key, "")) for e in entries)
-
-    def check(self, mount: Mount) -> CheckResult:
-        """HeadBucket + ListObjectsV2(MaxKeys=1) with this credential."""
-        try:
-            credentials = self._credentials()
-        except AssumeRoleDenied as exc:
-            return CheckResult(MountState.FORBIDDEN, exc.reason, exc.message)
-        try:
-            location = self._location(mount, credentials)
-        except NotFound as exc:
-            return CheckResult(MountState.NOT_FOUND, exc.reason, exc.message)
-        except Unavailable as exc:
-            server = mount.endpoint or self._endpoint or "S3"
-            return CheckResult(
-                MountState.MISCONFIGURED,
-                "ENDPOINT_UNREACHABLE",
-                f"could not reach {server} ({exc.message}): check the mount's endpoint and region",
-            )
-        client = self._clients.get(credentials, location.region, location.endpoint)
-        where = s3.S3Location(mount.bucket, location.region, location.endpoint)
-        result = s3.check_bucket(client, where, mount.prefix)
-        if result.state is not MountState.AVAILABLE:
-            # The cached region may be what is wrong: resolve again next time.
-            with self._lock:
-                self._locations = {
-                    k: v for k, v in self._locations.items() if k[0] != mount.mount_id
-                }
-        return result
-
-    def close(self) -> None:
-        """Drop the session, derived keys and clients."""
-        self._on_close()
-        self._signing_keys.clear()
-        self._clients.clear()
-
-
-def _signable(key: str, prefix: str) -> bool:
-    try:
-        check_key(key, prefix)
-    except BucketVaultError:
-        return False
-    return True
-
-
 class AwsProvider:
     """CloudProvider for AWS roles and S3-compatible access keys."""
 
     name = "aws"
-    kinds = frozenset({CredentialKind.AWS_ROLE, CredentialKind.S3_ACCESS_KEY})
+    kinds: Mapping[CredentialKind, KindSpec] = KINDS
+    max_url_seconds = MAX_EXPIRES_SECONDS
 
     def __init__(
         self,
@@ -260,14 +96,14 @@ class AwsProvider:
         sts: StsGateway | None = None,
         backoff: Backoff | None = None,
         windows: RefreshWindows | None = None,
-        spawn: Callable[[Callable[[], None]], None] | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._url_policy = url_policy
         self._sts = sts or BotoSts(self._service_session, settings.sts_endpoint, settings.region)
         self._backoff = backoff or Backoff()
-        self._windows = windows or RefreshWindows()
+        self._windows = windows or SESSION_WINDOWS
         self._spawn = spawn
         self._principal = ""
         self._principal_lock = threading.Lock()
@@ -293,18 +129,33 @@ class AwsProvider:
                 )
             return self._principal
 
-    def prepare(self, context: RegistrationContext, secret: SecretDocument) -> Preparation:
+    def trust_policy(self, external_id: str) -> TrustPolicy:
+        """The role trust policy to paste: our principal, the tenant's ExternalId."""
+        arn = self.service_principal_arn()
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": arn},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+                }
+            ],
+        }
+        return TrustPolicy(external_id, arn, json.dumps(policy, indent=2))
+
+    def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
         """AWS_ROLE: assume the role once to prove the trust policy; S3 keys: nothing."""
-        if context.kind is not CredentialKind.AWS_ROLE:
+        if not isinstance(secret, RoleSecret):
             return Preparation()
-        role_arn = secret.str("role_arn")
         request = AssumeRoleRequest(
-            role_arn=role_arn,
+            role_arn=secret.role_arn,
             session_name=session_name(context.tenant, context.credential_id),
-            external_id=context.external_id,
+            external_id=secret.external_id,
             duration_seconds=FULL_SESSION_SECONDS,
         )
-        metadata = {META_EXTERNAL_ID: context.external_id}
+        metadata = {META_EXTERNAL_ID: secret.external_id}
         try:
             assume_role_with_retry(self._sts, request, self._backoff)
         except SessionDurationRefused as exc:
@@ -315,7 +166,7 @@ class AwsProvider:
             )
             metadata[META_SESSION_SECONDS] = str(FLOOR_SESSION_SECONDS)
             metadata[META_SESSION_LIMIT] = limit
-            return Preparation(metadata, (_session_warning(limit, role_arn),))
+            return Preparation(metadata, (_session_warning(limit, secret.role_arn),))
         metadata[META_SESSION_SECONDS] = str(FULL_SESSION_SECONDS)
         return Preparation(metadata)
 
@@ -323,65 +174,65 @@ class AwsProvider:
         """Nothing time-dependent: the session-length warning is stored at registration."""
         return ()
 
-    def open(self, credential: Credential, secret: SecretDocument) -> AwsHandle:
+    def open(self, credential: Credential, secret: ParsedSecret) -> AwsHandle:
         """A handle holding the key (S3_ACCESS_KEY) or a session cache (AWS_ROLE)."""
-        clients = s3.S3Clients(_client_session)
-        if credential.kind is CredentialKind.S3_ACCESS_KEY:
-            static = AwsCredentials(secret.str("access_key_id"), secret.str("secret_access_key"))
-            endpoint = secret.str("endpoint_url")
-            if endpoint:
-                endpoint = self._url_policy.check_endpoint(endpoint, field="endpoint_url")
+        clients = listing.S3Clients(_client_session)
+        if isinstance(secret, AccessKeySecret):
+            static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
             return AwsHandle(
                 lambda: static,
                 self._clock,
                 clients,
-                endpoint=endpoint or self._settings.s3_endpoint,
-                region=secret.str("region"),
+                endpoint=secret.endpoint_url or self._settings.s3_endpoint,
+                region=secret.region,
             )
-        if credential.kind is not CredentialKind.AWS_ROLE:
+        if not isinstance(secret, RoleSecret):
             raise FailedPrecondition(
                 f"the aws provider does not serve {credential.kind.value}",
                 reason="WRONG_PROVIDER",
             )
-        cache = SessionCache(
+        sessions: RefreshingValue[AwsCredentials] = RefreshingValue(
             self._role_fetcher(credential, secret),
             self._clock,
             self._windows,
             **({"spawn": self._spawn} if self._spawn else {}),
+            what="AWS session",
         )
         return AwsHandle(
-            cache.get,
+            lambda: sessions.get().value,
             self._clock,
             clients,
             endpoint=self._settings.s3_endpoint,
             region="",
-            on_close=cache.close,
+            on_close=sessions.close,
         )
 
     def _role_fetcher(
-        self, credential: Credential, secret: SecretDocument
-    ) -> Callable[[], AwsCredentials]:
+        self, credential: Credential, secret: RoleSecret
+    ) -> Callable[[], Expiring[AwsCredentials]]:
         meta: Mapping[str, str] = credential.metadata
-        role_arn = secret.str("role_arn") or meta.get("role_arn", "")
-        external_id = meta.get(META_EXTERNAL_ID, "") or secret.str("external_id")
         seconds = int(meta.get(META_SESSION_SECONDS, "") or FULL_SESSION_SECONDS)
         request = AssumeRoleRequest(
-            role_arn=role_arn,
+            role_arn=secret.role_arn,
             session_name=session_name(credential.tenant, credential.credential_id),
-            external_id=external_id,
+            external_id=meta.get(META_EXTERNAL_ID, "") or secret.external_id,
             duration_seconds=seconds,
         )
         state = {"request": request}
 
-        def fetch() -> AwsCredentials:
+        def assume() -> AwsCredentials:
             try:
                 return assume_role_with_retry(self._sts, state["request"], self._backoff)
             except SessionDurationRefused:
                 # The role's MaxSessionDuration was lowered after registration.
-                log.warning("role %s refused %ss sessions; using 3600s", role_arn, seconds)
+                log.warning("role %s refused %ss sessions; using 3600s", secret.role_arn, seconds)
                 shorter = replace(state["request"], duration_seconds=FLOOR_SESSION_SECONDS)
                 state["request"] = shorter
                 return assume_role_with_retry(self._sts, shorter, self._backoff)
+
+        def fetch() -> Expiring[AwsCredentials]:
+            session = assume()
+            return Expiring(session, session.expiration)
 
         return fetch
 
@@ -394,4 +245,4 @@ def _client_session(credentials: AwsCredentials) -> boto3.Session:
     )
 
 
-__all__ = ["AwsHandle", "AwsProvider"]
+__all__ = ["SESSION_WINDOWS", "AwsHandle", "AwsProvider"]

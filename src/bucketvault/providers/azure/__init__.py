@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bucketvault.clock import Clock
-from bucketvault.providers.azure.config import AzureConfig
 from bucketvault.providers.azure.provider import AzureProvider
+from bucketvault.providers.azure.settings import AzureConfig
 from bucketvault.providers.base import CloudProvider
 from bucketvault.urlpolicy import UrlPolicy
 
 
 def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudProvider | None:
     """Build the provider from the env mapping the composition root passes."""
-    return AzureProvider(AzureConfig.from_env(env), clock, url_policy)
+    return AzureProvider(AzureConfig.from_env(env), clock)
 
 
 __all__ = ["AzureConfig", "AzureProvider", "build"]

@@ -6,8 +6,8 @@ from typing import Any
 
 from azure.identity import ClientSecretCredential
 
-from bucketvault.providers.azure.config import AzureConfig
-from bucketvault.providers.azure.translate import TokenError
+from bucketvault.providers.azure.errors import TokenError
+from bucketvault.providers.azure.settings import AzureConfig
 
 
 class GuardedCredential:

@@ -28,12 +28,17 @@ from bucketvault.models import (
     Method,
     Mount,
     MountState,
-    SignedUrl,
     SignOptions,
 )
-from bucketvault.providers.azure.config import MAX_SAS_LIFETIME, AzureConfig
 from bucketvault.providers.azure.credentials import GuardedCredential
-from bucketvault.providers.azure.delegation import DelegationKeyCache
+from bucketvault.providers.azure.delegation import delegation_keys
+from bucketvault.providers.azure.errors import (
+    FORBIDDEN_CODES,
+    describe,
+    is_identity_error,
+    translate,
+)
+from bucketvault.providers.azure.kinds import SasToken
 from bucketvault.providers.azure.listing import iter_pages
 from bucketvault.providers.azure.sas import (
     CREATE_WRITE,
@@ -44,26 +49,37 @@ from bucketvault.providers.azure.sas import (
     service_sas,
     user_delegation_sas,
 )
-from bucketvault.providers.azure.sas_token import SasToken
-from bucketvault.providers.azure.translate import (
-    FORBIDDEN_CODES,
-    describe,
-    is_identity_error,
-    translate,
-)
+from bucketvault.providers.azure.settings import AzureConfig
+from bucketvault.providers.base import SAS_EXPIRY, SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.refresh import RefreshingValue
 
 # key -> SAS query string for it (no '?').
 TokenFor = Callable[[str], str]
 
 
+# (permission, expiry) -> key -> SAS query string
+TokenMaker = Callable[[str, datetime], TokenFor]
+# What a kind contributes to a batch: its expiry limit, why, and its token maker.
+_Begun = tuple[datetime | None, str, TokenMaker]
+
+
 @dataclass(frozen=True)
 class Batch:
-    """What one credential contributes to a SignURLs batch."""
+    """One batch's signer: where the mount's blobs live and how each gets its SAS."""
 
-    limit: datetime | None
+    base: str
+    valid_until: datetime | None
     limit_reason: str
-    # (permission, expiry) -> key -> SAS query string
-    tokens: Callable[[str, datetime], TokenFor]
+    tokens: TokenMaker
+
+    def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
+        """Per-key SAS URLs expiring exactly when the options say."""
+        expiry = options.signed_at + timedelta(seconds=options.expires_in)
+        permission = CREATE_WRITE if options.method is Method.PUT else READ
+        token_for = self.tokens(permission, expiry)
+        base = self.base
+        urls = [f"{base}{encode_blob_name(key)}?{token_for(key)}" for key in keys]
+        return SignedBatch(urls, _required_headers(options))
 
 
 _PUT_HEADERS = MappingProxyType({"x-ms-blob-type": "BlockBlob"})
@@ -100,44 +116,25 @@ class AzureHandle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self._account_name!r})"
 
+    @property
+    def sdk_credential(self) -> Any:
+        """What azure-storage-blob clients authenticate with."""
+        return self._sdk_credential
+
     # -- signing -------------------------------------------------------------------------
 
     def base_url(self, mount: Mount) -> str:
         """The account URL for this mount: its endpoint override, else the credential's."""
         return (mount.endpoint or self._account_url).rstrip("/")
 
-    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+    def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
         """Check the credential can sign now; return its expiry limit and token maker."""
         raise NotImplementedError
 
-    def sign(self, mount: Mount, keys: Sequence[str], options: SignOptions) -> list[SignedUrl]:
-        """Per-key SAS URLs; the expiry is capped by the credential's own lifetime."""
-        now = self._clock.now()
-        # A SAS has one-second resolution: report exactly what the URL says.
-        expiry = (now + timedelta(seconds=options.expires_in)).replace(microsecond=0)
-        capped_by = options.capped_by
-        provider_max = (now + timedelta(seconds=MAX_SAS_LIFETIME)).replace(microsecond=0)
-        if provider_max < expiry:
-            expiry, capped_by = provider_max, "PROVIDER_MAX"
-        batch = self._begin(mount, options)
-        if batch.limit is not None and batch.limit < expiry:
-            expiry, capped_by = batch.limit, batch.limit_reason
-        permission = CREATE_WRITE if options.method is Method.PUT else READ
-        token_for = batch.tokens(permission, expiry)
-        headers = _required_headers(options)
-        prefix = f"{self.base_url(mount)}/{quote(mount.bucket)}/"
-        method = options.method
-        return [
-            SignedUrl(
-                key,
-                f"{prefix}{encode_blob_name(key)}?{token_for(key)}",
-                method,
-                expiry,
-                headers,
-                capped_by,
-            )
-            for key in keys
-        ]
+    def signer(self, mount: Mount, options: SignOptions) -> Batch:
+        """A signer of per-key SAS URLs under the mount's container."""
+        until, reason, tokens = self._begin(mount, options)
+        return Batch(f"{self.base_url(mount)}/{quote(mount.bucket)}/", until, reason, tokens)
 
     # -- listing and checks --------------------------------------------------------------
 
@@ -155,18 +152,9 @@ class AzureHandle:
                 self._containers[cache_key] = client
             return client
 
-    def list(
-        self, mount: Mount, request: ListRequest, sign: SignOptions | None
-    ) -> Iterator[ListPage]:
-        """Pages of the container under request.prefix, optionally with GET URLs."""
-        signer = None
-        if sign is not None:
-            options = sign
-
-            def signer(keys: Sequence[str]) -> list[str]:
-                return [u.url for u in self.sign(mount, keys, options)]
-
-        return iter_pages(self._container(mount), request, signer)
+    def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
+        """Pages of the container under request.prefix."""
+        return iter_pages(self._container(mount), request)
 
     def _precheck(self, mount: Mount) -> CheckResult | None:
         """A verdict reachable without calling Azure (expired SAS ...), if any."""
@@ -236,7 +224,7 @@ class SasHandle(AzureHandle):
         super().__init__(config, clock, account_url, "", sas.token)
         self._sas = sas
 
-    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+    def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
         now = self._clock.now()
         if now >= self._sas.expiry:
             raise FailedPrecondition(
@@ -257,7 +245,7 @@ class SasHandle(AzureHandle):
                 reason="SAS_OVERRIDES_UNSUPPORTED",
             )
         token = self._sas.token
-        return Batch(self._sas.expiry, "SAS_EXPIRY", lambda _p, _e: lambda _key: token)
+        return self._sas.expiry, SAS_EXPIRY, lambda _p, _e: lambda _key: token
 
     def _precheck(self, mount: Mount) -> CheckResult | None:
         if self._clock.now() >= self._sas.expiry:
@@ -279,24 +267,24 @@ class SharedKeyHandle(AzureHandle):
         clock: Clock,
         account_url: str,
         account_name: str,
-        account_key: str,
+        account_key: bytes,
     ) -> None:
         super().__init__(
             config,
             clock,
             account_url,
             account_name,
-            {"account_name": account_name, "account_key": account_key},
+            {"account_name": account_name, "account_key": base64.b64encode(account_key).decode()},
         )
-        self._key = base64.b64decode(account_key)
+        self._key = account_key
 
-    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+    def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
         key, name = self._key, self._account_name
 
         def tokens(permission: str, expiry: datetime) -> TokenFor:
             return service_sas(key, _request(name, mount, options, permission, expiry)).token
 
-        return Batch(None, "", tokens)
+        return None, SESSION_EXPIRY, tokens
 
     def close(self) -> None:
         self._key = b""
@@ -316,15 +304,15 @@ class ServicePrincipalHandle(AzureHandle):
     ) -> None:
         super().__init__(config, clock, account_url, account_name, credential)
         self._credential = credential
-        self._keys: dict[str, DelegationKeyCache] = {}
+        self._keys: dict[str, RefreshingValue[DelegationKey]] = {}
 
-    def delegation_keys(self, mount: Mount) -> DelegationKeyCache:
+    def delegation_keys(self, mount: Mount) -> RefreshingValue[DelegationKey]:
         """The key cache of the mount's account (created on first use)."""
         url = self.base_url(mount)
         with self._lock:
             cache = self._keys.get(url)
             if cache is None:
-                cache = DelegationKeyCache(
+                cache = delegation_keys(
                     lambda start, expiry: fetch_delegation_key(
                         self._config, url, self._credential, start, expiry
                     ),
@@ -336,16 +324,16 @@ class ServicePrincipalHandle(AzureHandle):
                 self._keys[url] = cache
             return cache
 
-    def _begin(self, mount: Mount, options: SignOptions) -> Batch:
+    def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
         # A SAS signed with a delegation key dies with the key: cap by its expiry.
         current = self.delegation_keys(mount).get()
         name = self._account_name
 
         def tokens(permission: str, expiry: datetime) -> TokenFor:
             request = _request(name, mount, options, permission, expiry)
-            return user_delegation_sas(current.key, request).token
+            return user_delegation_sas(current.value, request).token
 
-        return Batch(current.expires_at, "SESSION_EXPIRY", tokens)
+        return current.expires_at, SESSION_EXPIRY, tokens
 
     def _precheck(self, mount: Mount) -> CheckResult | None:
         try:
@@ -369,7 +357,7 @@ class ServicePrincipalHandle(AzureHandle):
     def close(self) -> None:
         with self._lock:
             for cache in self._keys.values():
-                cache.clear()
+                cache.close()
             self._keys.clear()
         super().close()
         self._credential.close()

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
+from collections.abc import Mapping
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient
 
 from bucketvault.clock import Clock
-from bucketvault.errors import (
-    BucketVaultError,
-    FailedPrecondition,
-    InvalidArgument,
-    PermissionDenied,
-)
-from bucketvault.models import (
-    Credential,
-    CredentialKind,
-    Preparation,
-    RegistrationContext,
-    SecretDocument,
-)
-from bucketvault.providers.azure.config import AzureConfig
+from bucketvault.errors import BucketVaultError, FailedPrecondition, PermissionDenied
+from bucketvault.models import Credential, CredentialKind, Preparation, RegistrationContext
 from bucketvault.providers.azure.credentials import service_principal
+from bucketvault.providers.azure.errors import translate
 from bucketvault.providers.azure.handles import (
     AzureHandle,
     SasHandle,
@@ -34,118 +20,64 @@ from bucketvault.providers.azure.handles import (
     SharedKeyHandle,
     fetch_delegation_key,
 )
-from bucketvault.providers.azure.sas_token import SasToken, parse_sas_time, parse_sas_token
-from bucketvault.providers.azure.translate import translate
-from bucketvault.urlpolicy import UrlPolicy
-
-KINDS = frozenset(
-    {
-        CredentialKind.AZURE_SAS,
-        CredentialKind.AZURE_SHARED_KEY,
-        CredentialKind.AZURE_SERVICE_PRINCIPAL,
-    }
+from bucketvault.providers.azure.kinds import (
+    AZURE_SAS,
+    KINDS,
+    SasSecret,
+    ServicePrincipalSecret,
+    SharedKeySecret,
+    parse_sas_time,
 )
-
-
-def account_name_from_url(account_url: str) -> str:
-    """'https://acct.blob.core.windows.net' -> 'acct'; path-style (emulator) -> first segment."""
-    parts = urlsplit(account_url)
-    host = parts.hostname or ""
-    segment = parts.path.strip("/").split("/")[0]
-    try:
-        ipaddress.ip_address(host)
-        is_ip = True
-    except ValueError:
-        is_ip = host == "localhost"
-    if segment and (is_ip or parts.path.strip("/")):
-        return segment
-    return host.split(".")[0]
-
-
-def _account_key(secret: SecretDocument) -> str:
-    key = secret.str("account_key")
-    try:
-        raw = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) < 16:
-        # Never echo the value: it is the secret.
-        raise InvalidArgument(
-            "account_key is not a base64 storage account key",
-            reason="INVALID_ACCOUNT_KEY",
-            field="account_key",
-        )
-    return key
+from bucketvault.providers.azure.settings import MAX_SAS_LIFETIME, AzureConfig
+from bucketvault.providers.kinds import KindSpec, ParsedSecret
 
 
 class AzureProvider:
     """Serves the three Azure credential kinds."""
 
     name = "azure"
-    kinds = KINDS
+    kinds: Mapping[CredentialKind, KindSpec] = KINDS
+    max_url_seconds = MAX_SAS_LIFETIME
 
-    def __init__(self, config: AzureConfig, clock: Clock, url_policy: UrlPolicy) -> None:
+    def __init__(self, config: AzureConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
-        # Kept for symmetry with the other providers: the core checks customer URLs
-        # (account_url, mount endpoints) with it before they reach this provider.
-        self._url_policy = url_policy
 
     # -- registration --------------------------------------------------------------------
 
-    def prepare(self, context: RegistrationContext, secret: SecretDocument) -> Preparation:
-        """Check the credential: SAS fields and lifetime, or one real call to Azure."""
-        # The core has already checked account_url against the UrlPolicy.
-        account_url = secret.str("account_url").rstrip("/")
-        if secret.kind is CredentialKind.AZURE_SAS:
-            return self._prepare_sas(parse_sas_token(secret.str("sas_token")))
-        if secret.kind is CredentialKind.AZURE_SHARED_KEY:
-            return self._prepare_shared_key(account_url, secret)
-        if secret.kind is CredentialKind.AZURE_SERVICE_PRINCIPAL:
-            return self._prepare_service_principal(account_url, secret)
-        raise InvalidArgument(f"{secret.kind.value} is not an Azure kind", reason="WRONG_PROVIDER")
+    def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
+        """Shared keys and service principals: one real call to the account."""
+        if isinstance(secret, SharedKeySecret):
+            return self._prepare_shared_key(secret)
+        if isinstance(secret, ServicePrincipalSecret):
+            return self._prepare_service_principal(secret)
+        # A customer SAS was checked by its kind (expiry, permissions): nothing to call.
+        return Preparation()
 
-    def _prepare_sas(self, sas: SasToken) -> Preparation:
-        now = self._clock.now()
-        if now >= sas.expiry:
-            raise FailedPrecondition("the SAS has already expired", reason="SAS_EXPIRED")
-        if not sas.allows("r"):
-            raise FailedPrecondition(
-                "the SAS must allow read ('r' in sp)", reason="SAS_PERMISSION_MISSING"
-            )
-        warnings = []
-        if not sas.allows("l"):
-            warnings.append("the SAS lacks list permission ('l'): ListPrefix will be refused")
-        if not sas.allows("cw"):
-            warnings.append("the SAS allows no writes ('c'/'w'): PUT URLs will be refused")
-        if sas.start is not None and sas.start > now:
-            warnings.append(f"the SAS is not valid before {sas.start.isoformat()}")
-        return Preparation(metadata={}, warnings=tuple(warnings))
-
-    def _prepare_shared_key(self, account_url: str, secret: SecretDocument) -> Preparation:
-        key = _account_key(secret)
-        credential = {"account_name": secret.str("account_name"), "account_key": key}
+    def _prepare_shared_key(self, secret: SharedKeySecret) -> Preparation:
+        handle = self._shared_key_handle(secret)
         try:
             with BlobServiceClient(
-                account_url, credential=credential, **self._config.transport_options()
+                secret.account.url,
+                credential=handle.sdk_credential,
+                **self._config.transport_options(),
             ) as service:
                 service.get_service_properties()
         except AzureError as exc:
             raise _refused(translate(exc, "verifying the account key")) from exc
+        finally:
+            handle.close()
         return Preparation()
 
-    def _prepare_service_principal(self, account_url: str, secret: SecretDocument) -> Preparation:
+    def _prepare_service_principal(self, secret: ServicePrincipalSecret) -> Preparation:
         credential = service_principal(
-            self._config,
-            secret.str("tenant_id"),
-            secret.str("client_id"),
-            secret.str("client_secret"),
+            self._config, secret.tenant_id, secret.client_id, secret.client_secret
         )
         now = self._clock.now()
         try:
             key = fetch_delegation_key(
                 self._config,
-                account_url,
+                secret.account.url,
                 credential,
                 (now - timedelta(minutes=5)).replace(microsecond=0),
                 (now + timedelta(hours=1)).replace(microsecond=0),
@@ -160,7 +92,7 @@ class AzureProvider:
 
     def warnings(self, credential: Credential) -> tuple[str, ...]:
         """SAS credentials: 'expires within N days' or 'expired', by the injected clock."""
-        if credential.kind is not CredentialKind.AZURE_SAS:
+        if credential.kind != AZURE_SAS:
             return ()
         raw = credential.metadata.get("sas_expiry", "")
         if not raw:
@@ -174,35 +106,30 @@ class AzureProvider:
             return (f"the SAS expires within {days} days (at {raw})",)
         return ()
 
-    def open(self, credential: Credential, secret: SecretDocument) -> AzureHandle:
+    def _shared_key_handle(self, secret: SharedKeySecret) -> SharedKeyHandle:
+        return SharedKeyHandle(
+            self._config, self._clock, secret.account.url, secret.account.name, secret.key
+        )
+
+    def open(self, credential: Credential, secret: ParsedSecret) -> AzureHandle:
         """Build the handle for one credential."""
-        account_url = secret.str("account_url").rstrip("/")
-        if secret.kind is CredentialKind.AZURE_SAS:
-            return SasHandle(
-                self._config, self._clock, account_url, parse_sas_token(secret.str("sas_token"))
-            )
-        if secret.kind is CredentialKind.AZURE_SHARED_KEY:
-            return SharedKeyHandle(
-                self._config,
-                self._clock,
-                account_url,
-                secret.str("account_name") or account_name_from_url(account_url),
-                _account_key(secret),
-            )
-        if secret.kind is CredentialKind.AZURE_SERVICE_PRINCIPAL:
+        if isinstance(secret, SasSecret):
+            return SasHandle(self._config, self._clock, secret.account.url, secret.sas)
+        if isinstance(secret, SharedKeySecret):
+            return self._shared_key_handle(secret)
+        if isinstance(secret, ServicePrincipalSecret):
             return ServicePrincipalHandle(
                 self._config,
                 self._clock,
-                account_url,
-                account_name_from_url(account_url),
+                secret.account.url,
+                secret.account.name,
                 service_principal(
-                    self._config,
-                    secret.str("tenant_id"),
-                    secret.str("client_id"),
-                    secret.str("client_secret"),
+                    self._config, secret.tenant_id, secret.client_id, secret.client_secret
                 ),
             )
-        raise InvalidArgument(f"{secret.kind.value} is not an Azure kind", reason="WRONG_PROVIDER")
+        raise FailedPrecondition(
+            f"the azure provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
+        )
 
 
 def _refused(exc: BucketVaultError) -> BucketVaultError:
@@ -212,4 +139,4 @@ def _refused(exc: BucketVaultError) -> BucketVaultError:
     return exc
 
 
-__all__ = ["KINDS", "AzureProvider", "account_name_from_url"]
+__all__ = ["AzureProvider"]

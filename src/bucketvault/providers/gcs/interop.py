@@ -16,8 +16,9 @@ import botocore.exceptions
 from botocore.config import Config
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
-from bucketvault.models import ListEntry, ListPage, ListRequest
-from bucketvault.providers.gcs.listing import ListTarget, http_error, page_size
+from bucketvault.models import ListPage, ListRequest
+from bucketvault.providers.gcs.listing import ListTarget, http_error
+from bucketvault.providers.s3listing import list_objects_v2
 
 _CONFIG = Config(
     signature_version="s3v4",
@@ -64,46 +65,19 @@ class InteropLister:
 
     def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]:
         """Every page from request.page_token on, lazily."""
-        token = request.page_token
-        while True:
-            page = self.page(target, request, token)
-            yield page
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
 
-    def page(self, target: ListTarget, request: ListRequest, page_token: str) -> ListPage:
-        """One ListObjectsV2 page."""
-        kwargs: dict[str, Any] = {
-            "Bucket": target.bucket,
-            "MaxKeys": page_size(request.page_size),
-        }
-        if request.prefix:
-            kwargs["Prefix"] = request.prefix
-        if request.delimiter:
-            kwargs["Delimiter"] = request.delimiter
-        if page_token:
-            kwargs["ContinuationToken"] = page_token
-        try:
-            body = self._client(target.endpoint).list_objects_v2(**kwargs)
-        except botocore.exceptions.ClientError as exc:
-            raise _client_error(exc, target) from exc
-        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
-            raise Unavailable(
+        def unreachable(exc: Exception) -> BucketVaultError:
+            return Unavailable(
                 f"GCS at {target.endpoint} is unreachable", reason="ENDPOINT_UNREACHABLE"
-            ) from exc
-        entries = tuple(
-            ListEntry(
-                key=str(item["Key"]),
-                size=int(item.get("Size", 0)),
-                etag=str(item.get("ETag", "")).strip('"'),
-                last_modified=item.get("LastModified"),
             )
-            for item in body.get("Contents", ())
+
+        return list_objects_v2(
+            self._client(target.endpoint),
+            target.bucket,
+            request,
+            lambda exc: _client_error(exc, target),
+            unreachable,
         )
-        prefixes = tuple(str(p["Prefix"]) for p in body.get("CommonPrefixes", ()))
-        next_token = str(body.get("NextContinuationToken", "")) if body.get("IsTruncated") else ""
-        return ListPage(entries=entries, common_prefixes=prefixes, next_page_token=next_token)
 
     def close(self) -> None:
         """Drop the clients and the secret."""

@@ -26,15 +26,9 @@ from bucketvault.models import ListEntry, ListPage, ListRequest
 from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.signing import encode_value
 
-MAX_PAGE_SIZE = 1000
 # Only what a ListPage carries: smaller responses from GCS.
 _FIELDS = "items(name,size,etag,updated),prefixes,nextPageToken"
 TIMEOUT = (5.0, 30.0)
-
-
-def page_size(requested: int) -> int:
-    """The page size to ask the cloud for: 1..1000, 0 meaning the maximum."""
-    return MAX_PAGE_SIZE if requested <= 0 else min(requested, MAX_PAGE_SIZE)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -97,7 +91,7 @@ class JsonApiLister:
 
     def page(self, target: ListTarget, request: ListRequest, page_token: str) -> ListPage:
         """One page of objects and common prefixes."""
-        params = [("maxResults", str(page_size(request.page_size))), ("fields", _FIELDS)]
+        params = [("maxResults", str(request.page_size)), ("fields", _FIELDS)]
         if request.prefix:
             params.append(("prefix", request.prefix))
         if request.delimiter:
@@ -149,4 +143,4 @@ def _to_page(body: dict[str, Any]) -> ListPage:
     )
 
 
-__all__ = ["MAX_PAGE_SIZE", "JsonApiLister", "ListTarget", "http_error", "page_size", "parse_time"]
+__all__ = ["JsonApiLister", "ListTarget", "http_error", "parse_time"]

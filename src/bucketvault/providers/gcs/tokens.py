@@ -1,17 +1,14 @@
 """OAuth access tokens minted from a service-account key, cached per handle.
 
-google-auth builds and signs the JWT-bearer grant and calls the key's token_uri. The
-cache decides freshness with the injected Clock: a token is refreshed once it is
-inside the advisory window before expiry, by exactly one caller at a time (the others
-keep using the current token, or wait for the refresh when it has none left). If the
-token endpoint fails while the cached token is still outside the mandatory window,
-the cached token keeps serving.
+google-auth builds and signs the JWT-bearer grant and calls the key's token_uri; the
+shared refresh-ahead cache (providers/refresh.py) decides when, with the injected
+Clock: background refresh in the last 5 minutes, blocking in the last minute, and a
+token with less than a minute left is never handed out.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,11 +22,23 @@ from google.oauth2 import service_account
 
 from bucketvault.clock import Clock
 from bucketvault.errors import FailedPrecondition, InvalidArgument, Unavailable
+from bucketvault.providers.refresh import (
+    Expiring,
+    RefreshingValue,
+    RefreshWindows,
+    Spawn,
+    start_thread,
+)
 from bucketvault.urlpolicy import UrlPolicy
 
 READ_ONLY_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
-ADVISORY_WINDOW = timedelta(minutes=5)
-MANDATORY_WINDOW = timedelta(minutes=1)
+TOKEN_WINDOWS = RefreshWindows(
+    advisory=timedelta(minutes=5),
+    mandatory=timedelta(minutes=1),
+    retry_after=timedelta(seconds=10),
+    # A listing takes a while: never start one with a token about to die.
+    usable_margin=timedelta(minutes=1),
+)
 # If the endpoint does not say how long a token lives, assume briefly.
 DEFAULT_LIFETIME = timedelta(minutes=10)
 TIMEOUT_SECONDS = 10.0
@@ -84,6 +93,7 @@ class TokenCache:
         session: requests.Session,
         *,
         timeout: float = TIMEOUT_SECONDS,
+        spawn: Spawn = start_thread,
     ) -> None:
         self._client_email = str(info.get("client_email", ""))
         self._token_uri = str(info.get("token_uri", ""))
@@ -93,48 +103,27 @@ class TokenCache:
         self._clock = clock
         self._url_policy = url_policy
         self._request = _RecordingRequest(session, timeout)
-        self._refresh_lock = threading.Lock()
-        self._current: AccessToken | None = None
-        self.refreshes = 0
+        self._tokens: RefreshingValue[AccessToken] = RefreshingValue(
+            lambda: self._mint(self._clock.now()),
+            clock,
+            TOKEN_WINDOWS,
+            spawn=spawn,
+            what="GCS access token",
+        )
 
     def __repr__(self) -> str:
         return f"TokenCache(client_email={self._client_email!r})"
 
+    @property
+    def refreshes(self) -> int:
+        """How many token grants were attempted."""
+        return self._tokens.fetches
+
     def token(self) -> str:
-        """A valid access token, refreshing it when it is inside the advisory window."""
-        current = self._current
-        now = self._clock.now()
-        if current is not None and now < current.expires_at - ADVISORY_WINDOW:
-            return current.token
-        if current is not None and now < current.expires_at - MANDATORY_WINDOW:
-            # Advisory window: one caller refreshes, the others keep the current token.
-            if not self._refresh_lock.acquire(blocking=False):
-                return current.token
-            try:
-                return self._refresh_locked(current).token
-            finally:
-                self._refresh_lock.release()
-        with self._refresh_lock:
-            return self._refresh_locked(current).token
+        """A valid access token (cached, or minted now)."""
+        return self._tokens.get().value.token
 
-    def _refresh_locked(self, seen: AccessToken | None) -> AccessToken:
-        current = self._current
-        now = self._clock.now()
-        if current is not None and current is not seen:
-            # Someone refreshed while we waited for the lock.
-            return current
-        if current is not None and now < current.expires_at - ADVISORY_WINDOW:
-            return current
-        try:
-            fresh = self._mint(now)
-        except Unavailable:
-            if current is not None and now < current.expires_at - MANDATORY_WINDOW:
-                return current
-            raise
-        self._current = fresh
-        return fresh
-
-    def _mint(self, now: datetime) -> AccessToken:
+    def _mint(self, now: datetime) -> Expiring[AccessToken]:
         try:
             # Checked again here, not only at registration: the allow-list may have shrunk.
             self._url_policy.check_token_uri(self._token_uri)
@@ -143,7 +132,6 @@ class TokenCache:
                 f"the token_uri of {self._client_email} is not an allowed token endpoint",
                 reason="TOKEN_URI_NOT_ALLOWED",
             ) from exc
-        self.refreshes += 1
         try:
             self._credentials.refresh(self._request)
         except google.auth.exceptions.RefreshError as exc:
@@ -169,12 +157,12 @@ class TokenCache:
                 f"the token endpoint returned no access token for {self._client_email}",
                 reason="GCS_TOKEN_REFUSED",
             )
-        return AccessToken(token=token, expires_at=now + _lifetime(self._request.last_body))
+        expires_at = now + _lifetime(self._request.last_body)
+        return Expiring(AccessToken(token=token, expires_at=expires_at), expires_at)
 
     def clear(self) -> None:
-        """Forget the cached token."""
-        with self._refresh_lock:
-            self._current = None
+        """Forget the cached token; later calls fail (the handle is closed)."""
+        self._tokens.close()
 
 
-__all__ = ["AccessToken", "TokenCache"]
+__all__ = ["TOKEN_WINDOWS", "AccessToken", "TokenCache"]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bucketvault.config import env_int
 from bucketvault.errors import InvalidArgument
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -14,19 +15,6 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 MAX_DELEGATION_KEY_LIFETIME = 7 * 24 * 3600 - 3600
 # The longest URL we sign, whatever the mount allows: a SAS is a bearer token.
 MAX_SAS_LIFETIME = 7 * 24 * 3600
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be an integer", reason="INVALID_CONFIG") from None
-    if not low <= value <= high:
-        raise InvalidArgument(f"{name} must be in [{low}, {high}]", reason="INVALID_CONFIG")
-    return value
 
 
 @dataclass(frozen=True)
@@ -48,7 +36,7 @@ class AzureConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureConfig:
         """Parse BUCKETVAULT_AZURE_* settings; fail fast on a bad value."""
-        lifetime = _int(
+        lifetime = env_int(
             env,
             "BUCKETVAULT_AZURE_DELEGATION_KEY_LIFETIME",
             MAX_DELEGATION_KEY_LIFETIME,
@@ -65,11 +53,11 @@ class AzureConfig:
             authority_host=authority,
             ca_bundle=env.get("BUCKETVAULT_AZURE_CA_BUNDLE", ""),
             delegation_key_lifetime=lifetime,
-            delegation_key_refresh_ahead=_int(
+            delegation_key_refresh_ahead=env_int(
                 env, "BUCKETVAULT_AZURE_DELEGATION_KEY_REFRESH_AHEAD", 24 * 3600, 0, lifetime
             ),
-            retry_total=_int(env, "BUCKETVAULT_AZURE_RETRY_TOTAL", 2, 0, 10),
-            timeout_seconds=_int(env, "BUCKETVAULT_AZURE_TIMEOUT_SECONDS", 20, 1, 300),
+            retry_total=env_int(env, "BUCKETVAULT_AZURE_RETRY_TOTAL", 2, 0, 10),
+            timeout_seconds=env_int(env, "BUCKETVAULT_AZURE_TIMEOUT_SECONDS", 20, 1, 300),
         )
 
     def transport_options(self) -> dict[str, Any]:

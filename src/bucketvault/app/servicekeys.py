@@ -9,16 +9,27 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
+from dataclasses import dataclass
 from hashlib import sha256
 
 from bucketvault.clock import Clock
 from bucketvault.crypto import hpke
 from bucketvault.crypto.envelope import Envelope, associated_data
-from bucketvault.errors import FailedPrecondition
+from bucketvault.errors import FailedPrecondition, InvalidArgument
 from bucketvault.store.base import ServiceKeyRecord, Store
 
 REGISTRATION = "registration"
 FINGERPRINT = "fingerprint"
+
+
+@dataclass(frozen=True)
+class RegistrationKey:
+    """The public key callers seal registrations to, and how to build the HPKE info."""
+
+    key_id: str
+    suite: str
+    public_key: bytes
+    info_template: str = hpke.INFO_TEMPLATE
 
 
 def _ad(record_id: str, purpose: str) -> bytes:
@@ -71,12 +82,18 @@ class ServiceKeys:
         ]
         return live[-1] if live else None
 
-    def registration_key(self, suite: hpke.Suite) -> ServiceKeyRecord:
-        """The public registration key callers should seal to."""
-        record = self._current(suite)
+    def registration_key(self, suite: str) -> RegistrationKey:
+        """The public registration key callers should seal to (suite by name)."""
+        try:
+            chosen = hpke.Suite(suite)
+        except ValueError:
+            raise InvalidArgument(
+                "unknown HPKE suite", reason="INVALID_FIELD", field="suite"
+            ) from None
+        record = self._current(chosen)
         if record is None:
             raise FailedPrecondition("no registration key exists", reason="NO_REGISTRATION_KEY")
-        return record
+        return RegistrationKey(record.key_id, record.suite, record.public_key)
 
     def unseal(self, key_id: str, tenant: str, kind: str, sealed: bytes) -> bytes:
         """Open a sealed registration made for tenant and kind with key_id."""
@@ -100,4 +117,4 @@ class ServiceKeys:
         return "hmac-sha256:" + digest.hexdigest()[:32]
 
 
-__all__ = ["FINGERPRINT", "REGISTRATION", "ServiceKeys"]
+__all__ = ["FINGERPRINT", "REGISTRATION", "RegistrationKey", "ServiceKeys"]

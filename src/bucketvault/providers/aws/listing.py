@@ -16,11 +16,17 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from bucketvault.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
-from bucketvault.models import CheckResult, ListEntry, ListPage, ListRequest, MountState
+from bucketvault.errors import (
+    BucketVaultError,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from bucketvault.models import CheckResult, ListPage, ListRequest, MountState
 from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.s3listing import client_error_code, list_objects_v2
 
-MAX_PAGE_SIZE = 1000
 _CLIENT_CACHE_LIMIT = 32
 _WRONG_REGION = {
     "PermanentRedirect",
@@ -38,13 +44,6 @@ class S3Location:
     bucket: str
     region: str
     endpoint: str
-
-
-def _error_code(exc: ClientError) -> str:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    # HEAD responses have no body: fall back to the status code.
-    return code if code and not code.isdigit() else str(status)
 
 
 def _header(exc: ClientError, name: str) -> str:
@@ -100,7 +99,7 @@ def bucket_region(client: Any, bucket: str) -> str:
         region = _header(exc, "x-amz-bucket-region")
         if region:
             return region
-        code = _error_code(exc)
+        code = client_error_code(exc)
         if code in ("404", "NoSuchBucket"):
             raise NotFound(f"bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND") from exc
         return ""
@@ -115,41 +114,22 @@ def bucket_region(client: Any, bucket: str) -> str:
 
 def list_pages(client: Any, bucket: str, request: ListRequest) -> Iterator[ListPage]:
     """ListObjectsV2 page by page; next_page_token is S3's continuation token."""
-    token = request.page_token
-    size = request.page_size
-    max_keys = min(size, MAX_PAGE_SIZE) if size > 0 else MAX_PAGE_SIZE
-    while True:
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": request.prefix, "MaxKeys": max_keys}
-        if request.delimiter:
-            params["Delimiter"] = request.delimiter
-        if token:
-            params["ContinuationToken"] = token
-        try:
-            response = client.list_objects_v2(**params)
-        except ClientError as exc:
-            raise _list_error(exc, bucket) from exc
-        except BotoCoreError as exc:
-            raise Unavailable(
-                f"S3 could not be reached to list bucket {bucket!r}", reason="S3_UNAVAILABLE"
-            ) from exc
-        entries = tuple(
-            ListEntry(
-                key=item["Key"],
-                size=int(item.get("Size", 0)),
-                etag=str(item.get("ETag", "")),
-                last_modified=item.get("LastModified"),
-            )
-            for item in response.get("Contents", ())
+    return list_objects_v2(
+        client, bucket, request, lambda exc: _list_error(exc, bucket), _unreachable(bucket)
+    )
+
+
+def _unreachable(bucket: str) -> Callable[[Exception], BucketVaultError]:
+    def error(exc: Exception) -> BucketVaultError:
+        return Unavailable(
+            f"S3 could not be reached to list bucket {bucket!r}", reason="S3_UNAVAILABLE"
         )
-        prefixes = tuple(p["Prefix"] for p in response.get("CommonPrefixes", ()))
-        token = response.get("NextContinuationToken", "") if response.get("IsTruncated") else ""
-        yield ListPage(entries, prefixes, token)
-        if not token:
-            return
+
+    return error
 
 
-def _list_error(exc: ClientError, bucket: str) -> Exception:
-    code = _error_code(exc)
+def _list_error(exc: ClientError, bucket: str) -> BucketVaultError:
+    code = client_error_code(exc)
     if code in ("NoSuchBucket", "404"):
         return NotFound(f"bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND")
     if code in _FORBIDDEN or code in _BAD_KEY or code == "403":
@@ -192,7 +172,7 @@ def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
 
 
 def _check_failure(exc: ClientError, location: S3Location) -> CheckResult:
-    code = _error_code(exc)
+    code = client_error_code(exc)
     bucket = location.bucket
     actual = _header(exc, "x-amz-bucket-region")
     if code in _WRONG_REGION or code == "301" or (actual and actual != location.region):
@@ -230,7 +210,6 @@ def _check_failure(exc: ClientError, location: S3Location) -> CheckResult:
 
 
 __all__ = [
-    "MAX_PAGE_SIZE",
     "S3Clients",
     "S3Location",
     "bucket_region",

@@ -1,0 +1,105 @@
+"""The use cases, transport-agnostic: authorize -> load -> decrypt -> provider -> audit.
+
+One module per use case (vault, mounts, signing, audit); ``App`` bundles them for the
+transports. Every public method takes the calling Principal first. Authorization
+happens before any lookup, so a denied caller learns nothing about what exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bucketvault.app.audit import Audit
+from bucketvault.app.common import Recorder
+from bucketvault.app.handles import ExternalIds, Handles
+from bucketvault.app.mounts import MountInput, Mounts
+from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
+from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signing, SignInput
+from bucketvault.app.vault import RegisterInput, Vault
+from bucketvault.audit import AuditLog, VerifyResult
+from bucketvault.clock import Clock
+from bucketvault.config import Config
+from bucketvault.crypto.envelope import Envelope
+from bucketvault.providers.base import TrustPolicy
+from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.store.base import AuditFilter, AuditRow, Store
+
+
+@dataclass(frozen=True)
+class App:
+    """The use cases of one running service."""
+
+    vault: Vault
+    mounts: Mounts
+    signing: Signing
+    audit: Audit
+    handles: Handles
+
+    def close(self) -> None:
+        """Close every open credential handle."""
+        self.handles.close()
+
+
+def build_app(
+    *,
+    config: Config,
+    store: Store,
+    envelope: Envelope,
+    service_keys: ServiceKeys,
+    registry: ProviderRegistry,
+    audit_log: AuditLog,
+    clock: Clock,
+) -> App:
+    """Wire the use cases over the seams the composition root chose."""
+    record = Recorder(audit_log)
+    external_ids = ExternalIds(store, clock)
+    handles = Handles(store, envelope, registry, config.url_policy, external_ids)
+    mounts = Mounts(
+        store=store,
+        registry=registry,
+        handles=handles,
+        url_policy=config.url_policy,
+        default_max_ttl=config.default_mount_max_ttl_seconds,
+        record=record,
+        clock=clock,
+    )
+    return App(
+        vault=Vault(
+            store=store,
+            envelope=envelope,
+            service_keys=service_keys,
+            registry=registry,
+            handles=handles,
+            external_ids=external_ids,
+            url_policy=config.url_policy,
+            record=record,
+            clock=clock,
+        ),
+        mounts=mounts,
+        signing=Signing(
+            mounts=mounts,
+            handles=handles,
+            registry=registry,
+            default_ttl=config.default_ttl_seconds,
+            record=record,
+            clock=clock,
+        ),
+        audit=Audit(store=store, record=record),
+        handles=handles,
+    )
+
+
+__all__ = [
+    "MAX_BATCH_KEYS",
+    "App",
+    "AuditFilter",
+    "AuditRow",
+    "ListInput",
+    "MountInput",
+    "RegisterInput",
+    "RegistrationKey",
+    "SignInput",
+    "TrustPolicy",
+    "VerifyResult",
+    "build_app",
+]

@@ -1,0 +1,124 @@
+"""Open credential handles, one per active credential version, opened once.
+
+Opening means decrypting the envelope (a KMS call when the KEK is remote), parsing the
+secret with its kind's spec and letting the provider build its handle. That runs under
+a lock per credential, so the first use of one credential never waits behind another's
+network call, and concurrent first uses of the same one open it once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+from bucketvault.clock import Clock
+from bucketvault.crypto.envelope import Envelope, associated_data
+from bucketvault.errors import FailedPrecondition, NotFound
+from bucketvault.models import Credential, CredentialState, Mount
+from bucketvault.providers.base import CredentialHandle
+from bucketvault.providers.kinds import ParseContext, decode_secret
+from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.store.base import Store, StoredCredential
+from bucketvault.urlpolicy import UrlPolicy
+
+
+def credential_ad(c: Credential) -> bytes:
+    """The associated data binding a credential's ciphertext to its identity."""
+    return associated_data("credential", c.tenant, c.credential_id, c.kind.value, c.record_version)
+
+
+class ExternalIds:
+    """Each tenant's ExternalId: random, issued by us on first use, fixed forever.
+
+    Never chosen by a caller: that is the confused-deputy defence for role kinds.
+    """
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def __call__(self, tenant: str) -> str:
+        """The tenant's ExternalId (stored on first call)."""
+        candidate = "bv-" + secrets.token_hex(20)
+        return self._store.ensure_external_id(tenant, candidate, self._clock.now())
+
+
+class Handles:
+    """Credential handles by (credential id, record version); thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        envelope: Envelope,
+        registry: ProviderRegistry,
+        url_policy: UrlPolicy,
+        external_ids: ExternalIds,
+    ) -> None:
+        self._store = store
+        self._envelope = envelope
+        self._registry = registry
+        self._url_policy = url_policy
+        self._external_ids = external_ids
+        self._lock = threading.Lock()
+        self._handles: dict[tuple[str, int], CredentialHandle] = {}
+        self._opening: dict[tuple[str, int], threading.Lock] = {}
+
+    def stored(self, tenant: str, credential_id: str) -> StoredCredential:
+        """The tenant's credential record, or NOT_FOUND."""
+        stored = self._store.get_credential(tenant, credential_id)
+        if stored is None:
+            raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
+        return stored
+
+    def for_mount(self, mount: Mount) -> tuple[Credential, CredentialHandle]:
+        """The mount's credential and its open handle (opened now if need be)."""
+        stored = self.stored(mount.tenant, mount.credential_id)
+        cred = stored.credential
+        if cred.state is CredentialState.REVOKED or stored.envelope is None:
+            self.evict(cred.credential_id)
+            raise FailedPrecondition(
+                "the mount's credential has been revoked; rebind the mount",
+                reason="CREDENTIAL_REVOKED",
+            )
+        slot = (cred.credential_id, cred.record_version)
+        handle = self._handles.get(slot)
+        if handle is not None:
+            return cred, handle
+        with self._lock:
+            opening = self._opening.setdefault(slot, threading.Lock())
+        with opening:
+            handle = self._handles.get(slot)
+            if handle is None:
+                handle = self._open(cred, stored.envelope)
+                with self._lock:
+                    self._handles[slot] = handle
+                    self._opening.pop(slot, None)
+        return cred, handle
+
+    def _open(self, cred: Credential, envelope: bytes) -> CredentialHandle:
+        provider = self._registry.provider(cred.kind)
+        plaintext = self._envelope.decrypt(envelope, credential_ad(cred))
+        document, _ = decode_secret(plaintext)
+        context = ParseContext(
+            cred.tenant, self._url_policy, lambda: self._external_ids(cred.tenant)
+        )
+        secret = provider.kinds[cred.kind].reopen(document, context)
+        return provider.open(cred, secret)
+
+    def evict(self, credential_id: str) -> None:
+        """Close and forget every handle of a credential (revoked)."""
+        with self._lock:
+            gone = [k for k in self._handles if k[0] == credential_id]
+            handles = [self._handles.pop(k) for k in gone]
+        for handle in handles:
+            handle.close()
+
+    def close(self) -> None:
+        """Close every handle (shutdown)."""
+        with self._lock:
+            handles, self._handles = list(self._handles.values()), {}
+        for handle in handles:
+            handle.close()
+
+
+__all__ = ["ExternalIds", "Handles", "credential_ad"]

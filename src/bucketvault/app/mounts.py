@@ -1,0 +1,223 @@
+"""Mount use cases: create, read, list, rebind (rotation) and check."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bucketvault.app.common import Recorder, need, new_id, page_size, tenant_name
+from bucketvault.app.handles import Handles
+from bucketvault.auth.authz import authorize, authorize_any
+from bucketvault.clock import Clock
+from bucketvault.config import MAX_URL_TTL_SECONDS
+from bucketvault.errors import FailedPrecondition, InvalidArgument, NotFound
+from bucketvault.models import (
+    CheckResult,
+    Credential,
+    CredentialState,
+    Method,
+    Mount,
+    MountPolicy,
+    MountState,
+    Principal,
+    Role,
+)
+from bucketvault.objectkeys import check_mount_prefix
+from bucketvault.providers.kinds import StoredSecretRefused
+from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.store.base import Store
+from bucketvault.urlpolicy import UrlPolicy
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_REGION = re.compile(r"^[a-z0-9-]{0,32}$")
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+@dataclass(frozen=True)
+class MountInput:
+    tenant: str
+    name: str
+    bucket: str
+    prefix: str
+    region: str
+    endpoint: str
+    credential_id: str
+    max_ttl_seconds: int
+    allowed_methods: frozenset[Method]
+
+
+class Mounts:
+    """Mounts: a bucket and prefix bound to one credential, with a policy."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: ProviderRegistry,
+        handles: Handles,
+        url_policy: UrlPolicy,
+        default_max_ttl: int,
+        record: Recorder,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._handles = handles
+        self._url_policy = url_policy
+        self._default_max_ttl = default_max_ttl
+        self._record = record
+        self._clock = clock
+
+    def find(self, tenant: str, mount_id: str) -> Mount:
+        """The tenant's mount, or NOT_FOUND."""
+        mount = self._store.get_mount(tenant, need(mount_id, "mount_id"))
+        if mount is None:
+            raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
+        return mount
+
+    def _active_credential(self, tenant: str, credential_id: str) -> Credential:
+        stored = self._store.get_credential(tenant, need(credential_id, "credential_id"))
+        if stored is None:
+            raise NotFound(
+                "no such credential", reason="CREDENTIAL_NOT_FOUND", field="credential_id"
+            )
+        if stored.credential.state is not CredentialState.ACTIVE:
+            raise FailedPrecondition(
+                "the credential has been revoked",
+                reason="CREDENTIAL_REVOKED",
+                field="credential_id",
+            )
+        return stored.credential
+
+    def create(self, principal: Principal, req: MountInput, request_id: str) -> Mount:
+        """A new mount on an active credential."""
+        tenant = tenant_name(req.tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        need(req.name, "name", _NAME)
+        need(req.bucket, "bucket", _BUCKET)
+        prefix = check_mount_prefix(req.prefix)
+        if not _REGION.match(req.region):
+            raise InvalidArgument("region is malformed", reason="INVALID_FIELD", field="region")
+        endpoint = (
+            self._url_policy.check_endpoint(req.endpoint, field="endpoint") if req.endpoint else ""
+        )
+        max_ttl = req.max_ttl_seconds or self._default_max_ttl
+        if not 1 <= max_ttl <= MAX_URL_TTL_SECONDS:
+            raise InvalidArgument(
+                f"policy.max_ttl_seconds must be at most {MAX_URL_TTL_SECONDS}",
+                reason="TTL_TOO_LONG",
+                field="policy.max_ttl_seconds",
+            )
+        self._active_credential(tenant, req.credential_id)
+        now = self._clock.now()
+        mount = Mount(
+            mount_id=new_id("mnt_"),
+            tenant=tenant,
+            name=req.name,
+            bucket=req.bucket,
+            prefix=prefix,
+            region=req.region,
+            endpoint=endpoint,
+            credential_id=req.credential_id,
+            policy=MountPolicy(
+                max_ttl, req.allowed_methods or frozenset({Method.GET, Method.HEAD})
+            ),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.insert_mount(mount)
+        self._record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
+        return mount
+
+    def get(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
+        """One mount."""
+        tenant = tenant_name(tenant)
+        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
+        mount = self.find(tenant, mount_id)
+        self._record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
+        return mount
+
+    def list(
+        self, principal: Principal, tenant: str, size: int, page_token: str, request_id: str
+    ) -> tuple[list[Mount], str]:
+        """A page of the tenant's mounts, by id."""
+        tenant = tenant_name(tenant)
+        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
+        limit = page_size(size, 100)
+        rows = self._store.list_mounts(tenant, page_token, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        self._record(principal, tenant, "vault.list_mounts", tenant, request_id)
+        return rows, (rows[-1].mount_id if more and rows else "")
+
+    def rebind(
+        self,
+        principal: Principal,
+        tenant: str,
+        mount_id: str,
+        credential_id: str,
+        expected_version: int,
+        request_id: str,
+    ) -> Mount:
+        """Point the mount at another credential of the same cloud (compare-and-swap)."""
+        tenant = tenant_name(tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        mount = self.find(tenant, mount_id)
+        if expected_version <= 0:
+            raise InvalidArgument(
+                "expected_version is required (read the mount first)",
+                reason="MISSING_FIELD",
+                field="expected_version",
+            )
+        new = self._active_credential(tenant, credential_id)
+        old = self._store.get_credential(tenant, mount.credential_id)
+        if old is not None:
+            before = self._registry.family(old.credential.kind)
+            if before != self._registry.family(new.kind):
+                raise FailedPrecondition(
+                    f"a {before or old.credential.kind.value} mount cannot use a "
+                    f"{new.kind.value} credential",
+                    reason="KIND_MISMATCH",
+                    field="credential_id",
+                )
+        rebound = self._store.rebind_mount(
+            tenant, mount.mount_id, new.credential_id, expected_version, self._clock.now()
+        )
+        self._record(
+            principal,
+            tenant,
+            "vault.rebind_mount",
+            mount.mount_id,
+            request_id,
+            credential_id=new.credential_id,
+            previous_credential_id=mount.credential_id,
+        )
+        return rebound
+
+    def check(
+        self, principal: Principal, tenant: str, mount_id: str, request_id: str
+    ) -> CheckResult:
+        """Ask the cloud whether the mount works with its credential."""
+        tenant = tenant_name(tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        mount = self.find(tenant, mount_id)
+        try:
+            _, handle = self._handles.for_mount(mount)
+        except StoredSecretRefused as exc:
+            result = CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        else:
+            result = handle.check(mount)
+        self._record(
+            principal,
+            tenant,
+            "vault.check_mount",
+            mount.mount_id,
+            request_id,
+            state=result.state.value,
+            reason=result.reason,
+        )
+        return result
+
+
+__all__ = ["MountInput", "Mounts"]

@@ -1,0 +1,204 @@
+"""Signer use cases: SignURL / SignURLs and ListPrefix.
+
+The request is checked against the mount (methods, TTL, keys under its prefix) here;
+the rules every cloud shares (expiry cap, listed keys) are applied by providers/rules.py
+around the mount's credential handle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bucketvault.app.common import MAX_PAGE_SIZE, Recorder, tenant_name
+from bucketvault.app.handles import Handles
+from bucketvault.app.mounts import Mounts
+from bucketvault.auth.authz import authorize
+from bucketvault.clock import Clock
+from bucketvault.errors import InvalidArgument, PermissionDenied
+from bucketvault.models import (
+    ListPage,
+    ListRequest,
+    Method,
+    Mount,
+    Principal,
+    Role,
+    SignedUrl,
+    SignOptions,
+)
+from bucketvault.objectkeys import check_key, check_prefix
+from bucketvault.providers import rules
+from bucketvault.providers.registry import ProviderRegistry
+
+MAX_BATCH_KEYS = 1000
+
+
+@dataclass(frozen=True)
+class SignInput:
+    tenant: str
+    mount_id: str
+    keys: tuple[str, ...]
+    method: Method | None
+    ttl_seconds: int
+    response_content_type: str = ""
+    response_content_disposition: str = ""
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class ListInput:
+    tenant: str
+    mount_id: str
+    prefix: str
+    delimiter: str
+    page_size: int
+    page_token: str
+    sign_ttl_seconds: int
+
+
+class Signing:
+    """Signed URLs and listings for mounts."""
+
+    def __init__(
+        self,
+        *,
+        mounts: Mounts,
+        handles: Handles,
+        registry: ProviderRegistry,
+        default_ttl: int,
+        record: Recorder,
+        clock: Clock,
+    ) -> None:
+        self._mounts = mounts
+        self._handles = handles
+        self._registry = registry
+        self._default_ttl = default_ttl
+        self._record = record
+        self._clock = clock
+
+    def _options(self, mount: Mount, method: Method | None, ttl: int, **extra: str) -> SignOptions:
+        if method is None:
+            raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
+        if method not in mount.policy.allowed_methods:
+            raise PermissionDenied(
+                f"the mount does not allow {method.value}",
+                reason="METHOD_NOT_ALLOWED",
+                field="method",
+            )
+        if ttl < 0:
+            raise InvalidArgument(
+                "ttl_seconds must be positive", reason="INVALID_FIELD", field="ttl_seconds"
+            )
+        if ttl > mount.policy.max_ttl_seconds:
+            raise InvalidArgument(
+                f"ttl_seconds exceeds the mount's maximum of {mount.policy.max_ttl_seconds}",
+                reason="TTL_TOO_LONG",
+                field="ttl_seconds",
+            )
+        capped_by = ""
+        if ttl == 0:
+            ttl = self._default_ttl
+            if ttl > mount.policy.max_ttl_seconds:
+                ttl, capped_by = mount.policy.max_ttl_seconds, "MOUNT_MAX_TTL"
+        if method is not Method.PUT and extra.get("content_type"):
+            raise InvalidArgument(
+                "content_type applies to PUT only", reason="INVALID_FIELD", field="content_type"
+            )
+        if method is Method.PUT and (
+            extra.get("response_content_type") or extra.get("response_content_disposition")
+        ):
+            raise InvalidArgument(
+                "response overrides apply to GET and HEAD only",
+                reason="INVALID_FIELD",
+                field="response_content_type",
+            )
+        for name, value in extra.items():
+            if len(value) > 1024 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise InvalidArgument(f"{name} is malformed", reason="INVALID_FIELD", field=name)
+        # Whole seconds: every scheme signs at one-second resolution, and the response
+        # must say exactly the expiry the URL carries.
+        now = self._clock.now().replace(microsecond=0)
+        return SignOptions(method, ttl, now, capped_by, **extra)
+
+    def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
+        """SignURL and SignURLs: one audit record per call, however many keys."""
+        tenant = tenant_name(req.tenant)
+        authorize(principal, Role.SIGNER, tenant)
+        if not req.keys:
+            raise InvalidArgument(
+                "at least one key is required", reason="MISSING_FIELD", field="keys"
+            )
+        if len(req.keys) > MAX_BATCH_KEYS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
+            )
+        mount = self._mounts.find(tenant, req.mount_id)
+        options = self._options(
+            mount,
+            req.method,
+            req.ttl_seconds,
+            response_content_type=req.response_content_type,
+            response_content_disposition=req.response_content_disposition,
+            content_type=req.content_type,
+        )
+        single = len(req.keys) == 1
+        for i, key in enumerate(req.keys):
+            check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
+        cred, handle = self._handles.for_mount(mount)
+        limit = self._registry.provider(cred.kind).max_url_seconds
+        urls = rules.sign_urls(handle, mount, req.keys, options, limit)
+        digest = hashlib.sha256("\n".join(req.keys).encode("utf-8", "surrogatepass")).hexdigest()
+        self._record(
+            principal,
+            tenant,
+            "signer.sign",
+            mount.mount_id,
+            request_id,
+            method=options.method.value,
+            count=str(len(req.keys)),
+            key=req.keys[0] if single else "",
+            keys_sha256=digest,
+            expires_in=str(options.expires_in),
+        )
+        return urls
+
+    def list_prefix(
+        self, principal: Principal, req: ListInput, request_id: str
+    ) -> Iterator[ListPage]:
+        """Validate and audit before the first page; pages stream lazily."""
+        tenant = tenant_name(req.tenant)
+        authorize(principal, Role.SIGNER, tenant)
+        mount = self._mounts.find(tenant, req.mount_id)
+        prefix = check_prefix(req.prefix, mount.prefix)
+        if len(req.delimiter) > 16:
+            raise InvalidArgument(
+                "delimiter is too long", reason="INVALID_FIELD", field="delimiter"
+            )
+        if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(
+                f"page_size must be at most {MAX_PAGE_SIZE}",
+                reason="INVALID_FIELD",
+                field="page_size",
+            )
+        sign = (
+            self._options(mount, Method.GET, req.sign_ttl_seconds)
+            if req.sign_ttl_seconds > 0
+            else None
+        )
+        cred, handle = self._handles.for_mount(mount)
+        limit = self._registry.provider(cred.kind).max_url_seconds
+        self._record(
+            principal,
+            tenant,
+            "signer.list",
+            mount.mount_id,
+            request_id,
+            prefix=prefix,
+            signed=str(sign is not None),
+        )
+        request = ListRequest(prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token)
+        return rules.list_pages(handle, mount, request, sign, limit, self._clock.now)
+
+
+__all__ = ["MAX_BATCH_KEYS", "ListInput", "SignInput", "Signing"]

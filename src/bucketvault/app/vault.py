@@ -1,0 +1,229 @@
+"""Vault use cases: registration key, trust policy, credentials (register, read, revoke).
+
+Authorization comes before any lookup, so a denied caller learns nothing about what
+exists. The core holds no per-kind code: each kind's spec (its provider's kinds.py)
+parses the unsealed secret, and its provider verifies it with the cloud.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from bucketvault.app.common import Recorder, limit_text, need, new_id, page_size, tenant_name
+from bucketvault.app.handles import ExternalIds, Handles, credential_ad
+from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
+from bucketvault.auth.authz import authorize, authorize_any
+from bucketvault.clock import Clock
+from bucketvault.crypto.envelope import Envelope
+from bucketvault.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unimplemented,
+)
+from bucketvault.models import (
+    Credential,
+    CredentialKind,
+    CredentialState,
+    Principal,
+    RegistrationContext,
+    Role,
+)
+from bucketvault.providers.base import TrustPolicy
+from bucketvault.providers.kinds import ParseContext, decode_secret
+from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.store.base import Store, StoredCredential
+from bucketvault.urlpolicy import UrlPolicy
+
+
+@dataclass(frozen=True)
+class RegisterInput:
+    tenant: str
+    display_name: str
+    kind: CredentialKind | None
+    key_id: str
+    sealed: bytes = field(repr=False)
+    idempotency_key: str = ""
+
+
+class Vault:
+    """Registration and the credential lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        envelope: Envelope,
+        service_keys: ServiceKeys,
+        registry: ProviderRegistry,
+        handles: Handles,
+        external_ids: ExternalIds,
+        url_policy: UrlPolicy,
+        record: Recorder,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._envelope = envelope
+        self._keys = service_keys
+        self._registry = registry
+        self._handles = handles
+        self._external_ids = external_ids
+        self._url_policy = url_policy
+        self._record = record
+        self._clock = clock
+
+    def _view(self, credential: Credential) -> Credential:
+        if credential.state is not CredentialState.ACTIVE:
+            return credential
+        try:
+            provider = self._registry.provider(credential.kind)
+        except Unimplemented:
+            return credential
+        dynamic = provider.warnings(credential)
+        return dataclasses.replace(credential, warnings=(*credential.warnings, *dynamic))
+
+    def registration_key(self, principal: Principal, suite: str) -> RegistrationKey:
+        """Any authenticated caller may fetch the public registration key."""
+        return self._keys.registration_key(suite)
+
+    def trust_policy(self, principal: Principal, tenant: str, request_id: str) -> TrustPolicy:
+        """The tenant's ExternalId and the role trust policy naming our principal."""
+        tenant = tenant_name(tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        source = self._registry.trust_policy_source()
+        if source is None:
+            raise FailedPrecondition(
+                "no provider of this deployment issues trust policies",
+                reason="PROVIDER_UNAVAILABLE",
+            )
+        policy = source.trust_policy(self._external_ids(tenant))
+        self._record(principal, tenant, "vault.trust_policy", tenant, request_id)
+        return policy
+
+    def register(self, principal: Principal, req: RegisterInput, request_id: str) -> Credential:
+        """Unseal, parse with the kind's spec, verify with the cloud, store encrypted."""
+        tenant = tenant_name(req.tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        if req.kind is None:
+            raise InvalidArgument("kind is required", reason="MISSING_FIELD", field="kind")
+        limit_text(req.display_name, "display_name", 200)
+        limit_text(req.idempotency_key, "idempotency_key", 128)
+        if not req.sealed:
+            raise InvalidArgument(
+                "sealed_secret is required", reason="MISSING_FIELD", field="sealed_secret"
+            )
+        kind = req.kind
+        provider = self._registry.provider(kind)
+        spec = provider.kinds[kind]
+        plaintext = self._keys.unseal(req.key_id, tenant, kind.value, req.sealed)
+        document, canonical = decode_secret(plaintext)
+        context = ParseContext(tenant, self._url_policy, lambda: self._external_ids(tenant))
+        secret = spec.read(document, context)
+        admitted = spec.admit(secret, self._clock.now())
+        fingerprint = self._keys.fingerprint(kind.value, canonical)
+        request_hash = hashlib.sha256(
+            json.dumps([kind.value, req.display_name, fingerprint]).encode()
+        ).hexdigest()
+        if req.idempotency_key:
+            existing = self._store.find_by_idempotency_key(tenant, req.idempotency_key)
+            if existing is not None:
+                return self._replay(principal, existing, request_hash, request_id)
+        credential_id = new_id("cred_")
+        prep = provider.prepare(RegistrationContext(tenant, credential_id, kind), secret)
+        credential = Credential(
+            credential_id=credential_id,
+            tenant=tenant,
+            display_name=req.display_name,
+            kind=kind,
+            state=CredentialState.ACTIVE,
+            fingerprint=fingerprint,
+            metadata={**secret.metadata(), **prep.metadata},
+            warnings=(*admitted, *prep.warnings),
+            created_at=self._clock.now(),
+            created_by=principal.name,
+            record_version=1,
+        )
+        envelope = self._envelope.encrypt(canonical, credential_ad(credential))
+        stored = self._store.insert_credential(
+            StoredCredential(credential, envelope, req.idempotency_key, request_hash)
+        )
+        if stored.credential.credential_id != credential_id:
+            # A concurrent retry with the same idempotency key won the insert.
+            return self._replay(principal, stored, request_hash, request_id)
+        self._record(
+            principal,
+            tenant,
+            "vault.register",
+            credential_id,
+            request_id,
+            kind=kind.value,
+            fingerprint=fingerprint,
+        )
+        return self._view(credential)
+
+    def _replay(
+        self, principal: Principal, existing: StoredCredential, request_hash: str, request_id: str
+    ) -> Credential:
+        cred = existing.credential
+        if existing.request_hash != request_hash:
+            raise AlreadyExists(
+                "idempotency_key was already used for a different registration",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                field="idempotency_key",
+            )
+        self._record(
+            principal,
+            cred.tenant,
+            "vault.register",
+            cred.credential_id,
+            request_id,
+            outcome="replayed",
+        )
+        return self._view(cred)
+
+    def get(
+        self, principal: Principal, tenant: str, credential_id: str, request_id: str
+    ) -> Credential:
+        """A credential's non-secret record."""
+        tenant = tenant_name(tenant)
+        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
+        cred = self._handles.stored(tenant, need(credential_id, "credential_id")).credential
+        self._record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
+        return self._view(cred)
+
+    def list(
+        self, principal: Principal, tenant: str, size: int, page_token: str, request_id: str
+    ) -> tuple[list[Credential], str]:
+        """A page of the tenant's credentials, by id."""
+        tenant = tenant_name(tenant)
+        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
+        limit = page_size(size, 100)
+        rows = self._store.list_credentials(tenant, page_token, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        self._record(principal, tenant, "vault.list_credentials", tenant, request_id)
+        token = rows[-1].credential.credential_id if more and rows else ""
+        return [self._view(r.credential) for r in rows], token
+
+    def revoke(
+        self, principal: Principal, tenant: str, credential_id: str, reason: str, request_id: str
+    ) -> Credential:
+        """Revoke and crypto-shred; mounts bound to it stop signing at once."""
+        tenant = tenant_name(tenant)
+        authorize(principal, Role.OPERATOR, tenant)
+        limit_text(reason, "reason", 500)
+        stored = self._store.revoke_credential(
+            tenant, need(credential_id, "credential_id"), principal.name, reason, self._clock.now()
+        )
+        if stored is None:
+            raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
+        self._handles.evict(credential_id)
+        self._record(principal, tenant, "vault.revoke", credential_id, request_id)
+        return stored.credential
+
+
+__all__ = ["RegisterInput", "Vault"]

@@ -1,0 +1,174 @@
+"""The AWS credential handle: SigV4 presigning, listing and checks with one credential."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bucketvault.clock import Clock
+from bucketvault.errors import NotFound, Unavailable
+from bucketvault.models import (
+    CheckResult,
+    ListPage,
+    ListRequest,
+    Method,
+    Mount,
+    MountState,
+    SignOptions,
+)
+from bucketvault.providers.aws import listing
+from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.aws.endpoints import aws_target, custom_target
+from bucketvault.providers.aws.settings import DEFAULT_REGION
+from bucketvault.providers.aws.sigv4 import (
+    BatchPresigner,
+    PresignParams,
+    PresignTarget,
+    SigningKeyCache,
+    amz_date,
+)
+from bucketvault.providers.aws.sts import AssumeRoleDenied
+from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
+
+
+@dataclass(frozen=True)
+class _Location:
+    region: str
+    endpoint: str
+    target: PresignTarget
+
+
+class _Signer:
+    """One batch's SigV4 signer, bound to one session (so the cap matches what signs)."""
+
+    limit_reason = SESSION_EXPIRY
+
+    def __init__(
+        self, credentials: AwsCredentials, location: _Location, keys: SigningKeyCache
+    ) -> None:
+        self._credentials = credentials
+        self._location = location
+        self._keys = keys
+
+    @property
+    def valid_until(self) -> datetime | None:
+        """The session's expiry (None for long-lived access keys)."""
+        return self._credentials.expiration
+
+    def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
+        """Presign every key: one SHA-256 and one HMAC per key."""
+        identity = self._credentials.identity()
+        timestamp = amz_date(options.signed_at)
+        region = self._location.region
+        signing_key = self._keys.get(identity, timestamp[:8], region, "s3")
+        query: list[tuple[str, str]] = []
+        headers: dict[str, str] = {}
+        if options.method is Method.PUT:
+            if options.content_type:
+                headers["Content-Type"] = options.content_type
+        else:
+            if options.response_content_type:
+                query.append(("response-content-type", options.response_content_type))
+            if options.response_content_disposition:
+                query.append(("response-content-disposition", options.response_content_disposition))
+        params = PresignParams(
+            options.method.value, options.expires_in, options.signed_at, query, headers
+        )
+        presign = BatchPresigner(self._location.target, identity, params, signing_key).url
+        return SignedBatch([presign(key) for key in keys], headers)
+
+
+class AwsHandle:
+    """Signs, lists and checks with one credential; thread-safe."""
+
+    def __init__(
+        self,
+        credentials: Callable[[], AwsCredentials],
+        clock: Clock,
+        clients: listing.S3Clients,
+        *,
+        endpoint: str,
+        region: str,
+        on_close: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._credentials = credentials
+        self._clock = clock
+        self._clients = clients
+        # The credential's or the service's S3 endpoint and region ("" = AWS / resolve).
+        self._endpoint = endpoint
+        self._region = region
+        self._on_close = on_close
+        self._signing_keys = SigningKeyCache()
+        self._lock = threading.Lock()
+        self._locations: dict[tuple[str, str, str, str], _Location] = {}
+
+    def _location(self, mount: Mount, credentials: AwsCredentials) -> _Location:
+        endpoint = mount.endpoint.rstrip("/") or self._endpoint
+        slot = (mount.mount_id, mount.bucket, endpoint, mount.region)
+        location = self._locations.get(slot)
+        if location is not None:
+            return location
+        region = mount.region or self._region
+        if not region:
+            # Once per mount: the bucket's home region, which its URLs must be scoped to.
+            client = self._clients.get(credentials, DEFAULT_REGION, endpoint)
+            region = listing.bucket_region(client, mount.bucket) or DEFAULT_REGION
+        if endpoint:
+            target = custom_target(endpoint, mount.bucket, region)
+        else:
+            target = aws_target(mount.bucket, region)
+        location = _Location(region, endpoint, target)
+        with self._lock:
+            self._locations[slot] = location
+        return location
+
+    def signer(self, mount: Mount, options: SignOptions) -> _Signer:
+        """A signer holding the current session (refreshed ahead of expiry)."""
+        credentials = self._credentials()
+        return _Signer(credentials, self._location(mount, credentials), self._signing_keys)
+
+    def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
+        """ListObjectsV2 pages, fetched only as the caller consumes them."""
+        credentials = self._credentials()
+        location = self._location(mount, credentials)
+        client = self._clients.get(credentials, location.region, location.endpoint)
+        return listing.list_pages(client, mount.bucket, request)
+
+    def check(self, mount: Mount) -> CheckResult:
+        """HeadBucket + ListObjectsV2(MaxKeys=1) with this credential."""
+        try:
+            credentials = self._credentials()
+        except AssumeRoleDenied as exc:
+            return CheckResult(MountState.FORBIDDEN, exc.reason, exc.message)
+        try:
+            location = self._location(mount, credentials)
+        except NotFound as exc:
+            return CheckResult(MountState.NOT_FOUND, exc.reason, exc.message)
+        except Unavailable as exc:
+            server = mount.endpoint or self._endpoint or "S3"
+            return CheckResult(
+                MountState.MISCONFIGURED,
+                "ENDPOINT_UNREACHABLE",
+                f"could not reach {server} ({exc.message}): check the mount's endpoint and region",
+            )
+        client = self._clients.get(credentials, location.region, location.endpoint)
+        where = listing.S3Location(mount.bucket, location.region, location.endpoint)
+        result = listing.check_bucket(client, where, mount.prefix)
+        if result.state is not MountState.AVAILABLE:
+            # The cached region may be what is wrong: resolve again next time.
+            with self._lock:
+                self._locations = {
+                    k: v for k, v in self._locations.items() if k[0] != mount.mount_id
+                }
+        return result
+
+    def close(self) -> None:
+        """Drop the session, derived keys and clients."""
+        self._on_close()
+        self._signing_keys.clear()
+        self._clients.clear()
+
+
+__all__ = ["AwsHandle"]

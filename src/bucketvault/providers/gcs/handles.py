@@ -1,0 +1,108 @@
+"""The GCS credential handle: V4 signing (RSA or HMAC), listing and checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bucketvault.errors import BucketVaultError, FailedPrecondition, NotFound, PermissionDenied
+from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, MountState, SignOptions
+from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.gcs.listing import ListTarget
+from bucketvault.providers.gcs.parallel import map_keys
+from bucketvault.providers.gcs.v4 import DEFAULT_ENDPOINT, KeySigner, V4Batch, V4Options
+
+
+class Lister(Protocol):
+    def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]: ...
+
+
+def mount_endpoint(mount: Mount) -> str:
+    """Where the mount's bucket lives: its own endpoint (path-style) or Google's."""
+    return mount.endpoint.rstrip("/") if mount.endpoint else DEFAULT_ENDPOINT
+
+
+class _Signer:
+    """V4 signing of one batch; a GCS key does not expire by itself."""
+
+    valid_until: datetime | None = None
+    limit_reason = SESSION_EXPIRY
+
+    def __init__(self, key: KeySigner, mount: Mount) -> None:
+        self._key = key
+        self._mount = mount
+
+    def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
+        """Sign every key, same order; large RSA batches spread over the cores."""
+        batch = V4Batch(
+            self._key,
+            mount_endpoint(self._mount),
+            self._mount.bucket,
+            V4Options(
+                method=options.method,
+                expires_in=options.expires_in,
+                signed_at=options.signed_at,
+                response_content_type=options.response_content_type,
+                response_content_disposition=options.response_content_disposition,
+                content_type=options.content_type,
+            ),
+        )
+        urls = map_keys(batch.url, keys, parallel=batch.parallel)
+        return SignedBatch(urls, batch.required_headers)
+
+
+class GcsHandle:
+    """Signs and lists with one GCS credential; thread-safe."""
+
+    def __init__(
+        self, signer: KeySigner, lister: Lister, principal: str, on_close: Callable[[], None]
+    ) -> None:
+        self._signer = signer
+        self._lister = lister
+        self._principal = principal
+        self._on_close = on_close
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"GcsHandle(principal={self._principal!r})"
+
+    def _open(self) -> None:
+        # A closed handle has dropped its key material: signing now would make bad URLs.
+        if self._closed:
+            raise FailedPrecondition("the credential has been closed", reason="CREDENTIAL_CLOSED")
+
+    def signer(self, mount: Mount, options: SignOptions) -> _Signer:
+        """A V4 signer for the mount's bucket."""
+        self._open()
+        return _Signer(self._signer, mount)
+
+    def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
+        """Pages as the cloud returns them."""
+        self._open()
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self._principal)
+        return self._lister.pages(target, request)
+
+    def check(self, mount: Mount) -> CheckResult:
+        """List one object under the mount's prefix and classify the outcome."""
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self._principal)
+        probe = ListRequest(prefix=mount.prefix, delimiter="", page_size=1, page_token="")
+        try:
+            next(iter(self._lister.pages(target, probe)))
+        except PermissionDenied as exc:
+            return CheckResult(MountState.FORBIDDEN, "ACCESS_DENIED", exc.message)
+        except NotFound as exc:
+            return CheckResult(MountState.NOT_FOUND, exc.reason, exc.message)
+        except BucketVaultError as exc:
+            return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        return CheckResult(
+            MountState.AVAILABLE, "OK", f"{self._principal} can list bucket {mount.bucket}"
+        )
+
+    def close(self) -> None:
+        """Drop sessions, tokens and key material."""
+        self._closed = True
+        self._on_close()
+
+
+__all__ = ["GcsHandle", "mount_endpoint"]

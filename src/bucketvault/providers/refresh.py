@@ -1,0 +1,202 @@
+"""One refresh-ahead cache for every expiring thing a provider holds.
+
+AWS sessions, GCS access tokens and Azure user-delegation keys are the same problem
+(botocore solves it once, with RefreshableCredentials): a value fetched over the
+network, valid until an instant, that callers must never wait for in the common case.
+
+* fresh: serve the cached value;
+* advisory window: serve the cached value and refresh it in the background (one
+  refresh at a time);
+* mandatory window, or nothing cached: block and refresh; callers arriving together
+  share one fetch (single flight);
+* source failing: a value that is still usable keeps serving, and further attempts
+  wait out ``retry_after`` instead of stalling every caller on a dead endpoint; only
+  when nothing usable is left does the caller get the fetch's error.
+
+Only bucketvault errors count as failures of the source: providers translate their
+SDK's exceptions at the boundary, and anything else is a bug that must surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+from bucketvault.clock import Clock
+from bucketvault.errors import BucketVaultError, Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Expiring(Generic[T]):
+    """A fetched value and when it stops working (None: it does not expire)."""
+
+    value: T
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RefreshWindows:
+    """How long before expiry to refresh in the background / to block.
+
+    ``usable_margin``: a value is served during an outage only while more than this is
+    left (the AWS provider keeps URLs 5 minutes inside their session).
+    """
+
+    advisory: timedelta
+    mandatory: timedelta
+    retry_after: timedelta = timedelta(seconds=30)
+    usable_margin: timedelta = timedelta(0)
+
+    def for_lifetime(self, lifetime: timedelta) -> RefreshWindows:
+        """Windows scaled down for short-lived values (never more than half / a quarter)."""
+        return RefreshWindows(
+            advisory=min(self.advisory, lifetime / 2),
+            mandatory=min(self.mandatory, lifetime / 4),
+            retry_after=self.retry_after,
+            usable_margin=self.usable_margin,
+        )
+
+
+Spawn = Callable[[Callable[[], None]], None]
+
+
+def start_thread(work: Callable[[], None]) -> None:
+    """Run work on a daemon thread (the default way to refresh in the background)."""
+    threading.Thread(target=work, name="bucketvault-refresh", daemon=True).start()
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[T]):
+    held: Expiring[T]
+    windows: RefreshWindows
+
+    def left(self, now: datetime) -> timedelta | None:
+        return None if self.held.expires_at is None else self.held.expires_at - now
+
+    def fresh(self, now: datetime) -> bool:
+        left = self.left(now)
+        return left is None or left > self.windows.advisory
+
+    def needs_block(self, now: datetime) -> bool:
+        left = self.left(now)
+        return left is not None and left <= self.windows.mandatory
+
+    def usable(self, now: datetime) -> bool:
+        left = self.left(now)
+        return left is None or left > self.windows.usable_margin
+
+
+class RefreshingValue(Generic[T]):
+    """Thread-safe holder of one expiring value; see the module docstring."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Expiring[T]],
+        clock: Clock,
+        windows: RefreshWindows,
+        *,
+        spawn: Spawn = start_thread,
+        what: str = "value",
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._windows = windows
+        self._spawn = spawn
+        self._what = what
+        self._lock = threading.Lock()
+        # Held for the whole of a fetch: that is what makes refreshes single-flight.
+        self._fetching = threading.Lock()
+        self._entry: _Entry[T] | None = None
+        self._background = False
+        self._quiet_until: datetime | None = None
+        self._last_error: BucketVaultError | None = None
+        self._closed = False
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"RefreshingValue(what={self._what!r})"
+
+    def get(self) -> Expiring[T]:
+        """The value to use now: cached, refreshed in the background, or fetched now."""
+        now = self._clock.now()
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the credential was closed", reason="CREDENTIAL_CLOSED")
+            entry = self._entry
+            if entry is None or entry.needs_block(now):
+                entry = None
+            start = entry is not None and not entry.fresh(now) and not self._background
+            if start:
+                self._background = True
+        if entry is None:
+            return self._refresh(blocking=True)
+        if start:
+            # Outside the lock: a spawn that runs the work at once must not deadlock.
+            self._spawn(self._refresh_in_background)
+        return entry.held
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._refresh(blocking=False)
+        except BucketVaultError as exc:
+            log.warning("background refresh of a %s failed: %s", self._what, exc.reason)
+        finally:
+            with self._lock:
+                self._background = False
+
+    def _refresh(self, *, blocking: bool) -> Expiring[T]:
+        with self._fetching:
+            now = self._clock.now()
+            with self._lock:
+                entry = self._entry
+                quiet = self._quiet_until is not None and now < self._quiet_until
+            # Someone refreshed while we waited for the lock: done.
+            if entry is not None and (
+                entry.fresh(now) or (blocking and not entry.needs_block(now))
+            ):
+                return entry.held
+            if quiet:
+                return self._fallback(entry, now)
+            try:
+                self.fetches += 1
+                held = self._fetch()
+            except BucketVaultError as exc:
+                with self._lock:
+                    self._quiet_until = now + self._windows.retry_after
+                    self._last_error = exc
+                log.warning("refreshing a %s failed: %s", self._what, exc.reason)
+                return self._fallback(entry, now)
+            windows = self._windows
+            if held.expires_at is not None:
+                windows = windows.for_lifetime(held.expires_at - now)
+            with self._lock:
+                if not self._closed:
+                    self._entry = _Entry(held, windows)
+                self._quiet_until = None
+                self._last_error = None
+            return held
+
+    def _fallback(self, entry: _Entry[T] | None, now: datetime) -> Expiring[T]:
+        if entry is not None and entry.usable(now):
+            return entry.held
+        error = self._last_error
+        if error is not None:
+            raise error
+        raise Unavailable(f"no {self._what} is available", reason="REFRESH_UNAVAILABLE")
+
+    def close(self) -> None:
+        """Forget the value; later calls fail."""
+        with self._lock:
+            self._closed = True
+            self._entry = None
+
+
+__all__ = ["Expiring", "RefreshWindows", "RefreshingValue", "Spawn", "start_thread"]

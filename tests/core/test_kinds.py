@@ -1,0 +1,42 @@
+"""Each kind is declared once, by the provider that serves it, and named in the wire enum."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bucketvault.clock import SystemClock
+from bucketvault.providers.registry import build_providers
+from bucketvault.urlpolicy import UrlPolicy
+from bucketvault.v1 import common_pb2
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "bucketvault"
+
+
+def test_every_wire_kind_is_served_by_exactly_one_provider() -> None:
+    registry = build_providers({}, SystemClock(), UrlPolicy())
+    wire = {n for n in common_pb2.CredentialKind.keys() if n != "CREDENTIAL_KIND_UNSPECIFIED"}  # noqa: SIM118
+    served = [k.value for p in registry.providers for k in p.kinds]
+    assert sorted(served) == sorted(wire)
+    assert len(served) == len(set(served))
+    for provider in registry.providers:
+        for kind, spec in provider.kinds.items():
+            assert spec.kind == kind
+            schema = spec.json_schema()
+            assert schema["title"] == kind.value
+            assert set(schema["required"]) <= set(schema["properties"])
+
+
+def test_the_core_names_no_kind_and_no_cloud() -> None:
+    # Outside providers/ (and the SDK/CLI, which speak the wire enum), no code may name a
+    # credential kind: adding a cloud is its folder plus the enum value.
+    names = [n for n in common_pb2.CredentialKind.keys() if n != "CREDENTIAL_KIND_UNSPECIFIED"]  # noqa: SIM118
+    pattern = re.compile("|".join(names))
+    offenders = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if not path.is_relative_to(SRC / "providers")
+        and not path.is_relative_to(SRC / "v1")
+        and pattern.search(path.read_text())
+    ]
+    assert offenders == []
