@@ -1,20 +1,15 @@
-"""Peers and fakes for the AWS provider tests: moto, LocalStack, a recording STS proxy."""
+"""Fakes for the AWS provider tests: a recording STS proxy, scripted STS and S3, builders."""
 
 from __future__ import annotations
 
 import html
-import socket
-import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import botocore.auth
@@ -33,52 +28,18 @@ from bucketvault.models import (
 )
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.sts import AssumeRoleRequest, SessionDurationRefused
+from bucketvault.testing.emulators import RunningEmulator
+from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.ports import free_port  # noqa: F401 (re-exported for the tests)
 from bucketvault.testing.providers import RawSecret
 
-ROOT = Path(__file__).resolve().parents[2]
-MOTO_BIN = ROOT / ".venv" / "bin" / "moto_server"
-LOCALSTACK_PY = ROOT / ".tools" / "localstack-venv" / "bin" / "python"
+# A started moto or LocalStack (bucketvault.testing.emulators launches both).
+Peer = RunningEmulator
 ROLE_ARN = "arn:aws:iam::123456789012:role/bucketvault-reader"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} peer exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers, even if with an error
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@dataclass
-class Peer:
-    url: str
-    proc: subprocess.Popen[bytes]
-
-
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """Forwards every request to a peer and records the form bodies it carried."""
 
     def __init__(self, upstream: str) -> None:
@@ -88,7 +49,7 @@ class RecordingProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StandInHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -118,20 +79,9 @@ class RecordingProxy:
                     )
                 with proxy._lock:
                     proxy.responses.append(payload)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype or "text/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(status, payload, ctype or "text/xml")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
 
     def actions(self, action: str) -> list[dict[str, str]]:
         with self._lock:
@@ -152,10 +102,6 @@ class RecordingProxy:
         with self._lock:
             self.requests.clear()
             self.responses.clear()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def sts_error(code: str, message: str) -> bytes:
@@ -179,67 +125,37 @@ def sts_session(seconds: int) -> bytes:
     ).encode()
 
 
-class ScriptedSts:
+class ScriptedSts(LoopbackServer):
     """A local HTTP STS whose answers a test scripts: form -> (status, XML body)."""
 
     def __init__(self, answer: Callable[[dict[str, str]], tuple[int, bytes]]) -> None:
         self.forms: list[dict[str, str]] = []
         sts = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StandInHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 sts.forms.append(form)
                 status, payload = answer(form)
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(status, payload, "text/xml")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
-class ScriptedS3:
+class ScriptedS3(LoopbackServer):
     """A local HTTP S3 answering each bucket (first path segment) with a scripted error."""
 
     def __init__(self, answers: dict[str, tuple[int, dict[str, str], bytes]]) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StandInHandler):
             def _answer(self) -> None:
                 bucket = self.path.lstrip("/").split("/")[0].split("?")[0]
                 status, headers, body = answers.get(bucket, (404, {}, b""))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
+                self.reply(status, body, headers=headers)
 
             do_GET = do_HEAD = _answer
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def s3_error(code: str, message: str) -> bytes:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient
@@ -27,10 +24,9 @@ from bucketvault.models import (
 )
 from bucketvault.providers.azure import AzureProvider, build
 from bucketvault.testing.providers import RawSecret, Ruled, UrlRequest
+from bucketvault.testing.tls import TlsFiles
 from bucketvault.urlpolicy import UrlPolicy
 
-ROOT = Path(__file__).resolve().parents[2]
-AZURITE_BIN = ROOT / ".tools/azurite/node_modules/.bin/azurite-blob"
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -41,35 +37,14 @@ CLIENT_SECRET = "local-test-client-secret"  # the local token endpoint checks it
 SP_OBJECT_ID = "a1b2c3d4-0000-1111-2222-333344445555"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"azurite exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("azurite did not start")
-
-
 @dataclass(frozen=True)
 class Azurite:
     account_url: str
     port: int
 
 
-@dataclass(frozen=True)
-class Tls:
-    cert: Path
-    key: Path
+# Azurite's HTTPS certificate, also the token endpoint's (bucketvault.testing.tls makes it).
+Tls = TlsFiles
 
 
 @dataclass(frozen=True)

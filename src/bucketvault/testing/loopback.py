@@ -1,0 +1,88 @@
+"""In-process HTTP stand-ins on 127.0.0.1: the server plumbing every fake endpoint shares.
+
+A stand-in (a scripted STS, a token endpoint, a recording proxy) is a request handler class
+given to LoopbackServer, which serves it on a free loopback port from a daemon thread until
+``close()``; with a certificate it speaks HTTPS.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from bucketvault.testing.ports import LOOPBACK
+from bucketvault.testing.tls import TlsFiles
+
+
+class StandInHandler(BaseHTTPRequestHandler):
+    """Base for stand-in request handlers: quiet, and a reply is one call."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Say nothing: an access log would only clutter the test output."""
+
+    def reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send a complete response (no body on HEAD)."""
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def reply_json(self, status: int, body: object) -> None:
+        """Send ``body`` as a JSON document."""
+        self.reply(status, json.dumps(body).encode(), "application/json")
+
+
+class LoopbackServer:
+    """A threading HTTP(S) server on 127.0.0.1:<free port>, running until ``close()``."""
+
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], *, tls: TlsFiles | None = None
+    ) -> None:
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+        self._server.daemon_threads = True
+        scheme = "http"
+        if tls is not None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(tls.cert), str(tls.key))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.port = int(self._server.server_address[1])
+        self.url = f"{scheme}://{LOOPBACK}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+__all__ = ["LoopbackServer", "StandInHandler"]
