@@ -19,8 +19,9 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 from bucketvault.errors import Unavailable
+from bucketvault.store._connections import Connections
 from bucketvault.store.migrations import apply_migrations
-from bucketvault.store.sql import Fault, SqlStore, fault_error
+from bucketvault.store.sql import Fault, SqlStore
 
 _Conn = psycopg.Connection[TupleRow]
 _Cursor = psycopg.Cursor[TupleRow]
@@ -53,9 +54,7 @@ class _Pool:
         self._conninfo = conninfo
         self._acquire_timeout = acquire_timeout
         self._slots = threading.BoundedSemaphore(size)
-        self._lock = threading.Lock()
-        self._idle: list[_Conn] = []
-        self._closed = False
+        self._idle: Connections[_Conn] = Connections()
 
     def _connect(self) -> _Conn:
         conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
@@ -69,10 +68,7 @@ class _Pool:
             raise Unavailable("no store connection free; retry", reason="STORE_POOL_EXHAUSTED")
         conn: _Conn | None = None
         try:
-            with self._lock:
-                if self._closed:
-                    raise fault_error(Fault.CLOSED)
-                conn = self._idle.pop() if self._idle else None
+            conn = self._idle.take()
             if conn is None or conn.closed:
                 conn = self._connect()
             yield conn
@@ -84,18 +80,11 @@ class _Pool:
         if conn is None:
             return
         healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
-            if healthy and not self._closed:
-                self._idle.append(conn)
-                return
-        conn.close()
+        if not (healthy and self._idle.keep(conn)):
+            conn.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._idle.close()
 
 
 class PostgresDialect:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketvault.errors import Internal, Unavailable
+from bucketvault.store._connections import Connections
 from bucketvault.store.migrations import apply_migrations
 from bucketvault.store.sql import Fault, SqlStore, fault_error
 
@@ -45,13 +46,11 @@ class SqliteDialect:
         self._path = os.fspath(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
+        self._open: Connections[sqlite3.Connection] = Connections()
         _create_private_file(self._path)
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
+        if self._open.closed:
             raise fault_error(Fault.CLOSED)
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
@@ -70,11 +69,11 @@ class SqliteDialect:
             # Freed space is zeroed, so a shredded envelope leaves no bytes in the file.
             conn.execute("PRAGMA secure_delete = ON")
             _require_wal(conn)
+            if not self._open.keep(conn):
+                raise fault_error(Fault.CLOSED)
         except BaseException:
             conn.close()
             raise
-        with self._lock:
-            self._connections.append(conn)
         self._local.conn = conn
         return conn
 
@@ -134,11 +133,7 @@ class SqliteDialect:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        self._open.close()
 
 
 class SqliteStore(SqlStore):
