@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -413,6 +414,21 @@ def test_audit_batch_is_all_or_nothing(store: Store, make: Factory) -> None:
     assert [r.seq for r in store.iter_audit_chain()] == [1]
     head = store.audit_head("w")
     assert head is not None and head.seq == 1
+
+
+def test_audit_row_breaking_a_non_key_rule_is_a_store_error_not_a_conflict(
+    store: Store, make: Factory
+) -> None:
+    # A NOT NULL violation is a bug, not a lost race: answering AUDIT_SEQ_CONFLICT would
+    # send the writer re-reading its head and retrying the same bad row.
+    store.append_audit([make.audit("w", 1)])
+    bad = dataclasses.replace(make.audit("w", 2), principal=None)  # type: ignore[arg-type]
+    with pytest.raises(Internal) as err:
+        store.append_audit([bad])
+    assert err.value.reason == "STORE_ERROR"
+    # No backend chains the driver's exception: its message may quote the row.
+    assert err.value.__cause__ is None and err.value.__context__ is None
+    assert [r.seq for r in store.iter_audit_chain()] == [1]
 
 
 def test_audit_query_filters_and_order(store: Store, make: Factory) -> None:

@@ -1,16 +1,21 @@
-"""Row <-> record mapping shared by the SQLite and PostgreSQL backends.
+"""The tables and the row <-> record mapping, shared by every SQL dialect.
 
-The backends select columns in the same order; they differ only in how a timestamp
-comes back (ISO text in SQLite, timestamptz in PostgreSQL), so that is injected.
+Records map to columns by name: a field and its column share a name, so only the
+columns that differ (JSON text, nested policy, enum values) are spelled out. How a
+timestamp is stored (ISO text in SQLite, timestamptz in PostgreSQL) is the dialect's
+:class:`TimeCodec`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any, Protocol
 
+from bucketvault.errors import Internal
 from bucketvault.models import (
     Credential,
     CredentialKind,
@@ -21,6 +26,72 @@ from bucketvault.models import (
 )
 from bucketvault.store.base import AuditRow, ServiceKeyRecord, StoredCredential
 
+# Columns that hold a timestamp or bytes, in whichever table they occur.
+_TIMES = frozenset({"created_at", "updated_at", "retired_at", "revoked_at", "time"})
+_BLOBS = frozenset({"public_key", "envelope"})
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table and the columns every statement reads and writes, in one order."""
+
+    name: str
+    columns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str, column_list: str) -> Table:
+        return cls(name, tuple(c.strip() for c in column_list.split(",")))
+
+    @cached_property
+    def times(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c in _TIMES)
+
+    @cached_property
+    def blobs(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c in _BLOBS)
+
+    @cached_property
+    def column_list(self) -> str:
+        return ", ".join(self.columns)
+
+    @cached_property
+    def select(self) -> str:
+        return f"SELECT {self.column_list} FROM {self.name}"  # noqa: S608 - constant names
+
+    @cached_property
+    def insert(self) -> str:
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.name} ({self.column_list}) VALUES ({marks})"  # noqa: S608
+
+
+SERVICE_KEYS = Table.of(
+    "service_keys", "key_id, purpose, suite, public_key, envelope, created_at, retired_at"
+)
+CREDENTIALS = Table.of(
+    "credentials",
+    "credential_id, tenant, display_name, kind, state, fingerprint, metadata_json,"
+    " warnings_json, created_at, created_by, record_version, revoked_at, revoked_by,"
+    " revoke_reason, envelope, idempotency_key, request_hash",
+)
+MOUNTS = Table.of(
+    "mounts",
+    "mount_id, tenant, name, bucket, prefix, region, endpoint, credential_id,"
+    " max_ttl_seconds, allowed_methods, version, created_at, updated_at",
+)
+AUDIT = Table.of(
+    "audit",
+    "writer_id, seq, time, principal, tenant, action, resource, outcome, request_id,"
+    " detail_json, prev_hash, hash",
+)
+
+
+class TimeCodec(Protocol):
+    """How a dialect stores an aware UTC datetime and reads it back."""
+
+    def encode_time(self, utc: datetime) -> Any: ...
+
+    def decode_time(self, value: Any) -> datetime: ...
+
 
 def methods_text(methods: frozenset[Method]) -> str:
     return ",".join(sorted(m.value for m in methods))
@@ -30,101 +101,113 @@ def methods(text: str) -> frozenset[Method]:
     return frozenset(Method(name) for name in text.split(",") if name)
 
 
+def _fields(record: Any) -> dict[str, Any]:
+    """A dataclass record's fields by name (shallow: nested records stay records)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 class RowMapper:
-    def __init__(
-        self, to_datetime: Callable[[Any], datetime], from_datetime: Callable[[datetime], Any]
-    ) -> None:
-        self._dt = to_datetime
-        self._db_time = from_datetime
+    """Records to statement parameters and result rows back to records, for one dialect."""
 
-    def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:
-        """INSERT parameters in the column order the row readers expect."""
-        c = stored.credential
-        return (
-            c.credential_id,
-            c.tenant,
-            c.display_name,
-            c.kind.value,
-            c.state.value,
-            c.fingerprint,
-            json.dumps(dict(c.metadata), sort_keys=True),
-            json.dumps(list(c.warnings)),
-            self._db_time(c.created_at),
-            c.created_by,
-            c.record_version,
-            None if c.revoked_at is None else self._db_time(c.revoked_at),
-            c.revoked_by,
-            c.revoke_reason,
-            stored.envelope,
-            stored.idempotency_key,
-            stored.request_hash,
-        )
+    def __init__(self, codec: TimeCodec) -> None:
+        self._codec = codec
 
-    def _dt_or_none(self, value: Any) -> datetime | None:
-        return None if value is None else self._dt(value)
+    def timestamp(self, value: datetime) -> Any:
+        """A statement parameter for an aware datetime; a naive one is a bug, refused."""
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise Internal("naive datetime given to the store", reason="STORE_NAIVE_DATETIME")
+        return self._codec.encode_time(value.astimezone(UTC))
 
-    def stored_credential(self, row: Sequence[Any]) -> StoredCredential:
-        credential = Credential(
-            credential_id=row[0],
-            tenant=row[1],
-            display_name=row[2],
-            kind=CredentialKind(row[3]),
-            state=CredentialState(row[4]),
-            fingerprint=row[5],
-            metadata=json.loads(row[6]),
-            warnings=tuple(json.loads(row[7])),
-            created_at=self._dt(row[8]),
-            created_by=row[9],
-            record_version=row[10],
-            revoked_at=self._dt_or_none(row[11]),
-            revoked_by=row[12],
-            revoke_reason=row[13],
-        )
-        envelope = None if row[14] is None else bytes(row[14])
-        return StoredCredential(credential, envelope, idempotency_key=row[15], request_hash=row[16])
+    def _params(self, table: Table, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """INSERT parameters for the table's columns, taken from values by name."""
+        return tuple(self._param(values[name]) for name in table.columns)
 
-    def mount(self, row: Sequence[Any]) -> Mount:
-        return Mount(
-            mount_id=row[0],
-            tenant=row[1],
-            name=row[2],
-            bucket=row[3],
-            prefix=row[4],
-            region=row[5],
-            endpoint=row[6],
-            credential_id=row[7],
-            policy=MountPolicy(max_ttl_seconds=row[8], allowed_methods=methods(row[9])),
-            version=row[10],
-            created_at=self._dt(row[11]),
-            updated_at=self._dt(row[12]),
-        )
+    def _param(self, value: Any) -> Any:
+        return self.timestamp(value) if isinstance(value, datetime) else value
 
-    def audit_row(self, row: Sequence[Any]) -> AuditRow:
-        return AuditRow(
-            writer_id=row[0],
-            seq=row[1],
-            time=self._dt(row[2]),
-            principal=row[3],
-            tenant=row[4],
-            action=row[5],
-            resource=row[6],
-            outcome=row[7],
-            request_id=row[8],
-            detail_json=row[9],
-            prev_hash=row[10],
-            hash=row[11],
-        )
+    def _values(self, table: Table, row: Sequence[Any]) -> dict[str, Any]:
+        """A result row of table.select by column name, timestamps and bytes decoded."""
+        values = dict(zip(table.columns, row, strict=True))
+        for name in table.times:
+            if values[name] is not None:
+                values[name] = self._codec.decode_time(values[name])
+        for name in table.blobs:
+            if values[name] is not None:
+                values[name] = bytes(values[name])
+        return values
+
+    # -- service keys and audit rows: fields and columns are the same -------------------
+    def service_key_params(self, record: ServiceKeyRecord) -> tuple[Any, ...]:
+        return self._params(SERVICE_KEYS, _fields(record))
 
     def service_key(self, row: Sequence[Any]) -> ServiceKeyRecord:
-        return ServiceKeyRecord(
-            key_id=row[0],
-            purpose=row[1],
-            suite=row[2],
-            public_key=bytes(row[3]),
-            envelope=bytes(row[4]),
-            created_at=self._dt(row[5]),
-            retired_at=self._dt_or_none(row[6]),
+        return ServiceKeyRecord(**self._values(SERVICE_KEYS, row))
+
+    def audit_params(self, record: AuditRow) -> tuple[Any, ...]:
+        return self._params(AUDIT, _fields(record))
+
+    def audit_row(self, row: Sequence[Any]) -> AuditRow:
+        return AuditRow(**self._values(AUDIT, row))
+
+    # -- credentials ----------------------------------------------------------------------
+    def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:
+        c = stored.credential
+        return self._params(
+            CREDENTIALS,
+            {
+                **_fields(stored),
+                **_fields(c),
+                "kind": c.kind.value,
+                "state": c.state.value,
+                "metadata_json": json.dumps(dict(c.metadata), sort_keys=True),
+                "warnings_json": json.dumps(list(c.warnings)),
+            },
         )
 
+    def stored_credential(self, row: Sequence[Any]) -> StoredCredential:
+        v = self._values(CREDENTIALS, row)
+        envelope, idempotency_key, request_hash = (
+            v.pop("envelope"),
+            v.pop("idempotency_key"),
+            v.pop("request_hash"),
+        )
+        v["kind"] = CredentialKind(v["kind"])
+        v["state"] = CredentialState(v["state"])
+        v["metadata"] = json.loads(v.pop("metadata_json"))
+        v["warnings"] = tuple(json.loads(v.pop("warnings_json")))
+        return StoredCredential(
+            Credential(**v), envelope, idempotency_key=idempotency_key, request_hash=request_hash
+        )
 
-__all__ = ["RowMapper", "methods", "methods_text"]
+    # -- mounts ---------------------------------------------------------------------------
+    def mount_params(self, mount: Mount) -> tuple[Any, ...]:
+        policy = mount.policy
+        return self._params(
+            MOUNTS,
+            {
+                **_fields(mount),
+                "max_ttl_seconds": policy.max_ttl_seconds,
+                "allowed_methods": methods_text(policy.allowed_methods),
+            },
+        )
+
+    def mount(self, row: Sequence[Any]) -> Mount:
+        v = self._values(MOUNTS, row)
+        v["policy"] = MountPolicy(
+            max_ttl_seconds=v.pop("max_ttl_seconds"),
+            allowed_methods=methods(v.pop("allowed_methods")),
+        )
+        return Mount(**v)
+
+
+__all__ = [
+    "AUDIT",
+    "CREDENTIALS",
+    "MOUNTS",
+    "SERVICE_KEYS",
+    "RowMapper",
+    "Table",
+    "TimeCodec",
+    "methods",
+    "methods_text",
+]

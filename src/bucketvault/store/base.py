@@ -1,4 +1,4 @@
-"""The Store protocol: everything the service persists, behind one seam.
+"""The Store protocols: everything the service persists, behind one seam, split by role.
 
 Backends: SQLite (embedded default) and PostgreSQL (shared by several replicas).
 Every method is one transaction. Secret material reaches the store only as envelope
@@ -68,13 +68,16 @@ class AuditFilter:
     limit: int = 0  # 0 = no limit
 
 
-class Store(Protocol):
-    # -- service keys -------------------------------------------------------
+class ServiceKeyStore(Protocol):
+    """Keys the service itself owns: registration HPKE keys, the fingerprint key."""
+
     def add_service_key(self, record: ServiceKeyRecord) -> None:
         """Insert a service key (key_id unique)."""
         ...
 
-    def get_service_key(self, key_id: str) -> ServiceKeyRecord | None: ...
+    def get_service_key(self, key_id: str) -> ServiceKeyRecord | None:
+        """One service key by id."""
+        ...
 
     def list_service_keys(self, purpose: str) -> list[ServiceKeyRecord]:
         """Keys of that purpose, oldest first, retired ones included."""
@@ -84,7 +87,10 @@ class Store(Protocol):
         """Compare-and-swap the envelope (KEK rotation); False if it changed meanwhile."""
         ...
 
-    # -- tenants --------------------------------------------------------------
+
+class TenantStore(Protocol):
+    """Per-tenant facts the service issues itself."""
+
     def ensure_external_id(self, tenant: str, candidate: str, now: datetime) -> str:
         """The tenant's ExternalId: stored on first call (with candidate), then fixed forever.
 
@@ -92,18 +98,26 @@ class Store(Protocol):
         """
         ...
 
-    # -- credentials --------------------------------------------------------
+
+class CredentialStore(Protocol):
+    """Registered credentials: non-secret metadata plus the envelope of the secret."""
+
     def insert_credential(self, stored: StoredCredential) -> StoredCredential:
         """Insert; if (tenant, idempotency_key) exists (non-empty key), return the existing row
         unchanged instead. The caller compares request_hash."""
         ...
 
-    def get_credential(self, tenant: str, credential_id: str) -> StoredCredential | None: ...
+    def get_credential(self, tenant: str, credential_id: str) -> StoredCredential | None:
+        """One credential of the tenant; another tenant's id is not found."""
+        ...
 
-    def find_by_idempotency_key(self, tenant: str, key: str) -> StoredCredential | None: ...
+    def find_by_idempotency_key(self, tenant: str, key: str) -> StoredCredential | None:
+        """The credential registered with that idempotency key, if any ("" finds none)."""
+        ...
 
     def list_credentials(self, tenant: str, after_id: str, limit: int) -> list[StoredCredential]:
-        """Ordered by credential_id, strictly after after_id ("" = from the start)."""
+        """Ordered by credential_id, strictly after after_id ("" = from the start);
+        limit <= 0 means no limit."""
         ...
 
     def revoke_credential(
@@ -119,18 +133,28 @@ class Store(Protocol):
         ...
 
     def iter_envelopes(self) -> Iterator[tuple[str, str, bytes]]:
-        """(kind 'credential'|'service_key', id, envelope) of every live envelope (KEK rotation)."""
+        """(kind 'credential'|'service_key', id, envelope) of every live envelope (KEK rotation).
+
+        Service keys are included so that one pass re-wraps everything under the KEK.
+        """
         ...
 
-    # -- mounts -------------------------------------------------------------
+
+class MountStore(Protocol):
+    """Mounts: a bucket bound to one credential, with a policy."""
+
     def insert_mount(self, mount: Mount) -> None:
         """Insert; raises bucketvault.errors.AlreadyExists(reason="MOUNT_NAME_TAKEN") if
         (tenant, name) exists."""
         ...
 
-    def get_mount(self, tenant: str, mount_id: str) -> Mount | None: ...
+    def get_mount(self, tenant: str, mount_id: str) -> Mount | None:
+        """One mount of the tenant; another tenant's id is not found."""
+        ...
 
-    def list_mounts(self, tenant: str, after_id: str, limit: int) -> list[Mount]: ...
+    def list_mounts(self, tenant: str, after_id: str, limit: int) -> list[Mount]:
+        """Ordered by mount_id, strictly after after_id; limit <= 0 means no limit."""
+        ...
 
     def rebind_mount(
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
@@ -139,7 +163,10 @@ class Store(Protocol):
         Raises NotFound(reason="MOUNT_NOT_FOUND") or Aborted(reason="VERSION_MISMATCH")."""
         ...
 
-    # -- audit --------------------------------------------------------------
+
+class AuditStore(Protocol):
+    """The hash-chained audit log: appended in batches, read back for queries and checks."""
+
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
         """Insert rows atomically (all or none); (writer_id, seq) is unique."""
         ...
@@ -149,14 +176,32 @@ class Store(Protocol):
         ...
 
     def query_audit(self, audit_filter: AuditFilter) -> Iterator[AuditRow]:
-        """Rows matching the filter, ordered by (time, writer_id, seq)."""
+        """Rows matching the filter (since inclusive, until exclusive), ordered by
+        (time, writer_id, seq)."""
         ...
 
     def iter_audit_chain(self) -> Iterator[AuditRow]:
         """Every row ordered by (writer_id, seq), for verification."""
         ...
 
-    def close(self) -> None: ...
+
+class Store(ServiceKeyStore, TenantStore, CredentialStore, MountStore, AuditStore, Protocol):
+    """Everything the service persists; a component that needs one role takes that role."""
+
+    def close(self) -> None:
+        """Release the connections; later calls raise Unavailable(reason="STORE_CLOSED")."""
+        ...
 
 
-__all__ = ["AuditFilter", "AuditRow", "ServiceKeyRecord", "Store", "StoredCredential"]
+__all__ = [
+    "AuditFilter",
+    "AuditRow",
+    "AuditStore",
+    "CredentialStore",
+    "MountStore",
+    "ServiceKeyRecord",
+    "ServiceKeyStore",
+    "Store",
+    "StoredCredential",
+    "TenantStore",
+]

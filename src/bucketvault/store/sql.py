@@ -1,0 +1,504 @@
+"""The Store protocol written once in SQL, run on a :class:`Dialect` (SQLite or PostgreSQL).
+
+Every method is one transaction (a single read is its own). Races are settled by the
+database, not by us: idempotent inserts are ``INSERT ... ON CONFLICT DO NOTHING`` then
+``SELECT``; compare-and-swap is an ``UPDATE ... WHERE version = expected``, which
+PostgreSQL's READ COMMITTED re-checks after the row lock and SQLite serialises under its
+write lock. Statements use ``?`` placeholders; a dialect whose driver wants another
+style rewrites them, so no statement here may hold a literal ``?`` or ``%``.
+
+Driver errors never leave the store: each becomes a service error with a fixed message
+and no chained driver exception, because a driver's message can quote a failing row
+(envelope bytes included).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from bucketvault.errors import (
+    Aborted,
+    AlreadyExists,
+    BucketVaultError,
+    Internal,
+    NotFound,
+    Unavailable,
+)
+from bucketvault.models import Mount
+from bucketvault.store._rows import (
+    AUDIT,
+    CREDENTIALS,
+    MOUNTS,
+    SERVICE_KEYS,
+    RowMapper,
+    Table,
+    TimeCodec,
+)
+from bucketvault.store.base import AuditFilter, AuditRow, ServiceKeyRecord, StoredCredential
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="SqlStore")
+
+_PAGE = 500
+_FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_MIN_SEQ = -(2**63)
+
+_REBIND = (
+    "UPDATE mounts SET credential_id = ?, version = version + 1, updated_at = ?"  # noqa: S608
+    f" WHERE mount_id = ? AND tenant = ? AND version = ? RETURNING {MOUNTS.column_list}"
+)
+_REVOKE = (
+    "UPDATE credentials SET state = 'REVOKED', envelope = NULL, revoked_at = ?,"
+    " revoked_by = ?, revoke_reason = ?"
+    " WHERE credential_id = ? AND tenant = ? AND state = 'ACTIVE'"
+)
+
+
+class Fault(enum.Enum):
+    """What a driver error means to the store; each dialect classifies its own driver's."""
+
+    BUSY = enum.auto()  # a lock or a timeout: retry
+    CONFLICT = enum.auto()  # the database aborted a conflicting transaction: retry
+    CLOSED = enum.auto()  # the store was closed
+    UNAVAILABLE = enum.auto()  # the database cannot be reached or used
+    FOREIGN_KEY = enum.auto()  # a referenced row is missing
+    UNIQUE_MOUNT_NAME = enum.auto()  # mounts (tenant, name)
+    UNIQUE = enum.auto()  # any other unique or primary key
+    ERROR = enum.auto()  # anything else: a bug or a broken database
+
+
+_FAULT_ERRORS: dict[Fault, tuple[type[BucketVaultError], str, str]] = {
+    Fault.BUSY: (Unavailable, "the store is busy; retry", "STORE_BUSY"),
+    Fault.CONFLICT: (
+        Aborted,
+        "the store aborted a conflicting transaction; retry",
+        "STORE_CONFLICT",
+    ),
+    Fault.CLOSED: (Unavailable, "the store is closed", "STORE_CLOSED"),
+    Fault.UNAVAILABLE: (Unavailable, "the store is unavailable", "STORE_UNAVAILABLE"),
+}
+
+
+def fault_error(fault: Fault) -> BucketVaultError:
+    """The service error for a fault that no method turned into its own answer."""
+    cls, message, reason = _FAULT_ERRORS.get(fault, (Internal, "store error", "STORE_ERROR"))
+    return cls(message, reason=reason)
+
+
+class Result(Protocol):
+    """The slice of a DB-API cursor the store reads after a statement."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Session(Protocol):
+    """Statements inside one open transaction."""
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> Result: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> object: ...
+
+
+class Dialect(TimeCodec, Protocol):
+    """Everything that differs between the databases the SQL store runs on."""
+
+    # The driver's root error class, classified by fault().
+    driver_error: type[Exception]
+    # The LIMIT parameter that means "no limit".
+    no_limit: int | None
+
+    def migrate(self) -> None:
+        """Apply pending schema migrations (migrations/<dialect>/*.sql)."""
+        ...
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one read statement, run as its own transaction."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A write transaction: committed if the block ends normally, else rolled back."""
+        ...
+
+    def fault(self, exc: Exception) -> Fault:
+        """What a driver error (an instance of driver_error) means."""
+        ...
+
+    def purge_freed(self) -> None:
+        """After a committed shred, make sure no copy of the freed bytes stays behind."""
+        ...
+
+    def close(self) -> None:
+        """Close the connections; later use raises Unavailable(STORE_CLOSED)."""
+        ...
+
+
+def _translating(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Turn driver errors raised by a store method into service errors without driver text.
+
+    The new error is raised after the except block, in this plain frame, so it has no
+    __context__ either: a logged traceback never shows the driver's message.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        failure: BucketVaultError
+        try:
+            return method(self, *args, **kwargs)
+        except self._dialect.driver_error as exc:
+            failure = fault_error(self._dialect.fault(exc))
+        raise failure
+
+    return wrapper
+
+
+def _refusing(
+    dialect: Dialect, run: Callable[[], R], refusals: Mapping[Fault, BucketVaultError]
+) -> R:
+    """run(), with a driver error whose fault refusals names answered by that error instead.
+
+    Any other driver error goes on to the method's translation. The refusal is raised
+    outside the except block, so it carries no driver exception either.
+    """
+    failure: BucketVaultError | None = None
+    try:
+        return run()
+    except dialect.driver_error as exc:
+        failure = refusals.get(dialect.fault(exc))
+        if failure is None:
+            raise
+    raise failure
+
+
+class SqlStore:
+    """The Store protocol on a SQL database; the dialect owns connections and encodings."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._rows = RowMapper(dialect)
+        try:
+            self._migrate()
+        except BaseException:
+            dialect.close()
+            raise
+
+    # -- plumbing -----------------------------------------------------------
+    @_translating
+    def _migrate(self) -> None:
+        self._dialect.migrate()
+
+    @_translating
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self._dialect.fetch(sql, params)
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _insert(
+        self,
+        table: Table,
+        rows: Sequence[Sequence[Any]],
+        refusals: Mapping[Fault, BucketVaultError],
+    ) -> None:
+        """Insert rows (parameters in table.columns order) in one transaction, all or none;
+        a driver error whose fault refusals names raises that error instead."""
+        with self._dialect.transaction() as tx:
+            _refusing(self._dialect, lambda: tx.executemany(table.insert, rows), refusals)
+
+    def _limit(self, limit: int) -> int | None:
+        return limit if limit > 0 else self._dialect.no_limit
+
+    def _pages(
+        self,
+        sql: str,
+        start: tuple[Any, ...],
+        key: Callable[[Any], tuple[Any, ...]],
+        *,
+        fixed: tuple[Any, ...] = (),
+        limit: int = 0,
+    ) -> Iterator[Any]:
+        """Rows of a keyset query, a page at a time; sql takes (*after, *fixed, page size).
+
+        start is the keyset just below the first row, key(row) the keyset of a row;
+        limit <= 0 means every row.
+        """
+        remaining = limit if limit > 0 else -1
+        after = start
+        while remaining != 0:
+            size = _PAGE if remaining < 0 else min(_PAGE, remaining)
+            rows = self._all(sql, (*after, *fixed, size))
+            yield from rows
+            if remaining > 0:
+                remaining -= len(rows)
+            if len(rows) < size:
+                break
+            after = key(rows[-1])
+
+    # -- service keys -------------------------------------------------------
+    @_translating
+    def add_service_key(self, record: ServiceKeyRecord) -> None:
+        """Insert a service key (key_id unique)."""
+        taken = AlreadyExists(f"service key {record.key_id!r} exists", reason="SERVICE_KEY_EXISTS")
+        self._insert(SERVICE_KEYS, [self._rows.service_key_params(record)], {Fault.UNIQUE: taken})
+
+    @_translating
+    def get_service_key(self, key_id: str) -> ServiceKeyRecord | None:
+        """One service key by id."""
+        row = self._one(f"{SERVICE_KEYS.select} WHERE key_id = ?", (key_id,))
+        return None if row is None else self._rows.service_key(row)
+
+    @_translating
+    def list_service_keys(self, purpose: str) -> list[ServiceKeyRecord]:
+        """Keys of that purpose, oldest first, retired ones included."""
+        rows = self._all(
+            f"{SERVICE_KEYS.select} WHERE purpose = ? ORDER BY created_at, key_id", (purpose,)
+        )
+        return [self._rows.service_key(r) for r in rows]
+
+    @_translating
+    def replace_service_key_envelope(self, key_id: str, old: bytes, new: bytes) -> bool:
+        """Compare-and-swap the envelope (KEK rotation); False if it changed meanwhile."""
+        with self._dialect.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE service_keys SET envelope = ? WHERE key_id = ? AND envelope = ?",
+                (new, key_id, old),
+            )
+            return cur.rowcount == 1
+
+    # -- tenants ------------------------------------------------------------
+    @_translating
+    def ensure_external_id(self, tenant: str, candidate: str, now: datetime) -> str:
+        """The tenant's ExternalId: the first stored value wins, forever."""
+        with self._dialect.transaction() as tx:
+            tx.execute(
+                "INSERT INTO tenants (tenant, external_id, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant) DO NOTHING",
+                (tenant, candidate, self._rows.timestamp(now)),
+            )
+            row = tx.execute(
+                "SELECT external_id FROM tenants WHERE tenant = ?", (tenant,)
+            ).fetchone()
+            if row is None:  # pragma: no cover - the insert above guarantees a row
+                raise Internal("tenant row vanished", reason="STORE_ERROR")
+            return str(row[0])
+
+    # -- credentials --------------------------------------------------------
+    @_translating
+    def insert_credential(self, stored: StoredCredential) -> StoredCredential:
+        """Insert, or return the row already holding (tenant, idempotency_key)."""
+        c = stored.credential
+        with self._dialect.transaction() as tx:
+            cur = tx.execute(
+                f"{CREDENTIALS.insert} ON CONFLICT DO NOTHING", self._rows.credential_params(stored)
+            )
+            if cur.rowcount == 1:
+                return stored
+            if stored.idempotency_key:
+                # PostgreSQL: a fresh statement snapshot sees the competing insert that made
+                # ours a no-op, once that one committed (ON CONFLICT waited for it).
+                row = tx.execute(
+                    f"{CREDENTIALS.select} WHERE tenant = ? AND idempotency_key = ?",
+                    (c.tenant, stored.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return self._rows.stored_credential(row)
+            raise AlreadyExists(
+                f"credential {c.credential_id!r} exists", reason="CREDENTIAL_EXISTS"
+            )
+
+    @_translating
+    def get_credential(self, tenant: str, credential_id: str) -> StoredCredential | None:
+        """One credential of the tenant; another tenant's id is not found."""
+        row = self._one(
+            f"{CREDENTIALS.select} WHERE credential_id = ? AND tenant = ?", (credential_id, tenant)
+        )
+        return None if row is None else self._rows.stored_credential(row)
+
+    @_translating
+    def find_by_idempotency_key(self, tenant: str, key: str) -> StoredCredential | None:
+        """The credential registered with that idempotency key, if any."""
+        if not key:
+            return None
+        row = self._one(
+            f"{CREDENTIALS.select} WHERE tenant = ? AND idempotency_key = ?", (tenant, key)
+        )
+        return None if row is None else self._rows.stored_credential(row)
+
+    @_translating
+    def list_credentials(self, tenant: str, after_id: str, limit: int) -> list[StoredCredential]:
+        """Ordered by credential_id, strictly after after_id; limit <= 0 means no limit."""
+        rows = self._all(
+            f"{CREDENTIALS.select} WHERE tenant = ? AND credential_id > ?"
+            " ORDER BY credential_id LIMIT ?",
+            (tenant, after_id, self._limit(limit)),
+        )
+        return [self._rows.stored_credential(r) for r in rows]
+
+    @_translating
+    def revoke_credential(
+        self, tenant: str, credential_id: str, by: str, reason: str, now: datetime
+    ) -> StoredCredential | None:
+        """Mark revoked, drop the envelope, then purge old copies of it (the dialect's
+        purge_freed: SQLite checkpoints its WAL); a revoked credential comes back unchanged."""
+        with self._dialect.transaction() as tx:
+            tx.execute(_REVOKE, (self._rows.timestamp(now), by, reason, credential_id, tenant))
+            row = tx.execute(
+                f"{CREDENTIALS.select} WHERE credential_id = ? AND tenant = ?",
+                (credential_id, tenant),
+            ).fetchone()
+        if row is None:
+            return None
+        # Also on a repeated revoke: a retry finishes a purge that was busy before.
+        self._dialect.purge_freed()
+        return self._rows.stored_credential(row)
+
+    @_translating
+    def replace_credential_envelope(self, credential_id: str, old: bytes, new: bytes) -> bool:
+        """Compare-and-swap the envelope (KEK rotation)."""
+        with self._dialect.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE credentials SET envelope = ?"
+                " WHERE credential_id = ? AND envelope = ? AND state = 'ACTIVE'",
+                (new, credential_id, old),
+            )
+            return cur.rowcount == 1
+
+    def iter_envelopes(self) -> Iterator[tuple[str, str, bytes]]:
+        """(kind, id, envelope) of every live envelope, fetched a page at a time."""
+        first = ("",)
+        for cid, envelope in self._pages(
+            "SELECT credential_id, envelope FROM credentials WHERE credential_id > ?"
+            " AND envelope IS NOT NULL ORDER BY credential_id LIMIT ?",
+            first,
+            lambda row: (row[0],),
+        ):
+            yield "credential", cid, bytes(envelope)
+        for kid, envelope in self._pages(
+            "SELECT key_id, envelope FROM service_keys WHERE key_id > ? ORDER BY key_id LIMIT ?",
+            first,
+            lambda row: (row[0],),
+        ):
+            yield "service_key", kid, bytes(envelope)
+
+    # -- mounts -------------------------------------------------------------
+    @_translating
+    def insert_mount(self, mount: Mount) -> None:
+        """Insert; AlreadyExists(MOUNT_NAME_TAKEN) if the tenant already has that name."""
+        refusals = {
+            Fault.FOREIGN_KEY: NotFound(
+                f"credential {mount.credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
+            ),
+            Fault.UNIQUE_MOUNT_NAME: AlreadyExists(
+                f"mount name {mount.name!r} is taken", reason="MOUNT_NAME_TAKEN"
+            ),
+            Fault.UNIQUE: AlreadyExists(f"mount {mount.mount_id!r} exists", reason="MOUNT_EXISTS"),
+        }
+        self._insert(MOUNTS, [self._rows.mount_params(mount)], refusals)
+
+    @_translating
+    def get_mount(self, tenant: str, mount_id: str) -> Mount | None:
+        """One mount of the tenant; another tenant's id is not found."""
+        row = self._one(f"{MOUNTS.select} WHERE mount_id = ? AND tenant = ?", (mount_id, tenant))
+        return None if row is None else self._rows.mount(row)
+
+    @_translating
+    def list_mounts(self, tenant: str, after_id: str, limit: int) -> list[Mount]:
+        """Ordered by mount_id, strictly after after_id; limit <= 0 means no limit."""
+        rows = self._all(
+            f"{MOUNTS.select} WHERE tenant = ? AND mount_id > ? ORDER BY mount_id LIMIT ?",
+            (tenant, after_id, self._limit(limit)),
+        )
+        return [self._rows.mount(r) for r in rows]
+
+    @_translating
+    def rebind_mount(
+        self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
+    ) -> Mount:
+        """Compare-and-swap on version: point the mount at another credential."""
+        params = (credential_id, self._rows.timestamp(now), mount_id, tenant, expected_version)
+        with self._dialect.transaction() as tx:
+            row = _refusing(
+                self._dialect,
+                lambda: tx.execute(_REBIND, params).fetchone(),
+                {
+                    Fault.FOREIGN_KEY: NotFound(
+                        f"credential {credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
+                    )
+                },
+            )
+            if row is not None:
+                return self._rows.mount(row)
+            exists = tx.execute(
+                "SELECT 1 FROM mounts WHERE mount_id = ? AND tenant = ?", (mount_id, tenant)
+            ).fetchone()
+        if exists is None:
+            raise NotFound(f"mount {mount_id!r} not found", reason="MOUNT_NOT_FOUND")
+        raise Aborted(
+            f"mount {mount_id!r} changed since version {expected_version}",
+            reason="VERSION_MISMATCH",
+        )
+
+    # -- audit --------------------------------------------------------------
+    @_translating
+    def append_audit(self, rows: Sequence[AuditRow]) -> None:
+        """Insert rows atomically; a duplicate (writer_id, seq) aborts the whole batch."""
+        if not rows:
+            return
+        taken = Aborted(
+            "audit sequence already taken; re-read the writer's head", reason="AUDIT_SEQ_CONFLICT"
+        )
+        self._insert(AUDIT, [self._rows.audit_params(r) for r in rows], {Fault.UNIQUE: taken})
+
+    @_translating
+    def audit_head(self, writer_id: str) -> AuditRow | None:
+        """The writer's last row (highest seq)."""
+        row = self._one(
+            f"{AUDIT.select} WHERE writer_id = ? ORDER BY seq DESC LIMIT 1", (writer_id,)
+        )
+        return None if row is None else self._rows.audit_row(row)
+
+    def query_audit(self, audit_filter: AuditFilter) -> Iterator[AuditRow]:
+        """Rows matching the filter (since inclusive, until exclusive), by (time, writer, seq)."""
+        f = audit_filter
+        since = self._rows.timestamp(_FAR_PAST if f.since is None else f.since)
+        until = self._rows.timestamp(_FAR_FUTURE if f.until is None else f.until)
+        for row in self._pages(
+            f"{AUDIT.select} WHERE (time, writer_id, seq) > (?, ?, ?) AND time < ?"
+            " AND (CAST(? AS TEXT) = '' OR tenant = ?) AND (CAST(? AS TEXT) = '' OR action = ?)"
+            " AND (CAST(? AS TEXT) = '' OR principal = ?)"
+            " ORDER BY time, writer_id, seq LIMIT ?",
+            # A keyset cursor just below the first possible row: "since" stays inclusive.
+            (since, "", _MIN_SEQ),
+            lambda row: (row[2], row[0], row[1]),  # (time, writer_id, seq)
+            fixed=(until, f.tenant, f.tenant, f.action, f.action, f.principal, f.principal),
+            limit=f.limit,
+        ):
+            yield self._rows.audit_row(row)
+
+    def iter_audit_chain(self) -> Iterator[AuditRow]:
+        """Every row ordered by (writer_id, seq), a page at a time."""
+        for row in self._pages(
+            f"{AUDIT.select} WHERE (writer_id, seq) > (?, ?) ORDER BY writer_id, seq LIMIT ?",
+            ("", _MIN_SEQ),
+            lambda row: (row[0], row[1]),
+        ):
+            yield self._rows.audit_row(row)
+
+    def close(self) -> None:
+        """Close the connections; later calls raise Unavailable(STORE_CLOSED)."""
+        self._dialect.close()
+
+
+__all__ = ["Dialect", "Fault", "Result", "Session", "SqlStore", "fault_error"]
