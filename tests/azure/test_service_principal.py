@@ -104,7 +104,7 @@ def test_delegation_key_is_cached_single_flight_and_refreshed(
     handle = provider(settings, clock).open(
         make_credential(KIND), sp_secret(azurite_oauth.account_url)
     )
-    assert isinstance(handle, ServicePrincipalHandle)
+    assert isinstance(handle.inner, ServicePrincipalHandle)
     mount = make_mount(container.container_name)
     barrier = threading.Barrier(8)
     results: list[str] = []

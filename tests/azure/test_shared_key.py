@@ -163,7 +163,7 @@ def test_prepare_rejects_a_key_that_is_not_base64(azurite: Azurite) -> None:
     )
     with pytest.raises(InvalidArgument) as info:
         provider().prepare(context(KIND), secret)
-    assert info.value.reason == "INVALID_ACCOUNT_KEY"
+    assert (info.value.reason, info.value.field) == ("INVALID_CREDENTIAL", "secret.account_key")
     assert "not*b64!" not in str(info.value)
 
 
