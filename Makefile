@@ -12,7 +12,7 @@ PROTO_OUT := src/bucketvault/v1
 ADDR ?= 127.0.0.1:50051
 DATA_DIR ?= .bucketvault
 
-.PHONY: all venv proto run test test-fast lint bench emulators localstack azurite clean
+.PHONY: all venv proto run test test-fast lint docs bench emulators localstack azurite clean
 
 all: proto
 
@@ -64,6 +64,10 @@ test: proto emulators
 # The suite without the slow LocalStack peer; for quick local loops only.
 test-fast: proto
 	$(BIN)/python -m pytest -m 'not localstack'
+
+# The README's table of error reasons, generated from src/bucketvault/reasons.py.
+docs: proto
+	PYTHONPATH=src $(BIN)/python -m bucketvault.reasons --write README.md
 
 lint: proto
 	$(BIN)/ruff check src tests bench

@@ -32,16 +32,20 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, Principal]:
     where = f"principals[{index}]"
     name, digest = entry.get("name"), entry.get("token_sha256")
     if not isinstance(name, str) or not name:
-        raise InvalidArgument(f"{where}.name is required", reason="BAD_POLICY")
+        raise InvalidArgument(f"{where}.name is required", reason="INVALID_POLICY")
     if not isinstance(digest, str) or len(digest) != 64:
-        raise InvalidArgument(f"{where}.token_sha256 must be 64 hex digits", reason="BAD_POLICY")
+        raise InvalidArgument(
+            f"{where}.token_sha256 must be 64 hex digits", reason="INVALID_POLICY"
+        )
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", []))
     except ValueError as exc:
-        raise InvalidArgument(f"{where}.roles has an unknown role", reason="BAD_POLICY") from exc
+        raise InvalidArgument(
+            f"{where}.roles has an unknown role", reason="INVALID_POLICY"
+        ) from exc
     tenants = entry.get("tenants", [])
     if not isinstance(tenants, list) or not all(isinstance(t, str) and t for t in tenants):
-        raise InvalidArgument(f"{where}.tenants must be a list of names", reason="BAD_POLICY")
+        raise InvalidArgument(f"{where}.tenants must be a list of names", reason="INVALID_POLICY")
     return digest.lower(), Principal(name=name, roles=roles, tenants=frozenset(tenants))
 
 
@@ -50,14 +54,14 @@ def load_policy_file(path: Path) -> dict[str, Principal]:
     try:
         doc = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"cannot read policy file {path}", reason="BAD_POLICY") from exc
+        raise InvalidArgument(f"cannot read policy file {path}", reason="INVALID_POLICY") from exc
     entries = doc.get("principals") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
-        raise InvalidArgument("policy file needs a 'principals' list", reason="BAD_POLICY")
+        raise InvalidArgument("policy file needs a 'principals' list", reason="INVALID_POLICY")
     out: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise InvalidArgument(f"principals[{i}] must be an object", reason="BAD_POLICY")
+            raise InvalidArgument(f"principals[{i}] must be an object", reason="INVALID_POLICY")
         digest, principal = _principal(entry, i)
         out[digest] = principal
     return out

@@ -37,7 +37,7 @@ def associated_data(*parts: str | int) -> bytes:
 def _split(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
     try:
         if blob[:3] != MAGIC or blob[3] != VERSION:
-            raise CryptoError("unknown envelope format", reason="BAD_ENVELOPE")
+            raise CryptoError("unknown envelope format", reason="INVALID_ENVELOPE")
         pos = 4
         (n,) = struct.unpack_from(">H", blob, pos)
         kek_id = blob[pos + 2 : pos + 2 + n].decode("utf-8")
@@ -47,9 +47,9 @@ def _split(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
         pos += 2 + m
         nonce, body = blob[pos : pos + _NONCE], blob[pos + _NONCE :]
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
-        raise CryptoError("truncated envelope", reason="BAD_ENVELOPE") from exc
+        raise CryptoError("truncated envelope", reason="INVALID_ENVELOPE") from exc
     if len(nonce) != _NONCE or not body:
-        raise CryptoError("truncated envelope", reason="BAD_ENVELOPE")
+        raise CryptoError("truncated envelope", reason="INVALID_ENVELOPE")
     return kek_id, wrapped, nonce, body
 
 

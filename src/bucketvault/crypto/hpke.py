@@ -64,7 +64,9 @@ def _public(suite: Suite, public: bytes) -> x25519.X25519PublicKey | hpke.MLKEM7
             x25519.X25519PublicKey.from_public_bytes(public[_MLKEM768_PUB:]),
         )
     except ValueError as exc:
-        raise InvalidArgument("malformed registration public key", reason="BAD_PUBLIC_KEY") from exc
+        raise InvalidArgument(
+            "malformed registration public key", reason="INVALID_PUBLIC_KEY"
+        ) from exc
 
 
 def _private(

@@ -34,7 +34,7 @@ def key_provider_from_uri(uri: str, env: Mapping[str, str]) -> KeyProvider:
         endpoint = env.get("AWS_ENDPOINT_URL_KMS") or env.get("AWS_ENDPOINT_URL") or None
         return AwsKmsKeyProvider(key_id, session.client("kms", endpoint_url=endpoint))
     raise InvalidArgument(
-        f"unsupported KEK URI scheme in {uri.split(':', 1)[0]!r}", reason="BAD_KEK_URI"
+        f"unsupported KEK URI scheme in {uri.split(':', 1)[0]!r}", reason="INVALID_KEK_URI"
     )
 
 

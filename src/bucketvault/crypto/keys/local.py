@@ -21,7 +21,7 @@ class LocalKeyProvider:
 
     def __init__(self, key: bytes, kek_id: str) -> None:
         if len(key) != _KEY_BYTES:
-            raise FailedPrecondition("a local KEK must be 32 bytes", reason="BAD_KEK")
+            raise FailedPrecondition("a local KEK must be 32 bytes", reason="INVALID_KEK")
         self._aead = AESGCM(key)
         self.kek_id = kek_id
 
