@@ -104,11 +104,6 @@ REASONS: tuple[Reason, ...] = (
         check=True,
     ),
     _E("AZURE_UNREACHABLE", Unavailable, "Azure Storage did not answer: retry later."),
-    _E(
-        "BAD_STORE_URL",
-        InvalidArgument,
-        "The store URL is malformed or of an unsupported scheme (server configuration).",
-    ),
     _E("BATCH_TOO_LARGE", InvalidArgument, "Too many keys in one SignURLs call: split the batch."),
     _E(
         "BUCKET_FORBIDDEN",
@@ -282,6 +277,11 @@ REASONS: tuple[Reason, ...] = (
     _E("INVALID_PREFIX", InvalidArgument, "The prefix is malformed: same rules as object keys."),
     _E("INVALID_PUBLIC_KEY", InvalidArgument, "The registration public key is malformed."),
     _E("INVALID_SAS", InvalidArgument, "The SAS token is malformed or lacks a required parameter."),
+    _E(
+        "INVALID_STORE_URL",
+        InvalidArgument,
+        "The store URL is malformed or of an unsupported scheme (server configuration).",
+    ),
     _E(
         "INVALID_TTL",
         InvalidArgument,

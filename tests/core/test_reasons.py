@@ -34,7 +34,7 @@ NOT_SYNONYMS = {
     frozenset({"INVALID_CREDENTIAL", "INVALID_CREDENTIALS"}),
 }
 # Reasons whose raise sites live in files owned elsewhere; renaming them is pending.
-PENDING_RENAMES = frozenset({"BAD_STORE_URL"})
+PENDING_RENAMES: frozenset[str] = frozenset()
 
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:

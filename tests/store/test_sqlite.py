@@ -132,5 +132,5 @@ def test_open_store_urls(tmp_path: Path) -> None:
     for bad in ("sqlite://relative.db", "sqlite:///", "mysql://u:p@h/db", "a.sqlite"):
         with pytest.raises(InvalidArgument) as err:
             open_store(bad)
-        assert err.value.reason == "BAD_STORE_URL"
+        assert err.value.reason == "INVALID_STORE_URL"
         assert "p@h" not in err.value.message

@@ -22,7 +22,7 @@ def open_store(url: str) -> Store:
         path = unquote(parts.path)
         if parts.netloc or not path.startswith("/") or path == "/":
             raise InvalidArgument(
-                "a SQLite store URL is sqlite:///absolute/path", reason="BAD_STORE_URL"
+                "a SQLite store URL is sqlite:///absolute/path", reason="INVALID_STORE_URL"
             )
         # Imported here so that a PostgreSQL deployment never loads the other driver.
         from bucketvault.store.sqlite import SqliteStore  # noqa: PLC0415
@@ -33,7 +33,7 @@ def open_store(url: str) -> Store:
 
         return PostgresStore(url)
     # The URL may carry a password: name only the scheme.
-    raise InvalidArgument(f"unsupported store scheme {scheme!r}", reason="BAD_STORE_URL")
+    raise InvalidArgument(f"unsupported store scheme {scheme!r}", reason="INVALID_STORE_URL")
 
 
 __all__ = [

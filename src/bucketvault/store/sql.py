@@ -74,22 +74,19 @@ class Fault(enum.Enum):
     ERROR = enum.auto()  # anything else: a bug or a broken database
 
 
-_FAULT_ERRORS: dict[Fault, tuple[type[BucketVaultError], str, str]] = {
-    Fault.BUSY: (Unavailable, "the store is busy; retry", "STORE_BUSY"),
-    Fault.CONFLICT: (
-        Aborted,
-        "the store aborted a conflicting transaction; retry",
-        "STORE_CONFLICT",
-    ),
-    Fault.CLOSED: (Unavailable, "the store is closed", "STORE_CLOSED"),
-    Fault.UNAVAILABLE: (Unavailable, "the store is unavailable", "STORE_UNAVAILABLE"),
-}
-
-
 def fault_error(fault: Fault) -> BucketVaultError:
     """The service error for a fault that no method turned into its own answer."""
-    cls, message, reason = _FAULT_ERRORS.get(fault, (Internal, "store error", "STORE_ERROR"))
-    return cls(message, reason=reason)
+    if fault is Fault.BUSY:
+        return Unavailable("the store is busy; retry", reason="STORE_BUSY")
+    if fault is Fault.CONFLICT:
+        return Aborted(
+            "the store aborted a conflicting transaction; retry", reason="STORE_CONFLICT"
+        )
+    if fault is Fault.CLOSED:
+        return Unavailable("the store is closed", reason="STORE_CLOSED")
+    if fault is Fault.UNAVAILABLE:
+        return Unavailable("the store is unavailable", reason="STORE_UNAVAILABLE")
+    return Internal("store error", reason="STORE_ERROR")
 
 
 class Result(Protocol):
