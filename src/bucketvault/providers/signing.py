@@ -62,11 +62,6 @@ def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
     return block, ";".join(name for name, _ in ordered)
 
 
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of data."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
     """Raw HMAC-SHA256 of message under key."""
     return hmac.digest(key, message, "sha256")
@@ -156,5 +151,4 @@ __all__ = [
     "encode_path",
     "encode_value",
     "hmac_sha256",
-    "sha256_hex",
 ]
