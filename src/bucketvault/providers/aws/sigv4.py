@@ -1,32 +1,28 @@
 """SigV4 query-string presigning for S3, staged and built for batches.
 
-The stages (canonical request -> string to sign -> signature) are plain functions that
-tests can check one by one. ``BatchPresigner`` is the hot path: everything that does
-not depend on the object key (canonical query, headers, scope, signing key, the URL's
-query string) is computed once per batch, so each key costs one SHA-256 and one HMAC.
+The stages (canonical request -> string to sign -> signature) are the shared stage
+objects of ``providers.signing``; the plain functions here, which the published-vector
+tests check, are one-line calls of them. ``BatchPresigner`` is the hot path: it builds
+the same objects once per batch from everything that does not depend on the object key
+(canonical query, headers, scope, signing key, the URL's query string), so each key
+costs one SHA-256 and one HMAC with pre-hashed pads.
 Output is byte-identical to botocore's ``generate_presigned_url`` (the differential
 tests pin it).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bucketvault.providers.signing import canonical_query, encode_path, encode_value
+from bucketvault.providers import signing
+from bucketvault.providers.signing import UNSIGNED_PAYLOAD, encode_path, encode_value
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 # SigV4 query auth refuses anything longer than seven days.
 MAX_EXPIRES_SECONDS = 604800
-
-# Keys made only of these characters need no percent-encoding: skip quote() for them.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~/-]*\Z").match
 
 
 @dataclass(frozen=True)
@@ -68,10 +64,9 @@ def amz_date(when: datetime) -> str:
 
 def derive_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     """The SigV4 derived key for one day, region and service."""
-    k = hmac.digest(("AWS4" + secret).encode("utf-8"), date.encode("utf-8"), "sha256")
-    k = hmac.digest(k, region.encode("utf-8"), "sha256")
-    k = hmac.digest(k, service.encode("utf-8"), "sha256")
-    return hmac.digest(k, b"aws4_request", "sha256")
+    return signing.derive_key(
+        ("AWS4" + secret).encode("utf-8"), (date, region, service, "aws4_request")
+    )
 
 
 def canonical_request(
@@ -82,20 +77,21 @@ def canonical_request(
     payload_hash: str = UNSIGNED_PAYLOAD,
 ) -> str:
     """Stage 1: method, encoded path, canonical query, headers, signed headers, payload."""
-    names = sorted(headers)
-    lines = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names)
-    return f"{method}\n{path}\n{query}\n{lines}\n{';'.join(names)}\n{payload_hash}"
+    header_block, signed_headers = signing.canonical_headers(headers.items())
+    stage = signing.CanonicalRequest(
+        method, query, header_block, signed_headers, payload_hash=payload_hash
+    )
+    return stage.render(path)
 
 
 def string_to_sign(timestamp: str, scope: str, request: str) -> str:
     """Stage 2: algorithm, timestamp, scope and the hash of the canonical request."""
-    digest = hashlib.sha256(request.encode("utf-8")).hexdigest()
-    return f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
+    return signing.StringToSign(ALGORITHM, timestamp, scope).render(request)
 
 
 def signature(signing_key: bytes, to_sign: str) -> str:
     """Stage 3: hex HMAC-SHA256 of the string to sign."""
-    return hmac.new(signing_key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return signing.HmacSha256(signing_key).hexdigest(to_sign)
 
 
 class SigningKeyCache:
@@ -127,9 +123,13 @@ class SigningKeyCache:
 
 
 class BatchPresigner:
-    """Presigns many keys that share a target, identity and parameters."""
+    """Presigns many keys that share a target, identity and parameters.
 
-    __slots__ = ("_cr_head", "_cr_tail", "_inner", "_outer", "_sts_head", "_url_head", "_url_tail")
+    ``canonical``, ``to_sign`` and ``mac`` are the batch's three stages, the same
+    objects the stage functions above build; ``url`` only chains them per key.
+    """
+
+    __slots__ = ("_url_head", "_url_tail", "canonical", "mac", "to_sign")
 
     def __init__(
         self,
@@ -140,9 +140,10 @@ class BatchPresigner:
     ) -> None:
         timestamp = amz_date(params.signed_at)
         scope = f"{timestamp[:8]}/{target.region}/s3/aws4_request"
+        # A caller's Host header replaces ours rather than joining it.
         headers = {"host": target.host}
         headers.update({name.lower(): value for name, value in params.headers.items()})
-        signed_headers = ";".join(sorted(headers))
+        header_block, signed_headers = signing.canonical_headers(headers.items())
         auth = [
             ("X-Amz-Algorithm", ALGORITHM),
             ("X-Amz-Credential", f"{identity.access_key_id}/{scope}"),
@@ -152,32 +153,24 @@ class BatchPresigner:
         ]
         if identity.session_token:
             auth.append(("X-Amz-Security-Token", identity.session_token))
+        query = signing.canonical_query((*params.query, *auth))
+        self.canonical = signing.CanonicalRequest(
+            params.method, query, header_block, signed_headers, path_prefix=target.path_prefix
+        )
+        self.to_sign = signing.StringToSign(ALGORITHM, timestamp, scope)
+        self.mac = signing.HmacSha256(signing_key)
         # botocore puts operation parameters first, then auth parameters, signature last.
         url_query = "&".join(
             f"{encode_value(k)}={encode_value(v)}" for k, v in (*params.query, *auth)
         )
-        query = canonical_query((*params.query, *auth))
-        empty = canonical_request(params.method, "", query, headers)
-        # The canonical request is "<method>\n<path>\n<rest>": only the path varies per key.
-        self._cr_head = (params.method + "\n" + target.path_prefix).encode("utf-8")
-        self._cr_tail = empty[len(params.method) + 1 :].encode("utf-8")
-        self._sts_head = f"{ALGORITHM}\n{timestamp}\n{scope}\n"
         self._url_head = target.origin + target.path_prefix
         self._url_tail = "?" + url_query + "&X-Amz-Signature="
-        # HMAC with the key's pads pre-hashed: per key only two hash copies remain.
-        block = signing_key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def url(self, key: str) -> str:
         """The presigned URL for one object key."""
-        path = key if _PLAIN_KEY(key) else encode_path(key)
-        digest = hashlib.sha256(self._cr_head + path.encode("utf-8") + self._cr_tail).hexdigest()
-        inner = self._inner.copy()
-        inner.update((self._sts_head + digest).encode("utf-8"))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return self._url_head + path + self._url_tail + outer.hexdigest()
+        path = encode_path(key)
+        to_sign = self.to_sign.render(self.canonical.render(path))
+        return f"{self._url_head}{path}{self._url_tail}{self.mac.hexdigest(to_sign)}"
 
 
 __all__ = [

@@ -1,17 +1,16 @@
 """GCS V4 query-string signing (GOOG4-RSA-SHA256 and GOOG4-HMAC-SHA256), staged.
 
-canonical request -> string to sign -> signature -> URL, each stage a function. A batch
-of keys shares everything but the object path (time, scope, query, headers), so
-``V4Batch`` builds those once and ``V4Batch.url`` only does the per-key work.
+canonical request -> string to sign -> signature -> URL. The stages are the shared
+stage objects of ``providers.signing``; the plain functions here are one-line calls of
+them. A batch of keys shares everything but the object path (time, scope, query,
+headers), so ``V4Batch`` builds the same objects once and ``V4Batch.url`` only applies
+them to each key's path.
 Byte-for-byte equal to google-cloud-storage's ``generate_signed_url(version="v4")``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,14 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bucketvault.errors import InvalidArgument
 from bucketvault.models import Method
-from bucketvault.providers.signing import canonical_query, encode_path, hmac_sha256, sha256_hex
+from bucketvault.providers import signing
+from bucketvault.providers.signing import UNSIGNED_PAYLOAD, canonical_headers, encode_path
 
 RSA_ALGORITHM = "GOOG4-RSA-SHA256"
 HMAC_ALGORITHM = "GOOG4-HMAC-SHA256"
 # google-cloud-storage always signs for location "auto"; GCS accepts it for every bucket.
 LOCATION = "auto"
 MAX_EXPIRES = 604800
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
@@ -83,56 +82,44 @@ class HmacKeySigner:
         self.signer_id = access_id
         self._secret = secret.encode("utf-8")
         self._lock = threading.Lock()
-        # (datestamp, key): one day's key is reused by every URL signed that day.
-        self._derived: tuple[str, bytes] = ("", b"")
+        # (datestamp, HMAC under that day's key): reused by every URL signed that day.
+        self._derived: tuple[str, signing.HmacSha256 | None] = ("", None)
 
     def __repr__(self) -> str:
         return f"HmacKeySigner(signer_id={self.signer_id!r})"
 
     def signing_key(self, datestamp: str) -> bytes:
         """The derived key for one day, as Google's V4 HMAC description builds it."""
-        cached = self._derived
-        if cached[0] == datestamp:
-            return cached[1]
-        key = hmac_sha256(b"GOOG4" + self._secret, datestamp.encode("ascii"))
-        for part in (LOCATION, "storage", "goog4_request"):
-            key = hmac_sha256(key, part.encode("ascii"))
-        with self._lock:
-            self._derived = (datestamp, key)
-        return key
+        return signing.derive_key(
+            b"GOOG4" + self._secret, (datestamp, LOCATION, "storage", "goog4_request")
+        )
 
     def sign(self, datestamp: str, string_to_sign: str) -> str:
         """HMAC-SHA256 with the day's derived key, hex."""
-        key = self.signing_key(datestamp)
-        return hmac.digest(key, string_to_sign.encode("ascii"), "sha256").hex()
+        day, mac = self._derived
+        if day != datestamp or mac is None:
+            mac = signing.HmacSha256(self.signing_key(datestamp))
+            with self._lock:
+                self._derived = (datestamp, mac)
+        return mac.hexdigest(string_to_sign)
 
     def forget(self) -> None:
         """Drop the secret and derived key (handle closed)."""
         with self._lock:
             self._secret = b""
-            self._derived = ("", b"")
-
-
-def canonical_headers(headers: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """(canonical header block with its trailing newline, signed header names)."""
-    merged: dict[str, list[str]] = {}
-    for name, value in headers:
-        merged.setdefault(name.lower().strip(), []).append(" ".join(value.split()))
-    ordered = sorted((name, ",".join(values)) for name, values in merged.items())
-    block = "".join(f"{name}:{value}\n" for name, value in ordered)
-    return block, ";".join(name for name, _ in ordered)
+            self._derived = ("", None)
 
 
 def canonical_request(
     method: str, path: str, query: str, header_block: str, signed_headers: str
 ) -> str:
     """Stage 1: the canonical request (the header block already ends with a newline)."""
-    return f"{method}\n{path}\n{query}\n{header_block}\n{signed_headers}\n{UNSIGNED_PAYLOAD}"
+    return signing.CanonicalRequest(method, query, header_block, signed_headers).render(path)
 
 
 def string_to_sign(algorithm: str, timestamp: str, scope: str, request: str) -> str:
     """Stage 2: what the key signs."""
-    return f"{algorithm}\n{timestamp}\n{scope}\n{sha256_hex(request.encode('ascii'))}"
+    return signing.StringToSign(algorithm, timestamp, scope).render(request)
 
 
 def normalise_header_value(value: str, *, field: str) -> str:
@@ -167,7 +154,6 @@ class V4Batch:
                 field="ttl_seconds",
             )
         self._signer = signer
-        self._method = options.method.value
         signed_at = options.signed_at.replace(microsecond=0)
         self.timestamp = signed_at.strftime("%Y%m%dT%H%M%SZ")
         self.datestamp = self.timestamp[:8]
@@ -180,8 +166,7 @@ class V4Batch:
             content_type = normalise_header_value(options.content_type, field="content_type")
             headers.append(("content-type", content_type))
             self.required_headers["Content-Type"] = content_type
-        self._header_block, signed_headers = canonical_headers(headers)
-        self._signed_headers = signed_headers
+        header_block, signed_headers = canonical_headers(headers)
 
         params = [
             ("X-Goog-Algorithm", signer.algorithm),
@@ -194,16 +179,16 @@ class V4Batch:
             params.append(("response-content-type", options.response_content_type))
         if options.response_content_disposition:
             params.append(("response-content-disposition", options.response_content_disposition))
-        self._query = canonical_query(params)
-        self._endpoint = endpoint
+        query = signing.canonical_query(params)
         self._bucket_path = f"/{bucket}/"
-        # The stages run once here with the path left as a hole: per key, only the path
-        # and the hash of the canonical request change. NUL cannot occur in any part.
-        head, tail = canonical_request(
-            self._method, "\0", self._query, self._header_block, signed_headers
-        ).split("\0")
-        self._request_head, self._request_tail = head, tail
-        self._to_sign_head = string_to_sign(signer.algorithm, self.timestamp, self.scope, "")[:-64]
+        # Stages 1 and 2 with everything but the key's path fixed; the same objects the
+        # stage functions above build.
+        self.canonical = signing.CanonicalRequest(
+            options.method.value, query, header_block, signed_headers, path_prefix=self._bucket_path
+        )
+        self.to_sign = signing.StringToSign(signer.algorithm, self.timestamp, self.scope)
+        self._url_head = endpoint + self._bucket_path
+        self._url_tail = "?" + query + "&X-Goog-Signature="
 
     @property
     def parallel(self) -> bool:
@@ -216,11 +201,10 @@ class V4Batch:
 
     def url(self, key: str) -> str:
         """Stages 1-3 for one key, then the URL with the signature last."""
-        path = self._bucket_path + encode_path(key)
-        request = self._request_head + path + self._request_tail
-        digest = hashlib.sha256(request.encode("ascii")).hexdigest()
-        signature = self._signer.sign(self.datestamp, self._to_sign_head + digest)
-        return f"{self._endpoint}{path}?{self._query}&X-Goog-Signature={signature}"
+        path = encode_path(key)
+        to_sign = self.to_sign.render(self.canonical.render(path))
+        signature = self._signer.sign(self.datestamp, to_sign)
+        return f"{self._url_head}{path}{self._url_tail}{signature}"
 
 
 __all__ = [
@@ -229,6 +213,7 @@ __all__ = [
     "LOCATION",
     "MAX_EXPIRES",
     "RSA_ALGORITHM",
+    "UNSIGNED_PAYLOAD",
     "HmacKeySigner",
     "KeySigner",
     "RsaKeySigner",
