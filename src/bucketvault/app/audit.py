@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from bucketvault.app.common import Recorder, tenant_name
 from bucketvault.audit import VerifyResult, verify_chain
@@ -11,12 +12,12 @@ from bucketvault.models import Principal, Role
 from bucketvault.store.base import AuditFilter, AuditRow, Store
 
 
+@dataclass(frozen=True, kw_only=True)
 class Audit:
     """Reading the audit log is itself audited."""
 
-    def __init__(self, *, store: Store, record: Recorder) -> None:
-        self._store = store
-        self._record = record
+    store: Store
+    record: Recorder
 
     def query(
         self, principal: Principal, audit_filter: AuditFilter, request_id: str
@@ -27,14 +28,14 @@ class Audit:
         else:
             # Unfiltered reads span tenants: only an all-tenant auditor may make them.
             authorize(principal, Role.AUDITOR, "*")
-        self._record(principal, audit_filter.tenant, "audit.query", audit_filter.tenant, request_id)
-        return self._store.query_audit(audit_filter)
+        self.record(principal, audit_filter.tenant, "audit.query", audit_filter.tenant, request_id)
+        return self.store.query_audit(audit_filter)
 
     def verify(self, principal: Principal, request_id: str) -> VerifyResult:
         """Check every writer's hash chain."""
         authorize(principal, Role.AUDITOR, "*")
-        result = verify_chain(self._store.iter_audit_chain())
-        self._record(principal, "", "audit.verify", "", request_id, ok=str(result.ok))
+        result = verify_chain(self.store.iter_audit_chain())
+        self.record(principal, "", "audit.verify", "", request_id, ok=str(result.ok))
         return result
 
 

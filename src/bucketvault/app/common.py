@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from bucketvault.audit import AuditEvent, AuditLog
 from bucketvault.errors import InvalidArgument
@@ -50,11 +51,11 @@ def page_size(requested: int, default: int) -> int:
     return requested or default
 
 
+@dataclass(frozen=True)
 class Recorder:
     """Writes one audit record per call (fail-closed: no record, no answer)."""
 
-    def __init__(self, audit: AuditLog) -> None:
-        self._audit = audit
+    audit: AuditLog
 
     def __call__(
         self,
@@ -66,7 +67,7 @@ class Recorder:
         outcome: str = "ok",
         **detail: str,
     ) -> None:
-        self._audit.record(
+        self.audit.record(
             AuditEvent(principal.name, tenant, action, resource, outcome, request_id, detail)
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from dataclasses import dataclass, field
 
 from bucketvault.clock import Clock
 from bucketvault.crypto.envelope import Envelope, associated_data
@@ -27,45 +28,38 @@ def credential_ad(c: Credential) -> bytes:
     return associated_data("credential", c.tenant, c.credential_id, c.kind.value, c.record_version)
 
 
+@dataclass(frozen=True)
 class ExternalIds:
     """Each tenant's ExternalId: random, issued by us on first use, fixed forever.
 
     Never chosen by a caller: that is the confused-deputy defence for role kinds.
     """
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
-        self._clock = clock
+    store: Store
+    clock: Clock
 
     def __call__(self, tenant: str) -> str:
         """The tenant's ExternalId (stored on first call)."""
         candidate = "bv-" + secrets.token_hex(20)
-        return self._store.ensure_external_id(tenant, candidate, self._clock.now())
+        return self.store.ensure_external_id(tenant, candidate, self.clock.now())
 
 
+@dataclass(frozen=True)
 class Handles:
     """Credential handles by (credential id, record version); thread-safe."""
 
-    def __init__(
-        self,
-        store: Store,
-        envelope: Envelope,
-        registry: ProviderRegistry,
-        url_policy: UrlPolicy,
-        external_ids: ExternalIds,
-    ) -> None:
-        self._store = store
-        self._envelope = envelope
-        self._registry = registry
-        self._url_policy = url_policy
-        self._external_ids = external_ids
-        self._lock = threading.Lock()
-        self._handles: dict[tuple[str, int], CredentialHandle] = {}
-        self._opening: dict[tuple[str, int], threading.Lock] = {}
+    store: Store
+    envelope: Envelope
+    registry: ProviderRegistry
+    url_policy: UrlPolicy
+    external_ids: ExternalIds
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _handles: dict[tuple[str, int], CredentialHandle] = field(default_factory=dict, repr=False)
+    _opening: dict[tuple[str, int], threading.Lock] = field(default_factory=dict, repr=False)
 
     def stored(self, tenant: str, credential_id: str) -> StoredCredential:
         """The tenant's credential record, or NOT_FOUND."""
-        stored = self._store.get_credential(tenant, credential_id)
+        stored = self.store.get_credential(tenant, credential_id)
         if stored is None:
             raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
         return stored
@@ -96,12 +90,10 @@ class Handles:
         return cred, handle
 
     def _open(self, cred: Credential, envelope: bytes) -> CredentialHandle:
-        provider = self._registry.provider(cred.kind)
-        plaintext = self._envelope.decrypt(envelope, credential_ad(cred))
+        provider = self.registry.provider(cred.kind)
+        plaintext = self.envelope.decrypt(envelope, credential_ad(cred))
         document, _ = decode_secret(plaintext)
-        context = ParseContext(
-            cred.tenant, self._url_policy, lambda: self._external_ids(cred.tenant)
-        )
+        context = ParseContext(cred.tenant, self.url_policy, lambda: self.external_ids(cred.tenant))
         secret = provider.kinds[cred.kind].reopen(document, context)
         return provider.open(cred, secret)
 
@@ -116,7 +108,8 @@ class Handles:
     def close(self) -> None:
         """Close every handle (shutdown)."""
         with self._lock:
-            handles, self._handles = list(self._handles.values()), {}
+            handles = list(self._handles.values())
+            self._handles.clear()
         for handle in handles:
             handle.close()
 

@@ -46,37 +46,27 @@ class MountInput:
     allowed_methods: frozenset[Method]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Mounts:
     """Mounts: a bucket and prefix bound to one credential, with a policy."""
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        registry: ProviderRegistry,
-        handles: Handles,
-        url_policy: UrlPolicy,
-        default_max_ttl: int,
-        record: Recorder,
-        clock: Clock,
-    ) -> None:
-        self._store = store
-        self._registry = registry
-        self._handles = handles
-        self._url_policy = url_policy
-        self._default_max_ttl = default_max_ttl
-        self._record = record
-        self._clock = clock
+    store: Store
+    registry: ProviderRegistry
+    handles: Handles
+    url_policy: UrlPolicy
+    default_max_ttl: int
+    record: Recorder
+    clock: Clock
 
     def find(self, tenant: str, mount_id: str) -> Mount:
         """The tenant's mount, or NOT_FOUND."""
-        mount = self._store.get_mount(tenant, need(mount_id, "mount_id"))
+        mount = self.store.get_mount(tenant, need(mount_id, "mount_id"))
         if mount is None:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
         return mount
 
     def _active_credential(self, tenant: str, credential_id: str) -> Credential:
-        stored = self._store.get_credential(tenant, need(credential_id, "credential_id"))
+        stored = self.store.get_credential(tenant, need(credential_id, "credential_id"))
         if stored is None:
             raise NotFound(
                 "no such credential", reason="CREDENTIAL_NOT_FOUND", field="credential_id"
@@ -99,9 +89,9 @@ class Mounts:
         if not _REGION.match(req.region):
             raise InvalidArgument("region is malformed", reason="INVALID_FIELD", field="region")
         endpoint = (
-            self._url_policy.check_endpoint(req.endpoint, field="endpoint") if req.endpoint else ""
+            self.url_policy.check_endpoint(req.endpoint, field="endpoint") if req.endpoint else ""
         )
-        max_ttl = req.max_ttl_seconds or self._default_max_ttl
+        max_ttl = req.max_ttl_seconds or self.default_max_ttl
         if not 1 <= max_ttl <= MAX_URL_TTL_SECONDS:
             raise InvalidArgument(
                 f"policy.max_ttl_seconds must be at most {MAX_URL_TTL_SECONDS}",
@@ -109,7 +99,7 @@ class Mounts:
                 field="policy.max_ttl_seconds",
             )
         self._active_credential(tenant, req.credential_id)
-        now = self._clock.now()
+        now = self.clock.now()
         mount = Mount(
             mount_id=new_id("mnt_"),
             tenant=tenant,
@@ -126,8 +116,8 @@ class Mounts:
             created_at=now,
             updated_at=now,
         )
-        self._store.insert_mount(mount)
-        self._record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
+        self.store.insert_mount(mount)
+        self.record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
         return mount
 
     def get(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
@@ -135,7 +125,7 @@ class Mounts:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
         mount = self.find(tenant, mount_id)
-        self._record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
+        self.record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
         return mount
 
     def list(
@@ -145,10 +135,10 @@ class Mounts:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
         limit = page_size(size, 100)
-        rows = self._store.list_mounts(tenant, page_token, limit + 1)
+        rows = self.store.list_mounts(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        self._record(principal, tenant, "vault.list_mounts", tenant, request_id)
+        self.record(principal, tenant, "vault.list_mounts", tenant, request_id)
         return rows, (rows[-1].mount_id if more and rows else "")
 
     def rebind(
@@ -171,20 +161,20 @@ class Mounts:
                 field="expected_version",
             )
         new = self._active_credential(tenant, credential_id)
-        old = self._store.get_credential(tenant, mount.credential_id)
+        old = self.store.get_credential(tenant, mount.credential_id)
         if old is not None:
-            before = self._registry.family(old.credential.kind)
-            if before != self._registry.family(new.kind):
+            before = self.registry.family(old.credential.kind)
+            if before != self.registry.family(new.kind):
                 raise FailedPrecondition(
                     f"a {before or old.credential.kind.value} mount cannot use a "
                     f"{new.kind.value} credential",
                     reason="KIND_MISMATCH",
                     field="credential_id",
                 )
-        rebound = self._store.rebind_mount(
-            tenant, mount.mount_id, new.credential_id, expected_version, self._clock.now()
+        rebound = self.store.rebind_mount(
+            tenant, mount.mount_id, new.credential_id, expected_version, self.clock.now()
         )
-        self._record(
+        self.record(
             principal,
             tenant,
             "vault.rebind_mount",
@@ -203,12 +193,12 @@ class Mounts:
         authorize(principal, Role.OPERATOR, tenant)
         mount = self.find(tenant, mount_id)
         try:
-            _, handle = self._handles.for_mount(mount)
+            _, handle = self.handles.for_mount(mount)
         except StoredSecretRefused as exc:
             result = CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
         else:
             result = handle.check(mount)
-        self._record(
+        self.record(
             principal,
             tenant,
             "vault.check_mount",

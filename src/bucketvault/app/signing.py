@@ -57,25 +57,16 @@ class ListInput:
     sign_ttl_seconds: int
 
 
+@dataclass(frozen=True, kw_only=True)
 class Signing:
     """Signed URLs and listings for mounts."""
 
-    def __init__(
-        self,
-        *,
-        mounts: Mounts,
-        handles: Handles,
-        registry: ProviderRegistry,
-        default_ttl: int,
-        record: Recorder,
-        clock: Clock,
-    ) -> None:
-        self._mounts = mounts
-        self._handles = handles
-        self._registry = registry
-        self._default_ttl = default_ttl
-        self._record = record
-        self._clock = clock
+    mounts: Mounts
+    handles: Handles
+    registry: ProviderRegistry
+    default_ttl: int
+    record: Recorder
+    clock: Clock
 
     def _options(self, mount: Mount, method: Method | None, ttl: int, **extra: str) -> SignOptions:
         if method is None:
@@ -98,7 +89,7 @@ class Signing:
             )
         capped_by = ""
         if ttl == 0:
-            ttl = self._default_ttl
+            ttl = self.default_ttl
             if ttl > mount.policy.max_ttl_seconds:
                 ttl, capped_by = mount.policy.max_ttl_seconds, "MOUNT_MAX_TTL"
         if method is not Method.PUT and extra.get("content_type"):
@@ -118,7 +109,7 @@ class Signing:
                 raise InvalidArgument(f"{name} is malformed", reason="INVALID_FIELD", field=name)
         # Whole seconds: every scheme signs at one-second resolution, and the response
         # must say exactly the expiry the URL carries.
-        now = self._clock.now().replace(microsecond=0)
+        now = self.clock.now().replace(microsecond=0)
         return SignOptions(method, ttl, now, capped_by, **extra)
 
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
@@ -133,7 +124,7 @@ class Signing:
             raise InvalidArgument(
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
-        mount = self._mounts.find(tenant, req.mount_id)
+        mount = self.mounts.find(tenant, req.mount_id)
         options = self._options(
             mount,
             req.method,
@@ -145,11 +136,11 @@ class Signing:
         single = len(req.keys) == 1
         for i, key in enumerate(req.keys):
             check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
-        cred, handle = self._handles.for_mount(mount)
-        limit = self._registry.provider(cred.kind).max_url_seconds
+        cred, handle = self.handles.for_mount(mount)
+        limit = self.registry.provider(cred.kind).max_url_seconds
         urls = rules.sign_urls(handle, mount, req.keys, options, limit)
         digest = hashlib.sha256("\n".join(req.keys).encode("utf-8", "surrogatepass")).hexdigest()
-        self._record(
+        self.record(
             principal,
             tenant,
             "signer.sign",
@@ -169,7 +160,7 @@ class Signing:
         """Validate and audit before the first page; pages stream lazily."""
         tenant = tenant_name(req.tenant)
         authorize(principal, Role.SIGNER, tenant)
-        mount = self._mounts.find(tenant, req.mount_id)
+        mount = self.mounts.find(tenant, req.mount_id)
         prefix = check_prefix(req.prefix, mount.prefix)
         if len(req.delimiter) > 16:
             raise InvalidArgument(
@@ -186,9 +177,9 @@ class Signing:
             if req.sign_ttl_seconds > 0
             else None
         )
-        cred, handle = self._handles.for_mount(mount)
-        limit = self._registry.provider(cred.kind).max_url_seconds
-        self._record(
+        cred, handle = self.handles.for_mount(mount)
+        limit = self.registry.provider(cred.kind).max_url_seconds
+        self.record(
             principal,
             tenant,
             "signer.list",
@@ -198,7 +189,7 @@ class Signing:
             signed=str(sign is not None),
         )
         request = ListRequest(prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token)
-        return rules.list_pages(handle, mount, request, sign, limit, self._clock.now)
+        return rules.list_pages(handle, mount, request, sign, limit, self.clock.now)
 
 
 __all__ = ["MAX_BATCH_KEYS", "ListInput", "SignInput", "Signing"]

@@ -50,37 +50,25 @@ class RegisterInput:
     idempotency_key: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
 class Vault:
     """Registration and the credential lifecycle."""
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        envelope: Envelope,
-        service_keys: ServiceKeys,
-        registry: ProviderRegistry,
-        handles: Handles,
-        external_ids: ExternalIds,
-        url_policy: UrlPolicy,
-        record: Recorder,
-        clock: Clock,
-    ) -> None:
-        self._store = store
-        self._envelope = envelope
-        self._keys = service_keys
-        self._registry = registry
-        self._handles = handles
-        self._external_ids = external_ids
-        self._url_policy = url_policy
-        self._record = record
-        self._clock = clock
+    store: Store
+    envelope: Envelope
+    service_keys: ServiceKeys
+    registry: ProviderRegistry
+    handles: Handles
+    external_ids: ExternalIds
+    url_policy: UrlPolicy
+    record: Recorder
+    clock: Clock
 
     def _view(self, credential: Credential) -> Credential:
         if credential.state is not CredentialState.ACTIVE:
             return credential
         try:
-            provider = self._registry.provider(credential.kind)
+            provider = self.registry.provider(credential.kind)
         except Unimplemented:
             return credential
         dynamic = provider.warnings(credential)
@@ -88,20 +76,20 @@ class Vault:
 
     def registration_key(self, principal: Principal, suite: str) -> RegistrationKey:
         """Any authenticated caller may fetch the public registration key."""
-        return self._keys.registration_key(suite)
+        return self.service_keys.registration_key(suite)
 
     def trust_policy(self, principal: Principal, tenant: str, request_id: str) -> TrustPolicy:
         """The tenant's ExternalId and the role trust policy naming our principal."""
         tenant = tenant_name(tenant)
         authorize(principal, Role.OPERATOR, tenant)
-        source = self._registry.trust_policy_source()
+        source = self.registry.trust_policy_source()
         if source is None:
             raise FailedPrecondition(
                 "no provider of this deployment issues trust policies",
                 reason="PROVIDER_UNAVAILABLE",
             )
-        policy = source.trust_policy(self._external_ids(tenant))
-        self._record(principal, tenant, "vault.trust_policy", tenant, request_id)
+        policy = source.trust_policy(self.external_ids(tenant))
+        self.record(principal, tenant, "vault.trust_policy", tenant, request_id)
         return policy
 
     def register(self, principal: Principal, req: RegisterInput, request_id: str) -> Credential:
@@ -117,19 +105,19 @@ class Vault:
                 "sealed_secret is required", reason="MISSING_FIELD", field="sealed_secret"
             )
         kind = req.kind
-        provider = self._registry.provider(kind)
+        provider = self.registry.provider(kind)
         spec = provider.kinds[kind]
-        plaintext = self._keys.unseal(req.key_id, tenant, kind.value, req.sealed)
+        plaintext = self.service_keys.unseal(req.key_id, tenant, kind.value, req.sealed)
         document, canonical = decode_secret(plaintext)
-        context = ParseContext(tenant, self._url_policy, lambda: self._external_ids(tenant))
+        context = ParseContext(tenant, self.url_policy, lambda: self.external_ids(tenant))
         secret = spec.read(document, context)
-        admitted = spec.admit(secret, self._clock.now())
-        fingerprint = self._keys.fingerprint(kind.value, canonical)
+        admitted = spec.admit(secret, self.clock.now())
+        fingerprint = self.service_keys.fingerprint(kind.value, canonical)
         request_hash = hashlib.sha256(
             json.dumps([kind.value, req.display_name, fingerprint]).encode()
         ).hexdigest()
         if req.idempotency_key:
-            existing = self._store.find_by_idempotency_key(tenant, req.idempotency_key)
+            existing = self.store.find_by_idempotency_key(tenant, req.idempotency_key)
             if existing is not None:
                 return self._replay(principal, existing, request_hash, request_id)
         credential_id = new_id("cred_")
@@ -143,18 +131,18 @@ class Vault:
             fingerprint=fingerprint,
             metadata={**secret.metadata(), **prep.metadata},
             warnings=(*admitted, *prep.warnings),
-            created_at=self._clock.now(),
+            created_at=self.clock.now(),
             created_by=principal.name,
             record_version=1,
         )
-        envelope = self._envelope.encrypt(canonical, credential_ad(credential))
-        stored = self._store.insert_credential(
+        envelope = self.envelope.encrypt(canonical, credential_ad(credential))
+        stored = self.store.insert_credential(
             StoredCredential(credential, envelope, req.idempotency_key, request_hash)
         )
         if stored.credential.credential_id != credential_id:
             # A concurrent retry with the same idempotency key won the insert.
             return self._replay(principal, stored, request_hash, request_id)
-        self._record(
+        self.record(
             principal,
             tenant,
             "vault.register",
@@ -175,7 +163,7 @@ class Vault:
                 reason="IDEMPOTENCY_KEY_REUSED",
                 field="idempotency_key",
             )
-        self._record(
+        self.record(
             principal,
             cred.tenant,
             "vault.register",
@@ -191,8 +179,8 @@ class Vault:
         """A credential's non-secret record."""
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
-        cred = self._handles.stored(tenant, need(credential_id, "credential_id")).credential
-        self._record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
+        cred = self.handles.stored(tenant, need(credential_id, "credential_id")).credential
+        self.record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
         return self._view(cred)
 
     def list(
@@ -202,10 +190,10 @@ class Vault:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
         limit = page_size(size, 100)
-        rows = self._store.list_credentials(tenant, page_token, limit + 1)
+        rows = self.store.list_credentials(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        self._record(principal, tenant, "vault.list_credentials", tenant, request_id)
+        self.record(principal, tenant, "vault.list_credentials", tenant, request_id)
         token = rows[-1].credential.credential_id if more and rows else ""
         return [self._view(r.credential) for r in rows], token
 
@@ -216,13 +204,13 @@ class Vault:
         tenant = tenant_name(tenant)
         authorize(principal, Role.OPERATOR, tenant)
         limit_text(reason, "reason", 500)
-        stored = self._store.revoke_credential(
-            tenant, need(credential_id, "credential_id"), principal.name, reason, self._clock.now()
+        stored = self.store.revoke_credential(
+            tenant, need(credential_id, "credential_id"), principal.name, reason, self.clock.now()
         )
         if stored is None:
             raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
-        self._handles.evict(credential_id)
-        self._record(principal, tenant, "vault.revoke", credential_id, request_id)
+        self.handles.evict(credential_id)
+        self.record(principal, tenant, "vault.revoke", credential_id, request_id)
         return stored.credential
 
 
