@@ -2,7 +2,8 @@
 
 The data lives in reasons.tsv next to this module. tests/core/test_reasons.py checks it
 against every reason the code uses, and the README's error table is generated from it
-(``python -m bucketvault.reasons --write README.md``, or ``make docs``). A reason is stable once shipped: add, never rename.
+(``python -m bucketvault.reasons --write README.md``, or ``make docs``). A reason is
+stable once shipped: add, never rename.
 """
 
 from __future__ import annotations
@@ -12,21 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from bucketvault.errors import (
-    Aborted,
-    AlreadyExists,
-    BucketVaultError,
-    CryptoError,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-    Unavailable,
-    Unimplemented,
-)
+from bucketvault import errors
+from bucketvault.errors import BucketVaultError
 
 
 @dataclass(frozen=True)
@@ -44,22 +32,11 @@ class Reason:
     expiry: bool = False
 
 
+# Every error class by name, as reasons.tsv names them.
 _ERRORS: dict[str, type[BucketVaultError]] = {
-    cls.__name__: cls
-    for cls in (
-        Aborted,
-        AlreadyExists,
-        CryptoError,
-        FailedPrecondition,
-        Internal,
-        InvalidArgument,
-        NotFound,
-        PermissionDenied,
-        ResourceExhausted,
-        Unauthenticated,
-        Unavailable,
-        Unimplemented,
-    )
+    name: value
+    for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, BucketVaultError)
 }
 
 
