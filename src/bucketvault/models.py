@@ -112,6 +112,23 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Overrides:
+    """Response header overrides a GET/HEAD URL carries, or the Content-Type a PUT sends."""
+
+    response_content_type: str = ""
+    response_content_disposition: str = ""
+    # For PUT: the Content-Type the client will send; signed and returned as required.
+    content_type: str = ""
+
+    def for_get(self) -> Overrides:
+        """The overrides a listing's GET URLs keep (no PUT Content-Type)."""
+        return Overrides(self.response_content_type, self.response_content_disposition)
+
+
+NO_OVERRIDES = Overrides()
+
+
+@dataclass(frozen=True)
 class SignOptions:
     """What to sign, apart from the object keys.
 
@@ -125,10 +142,7 @@ class SignOptions:
     # Why expires_in is below what the caller asked for, if it is ("MOUNT_MAX_TTL",
     # "PROVIDER_MAX", "SESSION_EXPIRY", "SAS_EXPIRY").
     capped_by: str = ""
-    response_content_type: str = ""
-    response_content_disposition: str = ""
-    # For PUT: the Content-Type the client will send; signed and returned as required.
-    content_type: str = ""
+    overrides: Overrides = NO_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -207,6 +221,8 @@ __all__ = [
     "Mount",
     "MountPolicy",
     "MountState",
+    "NO_OVERRIDES",
+    "Overrides",
     "Preparation",
     "Principal",
     "RegistrationContext",

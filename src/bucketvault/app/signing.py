@@ -7,6 +7,7 @@ around the mount's credential handle.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from bucketvault.auth.authz import authorize
 from bucketvault.clock import Clock
 from bucketvault.errors import InvalidArgument, PermissionDenied
 from bucketvault.models import (
+    NO_OVERRIDES,
     ListPage,
     ListRequest,
     Method,
     Mount,
+    Overrides,
     Principal,
     Role,
     SignedUrl,
@@ -68,7 +71,9 @@ class Signing:
     record: Recorder
     clock: Clock
 
-    def _options(self, mount: Mount, method: Method | None, ttl: int, **extra: str) -> SignOptions:
+    def _options(
+        self, mount: Mount, method: Method | None, ttl: int, wanted: Overrides = NO_OVERRIDES
+    ) -> SignOptions:
         if method is None:
             raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
         if method not in mount.policy.allowed_methods:
@@ -92,25 +97,25 @@ class Signing:
             ttl = self.default_ttl
             if ttl > mount.policy.max_ttl_seconds:
                 ttl, capped_by = mount.policy.max_ttl_seconds, "MOUNT_MAX_TTL"
-        if method is not Method.PUT and extra.get("content_type"):
+        if method is not Method.PUT and wanted.content_type:
             raise InvalidArgument(
                 "content_type applies to PUT only", reason="INVALID_FIELD", field="content_type"
             )
         if method is Method.PUT and (
-            extra.get("response_content_type") or extra.get("response_content_disposition")
+            wanted.response_content_type or wanted.response_content_disposition
         ):
             raise InvalidArgument(
                 "response overrides apply to GET and HEAD only",
                 reason="INVALID_FIELD",
                 field="response_content_type",
             )
-        for name, value in extra.items():
+        for name, value in dataclasses.asdict(wanted).items():
             if len(value) > 1024 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
                 raise InvalidArgument(f"{name} is malformed", reason="INVALID_FIELD", field=name)
         # Whole seconds: every scheme signs at one-second resolution, and the response
         # must say exactly the expiry the URL carries.
         now = self.clock.now().replace(microsecond=0)
-        return SignOptions(method, ttl, now, capped_by, **extra)
+        return SignOptions(method, ttl, now, capped_by, wanted)
 
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
         """SignURL and SignURLs: one audit record per call, however many keys."""
@@ -129,9 +134,9 @@ class Signing:
             mount,
             req.method,
             req.ttl_seconds,
-            response_content_type=req.response_content_type,
-            response_content_disposition=req.response_content_disposition,
-            content_type=req.content_type,
+            Overrides(
+                req.response_content_type, req.response_content_disposition, req.content_type
+            ),
         )
         single = len(req.keys) == 1
         for i, key in enumerate(req.keys):

@@ -114,7 +114,7 @@ def list_pages(
     # Tracking the highest one keeps memory constant, unlike a set of every prefix seen.
     highest = ""
     if sign is not None:
-        sign = replace(sign, method=Method.GET, content_type="")
+        sign = replace(sign, method=Method.GET, overrides=sign.overrides.for_get())
     for raw in handle.list(mount, request):
         fresh = tuple(p for p in raw.common_prefixes if p > highest)
         if fresh:

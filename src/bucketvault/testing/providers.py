@@ -23,6 +23,7 @@ from bucketvault.models import (
     ListRequest,
     Method,
     Mount,
+    Overrides,
     Preparation,
     RegistrationContext,
     SignedUrl,
@@ -45,16 +46,20 @@ class RawSecret:
     fields: Mapping[str, Any] = field(repr=False)
 
 
-@dataclass(frozen=True)
 class UrlRequest:
-    """What a caller asks for, before the service picks the signing time and caps."""
+    """What a caller asks for, before the service picks the signing time and caps.
 
-    method: Method
-    expires_in: int
-    capped_by: str = ""
-    response_content_type: str = ""
-    response_content_disposition: str = ""
-    content_type: str = ""
+    ``UrlRequest(Method.GET, 600, response_content_type="image/png")``: the overrides
+    are keyword arguments, as in the SDK.
+    """
+
+    def __init__(
+        self, method: Method, expires_in: int, capped_by: str = "", **overrides: str
+    ) -> None:
+        self.method = method
+        self.expires_in = expires_in
+        self.capped_by = capped_by
+        self.overrides = Overrides(**overrides)
 
     def at(self, when: datetime) -> SignOptions:
         """The options signed at `when` (whole seconds, as the service signs)."""
@@ -63,9 +68,7 @@ class UrlRequest:
             self.expires_in,
             when.replace(microsecond=0),
             self.capped_by,
-            self.response_content_type,
-            self.response_content_disposition,
-            self.content_type,
+            self.overrides,
         )
 
 

@@ -65,14 +65,15 @@ class _Signer:
         signing_key = self._keys.get(identity, timestamp[:8], region, "s3")
         query: list[tuple[str, str]] = []
         headers: dict[str, str] = {}
+        wanted = options.overrides
         if options.method is Method.PUT:
-            if options.content_type:
-                headers["Content-Type"] = options.content_type
+            if wanted.content_type:
+                headers["Content-Type"] = wanted.content_type
         else:
-            if options.response_content_type:
-                query.append(("response-content-type", options.response_content_type))
-            if options.response_content_disposition:
-                query.append(("response-content-disposition", options.response_content_disposition))
+            if wanted.response_content_type:
+                query.append(("response-content-type", wanted.response_content_type))
+            if wanted.response_content_disposition:
+                query.append(("response-content-disposition", wanted.response_content_disposition))
         params = PresignParams(
             options.method.value, options.expires_in, options.signed_at, query, headers
         )

@@ -89,9 +89,10 @@ _NO_HEADERS: MappingProxyType[str, str] = MappingProxyType({})
 def _required_headers(options: SignOptions) -> MappingProxyType[str, str]:
     if options.method is not Method.PUT:
         return _NO_HEADERS
-    if not options.content_type:
+    content_type = options.overrides.content_type
+    if not content_type:
         return _PUT_HEADERS
-    return MappingProxyType({**_PUT_HEADERS, "Content-Type": options.content_type})
+    return MappingProxyType({**_PUT_HEADERS, "Content-Type": content_type})
 
 
 class AzureHandle:
@@ -238,7 +239,8 @@ class SasHandle(AzureHandle):
                 f"(needs one of '{needed}' in sp)",
                 reason="SAS_PERMISSION_MISSING",
             )
-        if options.response_content_type or options.response_content_disposition:
+        wanted = options.overrides
+        if wanted.response_content_type or wanted.response_content_disposition:
             # rsct/rscd are signed fields: a customer SAS cannot be given new ones.
             raise FailedPrecondition(
                 "response header overrides need a key-signed SAS, not a customer SAS",
@@ -372,8 +374,8 @@ def _request(
         mount.bucket,
         permission,
         expiry,
-        content_type=options.response_content_type if reading else "",
-        content_disposition=options.response_content_disposition if reading else "",
+        content_type=options.overrides.response_content_type if reading else "",
+        content_disposition=options.overrides.response_content_disposition if reading else "",
     )
 
 

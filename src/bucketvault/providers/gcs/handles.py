@@ -39,14 +39,7 @@ class _Signer:
             self._key,
             mount_endpoint(self._mount),
             self._mount.bucket,
-            V4Options(
-                method=options.method,
-                expires_in=options.expires_in,
-                signed_at=options.signed_at,
-                response_content_type=options.response_content_type,
-                response_content_disposition=options.response_content_disposition,
-                content_type=options.content_type,
-            ),
+            V4Options(options.method, options.expires_in, options.signed_at, options.overrides),
         )
         urls = map_keys(batch.url, keys, parallel=batch.parallel)
         return SignedBatch(urls, batch.required_headers)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bucketvault.errors import InvalidArgument
-from bucketvault.models import Method
+from bucketvault.models import NO_OVERRIDES, Method, Overrides
 from bucketvault.providers import signing
 from bucketvault.providers.signing import UNSIGNED_PAYLOAD, canonical_headers, encode_path
 
@@ -138,9 +138,7 @@ class V4Options:
     method: Method
     expires_in: int
     signed_at: datetime
-    response_content_type: str = ""
-    response_content_disposition: str = ""
-    content_type: str = ""
+    overrides: Overrides = NO_OVERRIDES
 
 
 class V4Batch:
@@ -162,8 +160,9 @@ class V4Batch:
 
         headers = [("host", urlsplit(endpoint).netloc)]
         self.required_headers: dict[str, str] = {}
-        if options.method is Method.PUT and options.content_type:
-            content_type = normalise_header_value(options.content_type, field="content_type")
+        wanted = options.overrides
+        if options.method is Method.PUT and wanted.content_type:
+            content_type = normalise_header_value(wanted.content_type, field="content_type")
             headers.append(("content-type", content_type))
             self.required_headers["Content-Type"] = content_type
         header_block, signed_headers = canonical_headers(headers)
@@ -175,10 +174,10 @@ class V4Batch:
             ("X-Goog-Expires", str(options.expires_in)),
             ("X-Goog-SignedHeaders", signed_headers),
         ]
-        if options.response_content_type:
-            params.append(("response-content-type", options.response_content_type))
-        if options.response_content_disposition:
-            params.append(("response-content-disposition", options.response_content_disposition))
+        if wanted.response_content_type:
+            params.append(("response-content-type", wanted.response_content_type))
+        if wanted.response_content_disposition:
+            params.append(("response-content-disposition", wanted.response_content_disposition))
         query = signing.canonical_query(params)
         self._bucket_path = f"/{bucket}/"
         # Stages 1 and 2 with everything but the key's path fixed; the same objects the
