@@ -118,15 +118,7 @@ def build_service(
     )
     sinks: list[AuditSink] = [JsonLinesSink(config.audit_jsonl)] if config.audit_jsonl else []
     audit = AuditLog(store, clock, writer_id=config.audit_writer_id or None, sinks=sinks)
-    app = build_app(
-        config=config,
-        store=store,
-        envelope=envelope,
-        service_keys=service_keys,
-        registry=registry,
-        audit_log=audit,
-        clock=clock,
-    )
+    app = build_app(config, store, envelope, service_keys, registry, audit, clock)
     server, port = build_grpc_server(
         app,
         authenticator,

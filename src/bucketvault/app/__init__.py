@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bucketvault.app.audit import Audit
-from bucketvault.app.common import Recorder
+from bucketvault.app.common import Recorder, Seams
 from bucketvault.app.handles import ExternalIds, Handles
 from bucketvault.app.mounts import MountInput, Mounts
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
@@ -41,7 +41,6 @@ class App:
 
 
 def build_app(
-    *,
     config: Config,
     store: Store,
     envelope: Envelope,
@@ -51,40 +50,15 @@ def build_app(
     clock: Clock,
 ) -> App:
     """Wire the use cases over the seams the composition root chose."""
-    record = Recorder(audit_log)
     external_ids = ExternalIds(store, clock)
     handles = Handles(store, envelope, registry, config.url_policy, external_ids)
-    mounts = Mounts(
-        store=store,
-        registry=registry,
-        handles=handles,
-        url_policy=config.url_policy,
-        default_max_ttl=config.default_mount_max_ttl_seconds,
-        record=record,
-        clock=clock,
-    )
+    seams = Seams(store, registry, handles, Recorder(audit_log), clock, config.url_policy)
+    mounts = Mounts(seams, config.default_mount_max_ttl_seconds)
     return App(
-        vault=Vault(
-            store=store,
-            envelope=envelope,
-            service_keys=service_keys,
-            registry=registry,
-            handles=handles,
-            external_ids=external_ids,
-            url_policy=config.url_policy,
-            record=record,
-            clock=clock,
-        ),
+        vault=Vault(seams, envelope, service_keys, external_ids),
         mounts=mounts,
-        signing=Signing(
-            mounts=mounts,
-            handles=handles,
-            registry=registry,
-            default_ttl=config.default_ttl_seconds,
-            record=record,
-            clock=clock,
-        ),
-        audit=Audit(store=store, record=record),
+        signing=Signing(seams, mounts, config.default_ttl_seconds),
+        audit=Audit(seams),
         handles=handles,
     )
 

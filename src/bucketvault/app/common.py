@@ -6,9 +6,14 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from bucketvault.app.handles import Handles
 from bucketvault.audit import AuditEvent, AuditLog
+from bucketvault.clock import Clock
 from bucketvault.errors import InvalidArgument
 from bucketvault.models import Principal
+from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.store.base import Store
+from bucketvault.urlpolicy import UrlPolicy
 
 MAX_PAGE_SIZE = 1000
 TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -52,6 +57,19 @@ def page_size(requested: int, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class Seams:
+    """What every use case works through: the store, the providers, open credentials,
+    the audit call and the clock, chosen once at the composition root."""
+
+    store: Store
+    registry: ProviderRegistry
+    handles: Handles
+    record: Recorder
+    clock: Clock
+    url_policy: UrlPolicy
+
+
+@dataclass(frozen=True)
 class Recorder:
     """Writes one audit record per call (fail-closed: no record, no answer)."""
 
@@ -76,6 +94,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "TENANT",
     "Recorder",
+    "Seams",
     "limit_text",
     "need",
     "new_id",

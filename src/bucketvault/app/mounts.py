@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bucketvault.app.common import Recorder, need, new_id, page_size, tenant_name
-from bucketvault.app.handles import Handles
+from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
 from bucketvault.auth.authz import authorize, authorize_any
-from bucketvault.clock import Clock
 from bucketvault.config import MAX_URL_TTL_SECONDS
 from bucketvault.errors import FailedPrecondition, InvalidArgument, NotFound
 from bucketvault.models import (
@@ -24,9 +22,6 @@ from bucketvault.models import (
 )
 from bucketvault.objectkeys import check_mount_prefix
 from bucketvault.providers.kinds import StoredSecretRefused
-from bucketvault.providers.registry import ProviderRegistry
-from bucketvault.store.base import Store
-from bucketvault.urlpolicy import UrlPolicy
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REGION = re.compile(r"^[a-z0-9-]{0,32}$")
@@ -46,27 +41,22 @@ class MountInput:
     allowed_methods: frozenset[Method]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Mounts:
     """Mounts: a bucket and prefix bound to one credential, with a policy."""
 
-    store: Store
-    registry: ProviderRegistry
-    handles: Handles
-    url_policy: UrlPolicy
+    seams: Seams
     default_max_ttl: int
-    record: Recorder
-    clock: Clock
 
     def find(self, tenant: str, mount_id: str) -> Mount:
         """The tenant's mount, or NOT_FOUND."""
-        mount = self.store.get_mount(tenant, need(mount_id, "mount_id"))
+        mount = self.seams.store.get_mount(tenant, need(mount_id, "mount_id"))
         if mount is None:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
         return mount
 
     def _active_credential(self, tenant: str, credential_id: str) -> Credential:
-        stored = self.store.get_credential(tenant, need(credential_id, "credential_id"))
+        stored = self.seams.store.get_credential(tenant, need(credential_id, "credential_id"))
         if stored is None:
             raise NotFound(
                 "no such credential", reason="CREDENTIAL_NOT_FOUND", field="credential_id"
@@ -89,7 +79,9 @@ class Mounts:
         if not _REGION.match(req.region):
             raise InvalidArgument("region is malformed", reason="INVALID_FIELD", field="region")
         endpoint = (
-            self.url_policy.check_endpoint(req.endpoint, field="endpoint") if req.endpoint else ""
+            self.seams.url_policy.check_endpoint(req.endpoint, field="endpoint")
+            if req.endpoint
+            else ""
         )
         max_ttl = req.max_ttl_seconds or self.default_max_ttl
         if not 1 <= max_ttl <= MAX_URL_TTL_SECONDS:
@@ -99,7 +91,7 @@ class Mounts:
                 field="policy.max_ttl_seconds",
             )
         self._active_credential(tenant, req.credential_id)
-        now = self.clock.now()
+        now = self.seams.clock.now()
         mount = Mount(
             mount_id=new_id("mnt_"),
             tenant=tenant,
@@ -116,8 +108,8 @@ class Mounts:
             created_at=now,
             updated_at=now,
         )
-        self.store.insert_mount(mount)
-        self.record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
+        self.seams.store.insert_mount(mount)
+        self.seams.record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
         return mount
 
     def get(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
@@ -125,7 +117,7 @@ class Mounts:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
         mount = self.find(tenant, mount_id)
-        self.record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
+        self.seams.record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
         return mount
 
     def list(
@@ -135,10 +127,10 @@ class Mounts:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
         limit = page_size(size, 100)
-        rows = self.store.list_mounts(tenant, page_token, limit + 1)
+        rows = self.seams.store.list_mounts(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        self.record(principal, tenant, "vault.list_mounts", tenant, request_id)
+        self.seams.record(principal, tenant, "vault.list_mounts", tenant, request_id)
         return rows, (rows[-1].mount_id if more and rows else "")
 
     def rebind(
@@ -161,20 +153,20 @@ class Mounts:
                 field="expected_version",
             )
         new = self._active_credential(tenant, credential_id)
-        old = self.store.get_credential(tenant, mount.credential_id)
+        old = self.seams.store.get_credential(tenant, mount.credential_id)
         if old is not None:
-            before = self.registry.family(old.credential.kind)
-            if before != self.registry.family(new.kind):
+            before = self.seams.registry.family(old.credential.kind)
+            if before != self.seams.registry.family(new.kind):
                 raise FailedPrecondition(
                     f"a {before or old.credential.kind.value} mount cannot use a "
                     f"{new.kind.value} credential",
                     reason="KIND_MISMATCH",
                     field="credential_id",
                 )
-        rebound = self.store.rebind_mount(
-            tenant, mount.mount_id, new.credential_id, expected_version, self.clock.now()
+        rebound = self.seams.store.rebind_mount(
+            tenant, mount.mount_id, new.credential_id, expected_version, self.seams.clock.now()
         )
-        self.record(
+        self.seams.record(
             principal,
             tenant,
             "vault.rebind_mount",
@@ -193,12 +185,12 @@ class Mounts:
         authorize(principal, Role.OPERATOR, tenant)
         mount = self.find(tenant, mount_id)
         try:
-            _, handle = self.handles.for_mount(mount)
+            _, handle = self.seams.handles.for_mount(mount)
         except StoredSecretRefused as exc:
             result = CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
         else:
             result = handle.check(mount)
-        self.record(
+        self.seams.record(
             principal,
             tenant,
             "vault.check_mount",

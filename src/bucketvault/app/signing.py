@@ -12,11 +12,9 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bucketvault.app.common import MAX_PAGE_SIZE, Recorder, tenant_name
-from bucketvault.app.handles import Handles
+from bucketvault.app.common import MAX_PAGE_SIZE, Seams, tenant_name
 from bucketvault.app.mounts import Mounts
 from bucketvault.auth.authz import authorize
-from bucketvault.clock import Clock
 from bucketvault.errors import InvalidArgument, PermissionDenied
 from bucketvault.models import (
     NO_OVERRIDES,
@@ -32,7 +30,6 @@ from bucketvault.models import (
 )
 from bucketvault.objectkeys import check_key, check_prefix
 from bucketvault.providers import rules
-from bucketvault.providers.registry import ProviderRegistry
 
 MAX_BATCH_KEYS = 1000
 
@@ -60,16 +57,13 @@ class ListInput:
     sign_ttl_seconds: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Signing:
     """Signed URLs and listings for mounts."""
 
+    seams: Seams
     mounts: Mounts
-    handles: Handles
-    registry: ProviderRegistry
     default_ttl: int
-    record: Recorder
-    clock: Clock
 
     def _options(
         self, mount: Mount, method: Method | None, ttl: int, wanted: Overrides = NO_OVERRIDES
@@ -114,7 +108,7 @@ class Signing:
                 raise InvalidArgument(f"{name} is malformed", reason="INVALID_FIELD", field=name)
         # Whole seconds: every scheme signs at one-second resolution, and the response
         # must say exactly the expiry the URL carries.
-        now = self.clock.now().replace(microsecond=0)
+        now = self.seams.clock.now().replace(microsecond=0)
         return SignOptions(method, ttl, now, capped_by, wanted)
 
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
@@ -141,11 +135,11 @@ class Signing:
         single = len(req.keys) == 1
         for i, key in enumerate(req.keys):
             check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
-        cred, handle = self.handles.for_mount(mount)
-        limit = self.registry.provider(cred.kind).max_url_seconds
+        cred, handle = self.seams.handles.for_mount(mount)
+        limit = self.seams.registry.provider(cred.kind).max_url_seconds
         urls = rules.sign_urls(handle, mount, req.keys, options, limit)
         digest = hashlib.sha256("\n".join(req.keys).encode("utf-8", "surrogatepass")).hexdigest()
-        self.record(
+        self.seams.record(
             principal,
             tenant,
             "signer.sign",
@@ -182,9 +176,9 @@ class Signing:
             if req.sign_ttl_seconds > 0
             else None
         )
-        cred, handle = self.handles.for_mount(mount)
-        limit = self.registry.provider(cred.kind).max_url_seconds
-        self.record(
+        cred, handle = self.seams.handles.for_mount(mount)
+        limit = self.seams.registry.provider(cred.kind).max_url_seconds
+        self.seams.record(
             principal,
             tenant,
             "signer.list",
@@ -194,7 +188,7 @@ class Signing:
             signed=str(sign is not None),
         )
         request = ListRequest(prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token)
-        return rules.list_pages(handle, mount, request, sign, limit, self.clock.now)
+        return rules.list_pages(handle, mount, request, sign, limit, self.seams.clock.now)
 
 
 __all__ = ["MAX_BATCH_KEYS", "ListInput", "SignInput", "Signing"]

@@ -12,11 +12,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from bucketvault.app.common import Recorder, limit_text, need, new_id, page_size, tenant_name
-from bucketvault.app.handles import ExternalIds, Handles, credential_ad
+from bucketvault.app.common import Seams, limit_text, need, new_id, page_size, tenant_name
+from bucketvault.app.handles import ExternalIds, credential_ad
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
 from bucketvault.auth.authz import authorize, authorize_any
-from bucketvault.clock import Clock
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.errors import (
     AlreadyExists,
@@ -35,9 +34,7 @@ from bucketvault.models import (
 )
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.kinds import ParseContext, decode_secret
-from bucketvault.providers.registry import ProviderRegistry
-from bucketvault.store.base import Store, StoredCredential
-from bucketvault.urlpolicy import UrlPolicy
+from bucketvault.store.base import StoredCredential
 
 
 @dataclass(frozen=True)
@@ -50,25 +47,20 @@ class RegisterInput:
     idempotency_key: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Vault:
     """Registration and the credential lifecycle."""
 
-    store: Store
+    seams: Seams
     envelope: Envelope
     service_keys: ServiceKeys
-    registry: ProviderRegistry
-    handles: Handles
     external_ids: ExternalIds
-    url_policy: UrlPolicy
-    record: Recorder
-    clock: Clock
 
     def _view(self, credential: Credential) -> Credential:
         if credential.state is not CredentialState.ACTIVE:
             return credential
         try:
-            provider = self.registry.provider(credential.kind)
+            provider = self.seams.registry.provider(credential.kind)
         except Unimplemented:
             return credential
         dynamic = provider.warnings(credential)
@@ -82,14 +74,14 @@ class Vault:
         """The tenant's ExternalId and the role trust policy naming our principal."""
         tenant = tenant_name(tenant)
         authorize(principal, Role.OPERATOR, tenant)
-        source = self.registry.trust_policy_source()
+        source = self.seams.registry.trust_policy_source()
         if source is None:
             raise FailedPrecondition(
                 "no provider of this deployment issues trust policies",
                 reason="PROVIDER_UNAVAILABLE",
             )
         policy = source.trust_policy(self.external_ids(tenant))
-        self.record(principal, tenant, "vault.trust_policy", tenant, request_id)
+        self.seams.record(principal, tenant, "vault.trust_policy", tenant, request_id)
         return policy
 
     def register(self, principal: Principal, req: RegisterInput, request_id: str) -> Credential:
@@ -105,19 +97,19 @@ class Vault:
                 "sealed_secret is required", reason="MISSING_FIELD", field="sealed_secret"
             )
         kind = req.kind
-        provider = self.registry.provider(kind)
+        provider = self.seams.registry.provider(kind)
         spec = provider.kinds[kind]
         plaintext = self.service_keys.unseal(req.key_id, tenant, kind.value, req.sealed)
         document, canonical = decode_secret(plaintext)
-        context = ParseContext(tenant, self.url_policy, lambda: self.external_ids(tenant))
+        context = ParseContext(tenant, self.seams.url_policy, lambda: self.external_ids(tenant))
         secret = spec.read(document, context)
-        admitted = spec.admit(secret, self.clock.now())
+        admitted = spec.admit(secret, self.seams.clock.now())
         fingerprint = self.service_keys.fingerprint(kind.value, canonical)
         request_hash = hashlib.sha256(
             json.dumps([kind.value, req.display_name, fingerprint]).encode()
         ).hexdigest()
         if req.idempotency_key:
-            existing = self.store.find_by_idempotency_key(tenant, req.idempotency_key)
+            existing = self.seams.store.find_by_idempotency_key(tenant, req.idempotency_key)
             if existing is not None:
                 return self._replay(principal, existing, request_hash, request_id)
         credential_id = new_id("cred_")
@@ -131,18 +123,18 @@ class Vault:
             fingerprint=fingerprint,
             metadata={**secret.metadata(), **prep.metadata},
             warnings=(*admitted, *prep.warnings),
-            created_at=self.clock.now(),
+            created_at=self.seams.clock.now(),
             created_by=principal.name,
             record_version=1,
         )
         envelope = self.envelope.encrypt(canonical, credential_ad(credential))
-        stored = self.store.insert_credential(
+        stored = self.seams.store.insert_credential(
             StoredCredential(credential, envelope, req.idempotency_key, request_hash)
         )
         if stored.credential.credential_id != credential_id:
             # A concurrent retry with the same idempotency key won the insert.
             return self._replay(principal, stored, request_hash, request_id)
-        self.record(
+        self.seams.record(
             principal,
             tenant,
             "vault.register",
@@ -163,7 +155,7 @@ class Vault:
                 reason="IDEMPOTENCY_KEY_REUSED",
                 field="idempotency_key",
             )
-        self.record(
+        self.seams.record(
             principal,
             cred.tenant,
             "vault.register",
@@ -179,8 +171,8 @@ class Vault:
         """A credential's non-secret record."""
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
-        cred = self.handles.stored(tenant, need(credential_id, "credential_id")).credential
-        self.record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
+        cred = self.seams.handles.stored(tenant, need(credential_id, "credential_id")).credential
+        self.seams.record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
         return self._view(cred)
 
     def list(
@@ -190,10 +182,10 @@ class Vault:
         tenant = tenant_name(tenant)
         authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
         limit = page_size(size, 100)
-        rows = self.store.list_credentials(tenant, page_token, limit + 1)
+        rows = self.seams.store.list_credentials(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        self.record(principal, tenant, "vault.list_credentials", tenant, request_id)
+        self.seams.record(principal, tenant, "vault.list_credentials", tenant, request_id)
         token = rows[-1].credential.credential_id if more and rows else ""
         return [self._view(r.credential) for r in rows], token
 
@@ -204,13 +196,17 @@ class Vault:
         tenant = tenant_name(tenant)
         authorize(principal, Role.OPERATOR, tenant)
         limit_text(reason, "reason", 500)
-        stored = self.store.revoke_credential(
-            tenant, need(credential_id, "credential_id"), principal.name, reason, self.clock.now()
+        stored = self.seams.store.revoke_credential(
+            tenant,
+            need(credential_id, "credential_id"),
+            principal.name,
+            reason,
+            self.seams.clock.now(),
         )
         if stored is None:
             raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
-        self.handles.evict(credential_id)
-        self.record(principal, tenant, "vault.revoke", credential_id, request_id)
+        self.seams.handles.evict(credential_id)
+        self.seams.record(principal, tenant, "vault.revoke", credential_id, request_id)
         return stored.credential
 
 
