@@ -21,6 +21,7 @@ from bucketvault.models import (
 from bucketvault.providers.aws import listing
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.endpoints import aws_target, custom_target
+from bucketvault.providers.aws.errors import AssumeRoleDenied
 from bucketvault.providers.aws.settings import DEFAULT_REGION
 from bucketvault.providers.aws.sigv4 import (
     BatchPresigner,
@@ -29,7 +30,6 @@ from bucketvault.providers.aws.sigv4 import (
     SigningKeyCache,
     amz_date,
 )
-from bucketvault.providers.aws.sts import AssumeRoleDenied
 from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
 
 

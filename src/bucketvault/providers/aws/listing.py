@@ -18,23 +18,15 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from bucketvault.errors import (
     BucketVaultError,
-    FailedPrecondition,
     NotFound,
-    PermissionDenied,
     Unavailable,
 )
 from bucketvault.models import CheckResult, ListPage, ListRequest, MountState
 from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.aws.errors import check_failure, header, list_error
 from bucketvault.providers.s3listing import client_error_code, list_objects_v2
 
 _CLIENT_CACHE_LIMIT = 32
-_WRONG_REGION = {
-    "PermanentRedirect",
-    "AuthorizationHeaderMalformed",
-    "IllegalLocationConstraintException",
-}
-_FORBIDDEN = {"AccessDenied", "AllAccessDisabled", "AccountProblem"}
-_BAD_KEY = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
 
 @dataclass(frozen=True)
@@ -44,11 +36,6 @@ class S3Location:
     bucket: str
     region: str
     endpoint: str
-
-
-def _header(exc: ClientError, name: str) -> str:
-    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    return str(headers.get(name, ""))
 
 
 class S3Clients:
@@ -96,7 +83,7 @@ def bucket_region(client: Any, bucket: str) -> str:
         response = client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         # AWS names the region even on 301/403 answers.
-        region = _header(exc, "x-amz-bucket-region")
+        region = header(exc, "x-amz-bucket-region")
         if region:
             return region
         code = client_error_code(exc)
@@ -115,7 +102,7 @@ def bucket_region(client: Any, bucket: str) -> str:
 def list_pages(client: Any, bucket: str, request: ListRequest) -> Iterator[ListPage]:
     """ListObjectsV2 page by page; next_page_token is S3's continuation token."""
     return list_objects_v2(
-        client, bucket, request, lambda exc: _list_error(exc, bucket), _unreachable(bucket)
+        client, bucket, request, lambda exc: list_error(exc, bucket), _unreachable(bucket)
     )
 
 
@@ -128,24 +115,6 @@ def _unreachable(bucket: str) -> Callable[[Exception], BucketVaultError]:
     return error
 
 
-def _list_error(exc: ClientError, bucket: str) -> BucketVaultError:
-    code = client_error_code(exc)
-    if code in ("NoSuchBucket", "404"):
-        return NotFound(f"bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND")
-    if code in _FORBIDDEN or code in _BAD_KEY or code == "403":
-        return PermissionDenied(
-            f"the credential may not list bucket {bucket!r} ({code})", reason="BUCKET_FORBIDDEN"
-        )
-    if code in ("InvalidArgument", "InvalidToken") and "continuation" in str(exc).lower():
-        return FailedPrecondition("the page_token is not valid", reason="INVALID_PAGE_TOKEN")
-    if code in _WRONG_REGION or code == "301":
-        return FailedPrecondition(
-            f"bucket {bucket!r} is in another region than the mount says ({code})",
-            reason="WRONG_REGION",
-        )
-    return Unavailable(f"S3 refused to list bucket {bucket!r} ({code})", reason="S3_ERROR")
-
-
 def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
     """List one key under the prefix, HeadBucket; map failures to mount states."""
     bucket = location.bucket
@@ -154,7 +123,7 @@ def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         client.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        return _check_failure(exc, location)
+        return check_failure(exc, location.bucket, location.region)
     except EndpointConnectionError as exc:
         where = location.endpoint or f"S3 in {location.region}"
         return CheckResult(
@@ -169,44 +138,6 @@ def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
             f"S3 did not answer properly ({type(exc).__name__}): check the mount's endpoint",
         )
     return CheckResult(MountState.AVAILABLE, "OK", f"bucket {bucket!r} is readable")
-
-
-def _check_failure(exc: ClientError, location: S3Location) -> CheckResult:
-    code = client_error_code(exc)
-    bucket = location.bucket
-    actual = _header(exc, "x-amz-bucket-region")
-    if code in _WRONG_REGION or code == "301" or (actual and actual != location.region):
-        return CheckResult(
-            MountState.MISCONFIGURED,
-            "WRONG_REGION",
-            f"bucket {bucket!r} is in region {actual or 'another region'}, not "
-            f"{location.region}: set the mount's region to {actual or 'the bucket region'}",
-        )
-    if code in ("NoSuchBucket", "404"):
-        return CheckResult(
-            MountState.NOT_FOUND,
-            "BUCKET_NOT_FOUND",
-            f"bucket {bucket!r} does not exist (or not at this endpoint): check the mount's bucket",
-        )
-    if code in _BAD_KEY:
-        return CheckResult(
-            MountState.FORBIDDEN,
-            "INVALID_CREDENTIALS",
-            f"S3 rejected the credential's key ({code}): the key may be deleted, disabled or "
-            "mistyped; register a working credential and rebind the mount",
-        )
-    if code in _FORBIDDEN or code == "403":
-        return CheckResult(
-            MountState.FORBIDDEN,
-            "ACCESS_DENIED",
-            f"the credential may not read bucket {bucket!r}: grant s3:ListBucket and "
-            "s3:GetObject on it (bucket policy or the role's permissions)",
-        )
-    return CheckResult(
-        MountState.MISCONFIGURED,
-        "S3_ERROR",
-        f"S3 answered {code} for bucket {bucket!r}",
-    )
 
 
 __all__ = [

@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from bucketvault.errors import FailedPrecondition, Unavailable
+from bucketvault.errors import Unavailable
 from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.aws.errors import (
+    AssumeRoleDenied,
+    SessionDurationRefused,
+    StsThrottled,
+    StsUnavailable,
+    no_identity,
+    sts_code,
+    sts_error,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -31,40 +40,7 @@ log = logging.getLogger(__name__)
 FULL_SESSION_SECONDS = 21600
 FLOOR_SESSION_SECONDS = 3600
 
-_THROTTLING = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "IDPCommunicationError",
-    "ServiceUnavailable",
-    "InternalFailure",
-}
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
-
-
-class AssumeRoleDenied(FailedPrecondition):
-    """STS refused: the role's trust policy does not name us, or the ExternalId differs."""
-
-    default_reason = "ASSUME_ROLE_DENIED"
-
-
-class SessionDurationRefused(FailedPrecondition):
-    """The role (or role chaining) does not allow the session length asked for."""
-
-    default_reason = "SESSION_DURATION_REFUSED"
-
-    def __init__(self, message: str, *, role_chaining: bool) -> None:
-        super().__init__(message)
-        self.role_chaining = role_chaining
-
-
-class StsThrottled(Unavailable):
-    default_reason = "STS_THROTTLED"
-
-
-class StsUnavailable(Unavailable):
-    default_reason = "STS_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -142,9 +118,9 @@ class BotoSts:
         try:
             response = self._sts().assume_role(**kwargs)
         except ClientError as exc:
-            raise _translate(exc, request.role_arn) from exc
+            raise sts_error(exc, request.role_arn) from exc
         except NoCredentialsError as exc:
-            raise _no_identity() from exc
+            raise no_identity() from exc
         except BotoCoreError as exc:
             raise StsUnavailable(f"STS could not be reached ({type(exc).__name__})") from exc
         creds = response["Credentials"]
@@ -161,54 +137,13 @@ class BotoSts:
             return str(self._sts().get_caller_identity()["Arn"])
         except ClientError as exc:
             raise StsUnavailable(
-                f"STS GetCallerIdentity failed ({_code(exc)}): set "
+                f"STS GetCallerIdentity failed ({sts_code(exc)}): set "
                 "BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN or fix the service's AWS identity"
             ) from exc
         except NoCredentialsError as exc:
-            raise _no_identity() from exc
+            raise no_identity() from exc
         except BotoCoreError as exc:
             raise StsUnavailable(f"STS could not be reached ({type(exc).__name__})") from exc
-
-
-def _no_identity() -> FailedPrecondition:
-    return FailedPrecondition(
-        "bucketvault has no AWS identity of its own: give the service AWS credentials "
-        "(environment, web identity or instance profile) and set "
-        "BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN",
-        reason="AWS_NOT_CONFIGURED",
-    )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _translate(exc: ClientError, role_arn: str) -> Exception:
-    code = _code(exc)
-    # AWS error messages name the role and limits only, never key material.
-    message = str(exc.response.get("Error", {}).get("Message", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code == "AccessDenied":
-        return AssumeRoleDenied(
-            f"STS refused to let bucketvault assume {role_arn}: the role's trust policy does not "
-            "trust bucketvault's service principal, or its sts:ExternalId condition does not "
-            "match this tenant's ExternalId (see GetAwsTrustPolicy)"
-        )
-    if code == "ValidationError" and "DurationSeconds" in message:
-        chaining = "chaining" in message.lower()
-        return SessionDurationRefused(
-            f"STS refused the session length for {role_arn}: {message}", role_chaining=chaining
-        )
-    if code in _THROTTLING or status in (429, 500, 502, 503, 504):
-        return StsThrottled(f"STS is throttling or failing AssumeRole ({code})")
-    if code in ("RegionDisabledException", "ExpiredTokenException", "InvalidClientTokenId"):
-        return StsUnavailable(
-            f"bucketvault's own AWS identity cannot call STS ({code}): check the service's "
-            "credentials and STS region"
-        )
-    return FailedPrecondition(
-        f"STS refused AssumeRole for {role_arn} ({code}): {message}", reason="ASSUME_ROLE_FAILED"
-    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Protocol
 from bucketvault.errors import BucketVaultError, FailedPrecondition, NotFound, PermissionDenied
 from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, MountState, SignOptions
 from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
-from bucketvault.providers.gcs.listing import ListTarget
+from bucketvault.providers.gcs.errors import ListTarget
 from bucketvault.providers.gcs.parallel import map_keys
 from bucketvault.providers.gcs.v4 import DEFAULT_ENDPOINT, KeySigner, V4Batch, V4Options
 

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import botocore.exceptions
 from botocore.config import Config
 
-from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
+from bucketvault.errors import BucketVaultError, Unavailable
 from bucketvault.models import ListPage, ListRequest
-from bucketvault.providers.gcs.listing import ListTarget, http_error
+from bucketvault.providers.gcs.errors import ListTarget, interop_error
 from bucketvault.providers.s3listing import list_objects_v2
 
 _CONFIG = Config(
@@ -26,14 +25,6 @@ _CONFIG = Config(
     retries={"max_attempts": 2, "mode": "standard"},
     connect_timeout=5,
     read_timeout=30,
-)
-_KEY_REJECTED = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "InvalidSecurity",
-        "AuthorizationHeaderMalformed",
-    }
 )
 
 
@@ -75,7 +66,7 @@ class InteropLister:
             self._client(target.endpoint),
             target.bucket,
             request,
-            lambda exc: _client_error(exc, target),
+            lambda exc: interop_error(exc, target),
             unreachable,
         )
 
@@ -86,20 +77,6 @@ class InteropLister:
                 client.close()
             self._clients.clear()
             self._secret = ""
-
-
-def _client_error(exc: botocore.exceptions.ClientError, target: ListTarget) -> BucketVaultError:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _KEY_REJECTED:
-        return FailedPrecondition(
-            f"GCS rejected the HMAC key {target.principal}", reason="GCS_HMAC_KEY_REJECTED"
-        )
-    if code == "NoSuchBucket":
-        status = 404
-    elif code == "AccessDenied":
-        status = 403
-    return http_error(status, target, what="storage.objects.list")
 
 
 __all__ = ["InteropLister"]

@@ -7,7 +7,6 @@ however many objects the prefix holds. The page token is GCS's own pageToken.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,14 +14,11 @@ from urllib.parse import quote
 import requests
 
 from bucketvault.errors import (
-    BucketVaultError,
-    FailedPrecondition,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
     Unavailable,
 )
 from bucketvault.models import ListEntry, ListPage, ListRequest
+from bucketvault.providers.gcs.errors import ListTarget, http_error
 from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.signing import encode_value
 
@@ -39,37 +35,6 @@ def parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-@dataclass(frozen=True)
-class ListTarget:
-    """Where to list and on whose behalf (for error messages only)."""
-
-    endpoint: str
-    bucket: str
-    principal: str
-
-
-def http_error(status: int, target: ListTarget, *, what: str) -> BucketVaultError:
-    """An HTTP status from GCS as the service's error, naming bucket and principal only."""
-    if status == 403:
-        return PermissionDenied(
-            f"{target.principal} lacks {what} on bucket {target.bucket}", reason="BUCKET_FORBIDDEN"
-        )
-    if status == 401:
-        return FailedPrecondition(
-            f"GCS did not accept the credentials of {target.principal}",
-            reason="GCS_UNAUTHENTICATED",
-        )
-    if status == 404:
-        return NotFound(f"bucket {target.bucket} does not exist", reason="BUCKET_NOT_FOUND")
-    if status == 400:
-        return InvalidArgument(
-            f"GCS rejected the listing request on bucket {target.bucket}", reason="GCS_BAD_REQUEST"
-        )
-    return Unavailable(
-        f"GCS answered {status} when listing bucket {target.bucket}", reason="GCS_UNAVAILABLE"
-    )
 
 
 class JsonApiLister:
@@ -143,4 +108,4 @@ def _to_page(body: dict[str, Any]) -> ListPage:
     )
 
 
-__all__ = ["JsonApiLister", "ListTarget", "http_error", "parse_time"]
+__all__ = ["JsonApiLister", "ListTarget", "parse_time"]
