@@ -28,6 +28,8 @@ Result = TypeVar("Result")
 Reply = TypeVar("Reply")
 # A use case's argument after the principal: a request field by name, or built from the request.
 Argument = str | Callable[[Any], object]
+# The arguments of the paged listings, in the use cases' order.
+_PAGE = ("tenant", "page_size", "page_token")
 
 
 class _Servicer:
@@ -97,9 +99,7 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
         lambda app: app.vault.get, "tenant", "credential_id", reply=convert.credential_to_pb
     )
     ListCredentials = _unary(
-        lambda app: app.vault.list,
-        *("tenant", "page_size", "page_token"),
-        reply=convert.credential_page_to_pb,
+        lambda app: app.vault.list, *_PAGE, reply=convert.credential_page_to_pb
     )
     RevokeCredential = _unary(
         lambda app: app.vault.revoke,
@@ -110,11 +110,7 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
         lambda app: app.mounts.create, convert.mount_input, reply=convert.mount_to_pb
     )
     GetMount = _unary(lambda app: app.mounts.get, "tenant", "mount_id", reply=convert.mount_to_pb)
-    ListMounts = _unary(
-        lambda app: app.mounts.list,
-        *("tenant", "page_size", "page_token"),
-        reply=convert.mount_page_to_pb,
-    )
+    ListMounts = _unary(lambda app: app.mounts.list, *_PAGE, reply=convert.mount_page_to_pb)
     RebindMount = _unary(
         lambda app: app.mounts.rebind,
         *("tenant", "mount_id", "credential_id", "expected_version"),
