@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,70 +100,89 @@ def _emit(args: argparse.Namespace, items: Iterable[Any], columns: Sequence[str]
 
 CRED_COLS = ("credential_id", "kind", "state", "display_name", "fingerprint", "created_at")
 MOUNT_COLS = ("mount_id", "name", "bucket", "prefix", "credential_id", "version")
+AUDIT_COLS = ("time", "principal", "tenant", "action", "resource", "outcome")
+
+# What a command fetches: the messages to print, from the parsed arguments and a client.
+Fetch = Callable[[argparse.Namespace, BucketVaultClient], Iterable[Any]]
+
+
+def _register(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    raw = sys.stdin.buffer.read() if args.from_file == "-" else Path(args.from_file).read_bytes()
+    return [
+        c.register_credential(
+            args.tenant,
+            args.kind,
+            raw,
+            display_name=args.name or "",
+            idempotency_key=args.idempotency_key or "",
+        )
+    ]
+
+
+def _create_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    return [
+        c.create_mount(
+            args.tenant,
+            name=args.name,
+            bucket=args.bucket,
+            credential_id=args.credential,
+            prefix=args.prefix or "",
+            region=args.region or "",
+            endpoint=args.endpoint or "",
+            max_ttl_seconds=args.max_ttl or 0,
+            allowed_methods=[x for x in (args.methods or "").split(",") if x],
+        )
+    ]
+
+
+def _query_audit(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    return c.query_audit(args.tenant or "", action=args.action or "", limit=args.limit or 0)
+
+
+# (command, subcommand) -> (fetch, table columns, whether the answer is a list). A list is
+# printed as a table even with one row; a single answer as "key: value" lines.
+TABLES: dict[tuple[str, str], tuple[Fetch, Sequence[str], bool]] = {
+    ("credentials", "register"): (_register, CRED_COLS, False),
+    ("credentials", "list"): (lambda a, c: c.list_credentials(a.tenant), CRED_COLS, True),
+    ("credentials", "show"): (lambda a, c: [c.get_credential(a.tenant, a.id)], CRED_COLS, False),
+    ("credentials", "revoke"): (
+        lambda a, c: [c.revoke_credential(a.tenant, a.id, a.reason or "")],
+        CRED_COLS,
+        False,
+    ),
+    ("mounts", "create"): (_create_mount, MOUNT_COLS, False),
+    ("mounts", "list"): (lambda a, c: c.list_mounts(a.tenant), MOUNT_COLS, True),
+    ("mounts", "show"): (lambda a, c: [c.get_mount(a.tenant, a.id)], MOUNT_COLS, False),
+    ("mounts", "rebind"): (
+        lambda a, c: [c.rebind_mount(a.tenant, a.id, a.credential, a.expected_version)],
+        MOUNT_COLS,
+        False,
+    ),
+    ("mounts", "check"): (
+        lambda a, c: [c.check_mount(a.tenant, a.id)],
+        ("state", "reason", "detail"),
+        False,
+    ),
+    ("audit", "query"): (_query_audit, AUDIT_COLS, True),
+    ("audit", "verify"): (lambda a, c: [c.verify_audit()], (), False),
+}
 
 
 def _run(args: argparse.Namespace) -> int:
     args.many = False
     with _client(args) as c:
         cmd = args.cmd
-        if cmd == "trust-policy":
+        table = TABLES.get((cmd, getattr(args, "sub", "")))
+        if table is not None:
+            fetch, columns, args.many = table
+            _emit(args, fetch(args, c), columns)
+        elif cmd == "trust-policy":
             p = c.trust_policy(args.tenant)
             if args.json:
                 print(json.dumps(_dict(p), indent=2))
             else:
                 print(f"ExternalId: {p.external_id}\nPrincipal:  {p.service_principal_arn}\n")
                 print(p.policy_json)
-        elif cmd == "credentials":
-            if args.sub == "register":
-                raw = (
-                    sys.stdin.buffer.read()
-                    if args.from_file == "-"
-                    else Path(args.from_file).read_bytes()
-                )
-                cred = c.register_credential(
-                    args.tenant,
-                    args.kind,
-                    raw,
-                    display_name=args.name or "",
-                    idempotency_key=args.idempotency_key or "",
-                )
-                _emit(args, [cred], CRED_COLS)
-            elif args.sub == "list":
-                args.many = True
-                _emit(args, c.list_credentials(args.tenant), CRED_COLS)
-            elif args.sub == "show":
-                _emit(args, [c.get_credential(args.tenant, args.id)], CRED_COLS)
-            elif args.sub == "revoke":
-                _emit(
-                    args, [c.revoke_credential(args.tenant, args.id, args.reason or "")], CRED_COLS
-                )
-        elif cmd == "mounts":
-            if args.sub == "create":
-                m = c.create_mount(
-                    args.tenant,
-                    name=args.name,
-                    bucket=args.bucket,
-                    credential_id=args.credential,
-                    prefix=args.prefix or "",
-                    region=args.region or "",
-                    endpoint=args.endpoint or "",
-                    max_ttl_seconds=args.max_ttl or 0,
-                    allowed_methods=[x for x in (args.methods or "").split(",") if x],
-                )
-                _emit(args, [m], MOUNT_COLS)
-            elif args.sub == "list":
-                args.many = True
-                _emit(args, c.list_mounts(args.tenant), MOUNT_COLS)
-            elif args.sub == "show":
-                _emit(args, [c.get_mount(args.tenant, args.id)], MOUNT_COLS)
-            elif args.sub == "rebind":
-                _emit(
-                    args,
-                    [c.rebind_mount(args.tenant, args.id, args.credential, args.expected_version)],
-                    MOUNT_COLS,
-                )
-            elif args.sub == "check":
-                _emit(args, [c.check_mount(args.tenant, args.id)], ("state", "reason", "detail"))
         elif cmd == "sign":
             s = c.sign_url(
                 args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
@@ -176,18 +195,6 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"# header {k}: {v}", file=sys.stderr)
         elif cmd == "ls":
             _ls(args, c)
-        elif cmd == "audit":
-            if args.sub == "verify":
-                _emit(args, [c.verify_audit()], ())
-            else:
-                args.many = True
-                _emit(
-                    args,
-                    c.query_audit(
-                        args.tenant or "", action=args.action or "", limit=args.limit or 0
-                    ),
-                    ("time", "principal", "tenant", "action", "resource", "outcome"),
-                )
     return 0
 
 
@@ -259,9 +266,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--name", required=True)
     m.add_argument("--bucket", required=True)
     m.add_argument("--credential", required=True)
-    m.add_argument("--prefix")
-    m.add_argument("--region")
-    m.add_argument("--endpoint")
+    for flag in ("--prefix", "--region", "--endpoint"):
+        m.add_argument(flag)
     m.add_argument("--max-ttl", type=int)
     m.add_argument("--methods", help="comma-separated, e.g. GET,HEAD,PUT")
     mo.add_parser("list").add_argument("--tenant", required=True)
@@ -283,9 +289,8 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list objects under a mount")
     ls.add_argument("--tenant", required=True)
     ls.add_argument("--mount", required=True)
-    ls.add_argument("--prefix")
-    ls.add_argument("--delimiter")
-    ls.add_argument("--page-token")
+    for flag in ("--prefix", "--delimiter", "--page-token"):
+        ls.add_argument(flag)
     ls.add_argument("--sign-ttl", type=int)
 
     au = sub.add_parser("audit", help="query or verify the audit log").add_subparsers(

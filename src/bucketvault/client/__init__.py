@@ -26,6 +26,8 @@ from bucketvault.v1 import (
 )
 
 T = TypeVar("T")
+# The listing replies: a page of items and the token of the next page.
+Page = TypeVar("Page", vault_pb2.ListCredentialsResponse, vault_pb2.ListMountsResponse)
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -112,6 +114,15 @@ class BucketVaultClient:
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
+    def _pages(self, rpc: Any, request: Any, returns: type[Page]) -> Iterator[Page]:
+        """Every page of a listing: request again with the next token while there is one."""
+        while True:
+            page = self._call(rpc, request, returns)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
     # -- Vault ------------------------------------------------------------------
     def registration_key(
         self, suite: Any = vault_pb2.X25519_SHA256_AES256GCM
@@ -168,60 +179,40 @@ class BucketVaultClient:
         display_name: str = "",
         idempotency_key: str = "",
     ) -> vault_pb2.Credential:
-        return self._call(
-            self.vault.RegisterCredential,
-            vault_pb2.RegisterCredentialRequest(
-                tenant=tenant,
-                display_name=display_name,
-                kind=_kind(kind),
-                sealed_secret=sealed,
-                idempotency_key=idempotency_key,
-            ),
-            vault_pb2.Credential,
+        request = vault_pb2.RegisterCredentialRequest(
+            tenant=tenant,
+            display_name=display_name,
+            kind=_kind(kind),
+            sealed_secret=sealed,
+            idempotency_key=idempotency_key,
         )
+        return self._call(self.vault.RegisterCredential, request, vault_pb2.Credential)
 
     def get_credential(self, tenant: str, credential_id: str) -> vault_pb2.Credential:
-        return self._call(
-            self.vault.GetCredential,
-            vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id),
-            vault_pb2.Credential,
-        )
+        request = vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id)
+        return self._call(self.vault.GetCredential, request, vault_pb2.Credential)
 
     def list_credentials(
         self, tenant: str, *, page_size: int = 0
     ) -> Iterator[vault_pb2.Credential]:
         """Every credential of the tenant, following page tokens."""
-        token = ""
-        while True:
-            page = self._call(
-                self.vault.ListCredentials,
-                vault_pb2.ListCredentialsRequest(
-                    tenant=tenant, page_size=page_size, page_token=token
-                ),
-                vault_pb2.ListCredentialsResponse,
-            )
+        request = vault_pb2.ListCredentialsRequest(tenant=tenant, page_size=page_size)
+        for page in self._pages(
+            self.vault.ListCredentials, request, vault_pb2.ListCredentialsResponse
+        ):
             yield from page.credentials
-            token = page.next_page_token
-            if not token:
-                return
 
     def revoke_credential(
         self, tenant: str, credential_id: str, reason: str = ""
     ) -> vault_pb2.Credential:
-        return self._call(
-            self.vault.RevokeCredential,
-            vault_pb2.RevokeCredentialRequest(
-                tenant=tenant, credential_id=credential_id, reason=reason
-            ),
-            vault_pb2.Credential,
+        request = vault_pb2.RevokeCredentialRequest(
+            tenant=tenant, credential_id=credential_id, reason=reason
         )
+        return self._call(self.vault.RevokeCredential, request, vault_pb2.Credential)
 
     def trust_policy(self, tenant: str) -> vault_pb2.AwsTrustPolicy:
-        return self._call(
-            self.vault.GetAwsTrustPolicy,
-            vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant),
-            vault_pb2.AwsTrustPolicy,
-        )
+        request = vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
+        return self._call(self.vault.GetAwsTrustPolicy, request, vault_pb2.AwsTrustPolicy)
 
     def create_mount(
         self,
@@ -236,64 +227,44 @@ class BucketVaultClient:
         max_ttl_seconds: int = 0,
         allowed_methods: Iterable[str] = (),
     ) -> vault_pb2.Mount:
-        return self._call(
-            self.vault.CreateMount,
-            vault_pb2.CreateMountRequest(
-                tenant=tenant,
-                name=name,
-                bucket=bucket,
-                prefix=prefix,
-                region=region,
-                endpoint=endpoint,
-                credential_id=credential_id,
-                policy=vault_pb2.MountPolicy(
-                    max_ttl_seconds=max_ttl_seconds,
-                    allowed_methods=[_method(m) for m in allowed_methods],
-                ),
+        request = vault_pb2.CreateMountRequest(
+            tenant=tenant,
+            name=name,
+            bucket=bucket,
+            prefix=prefix,
+            region=region,
+            endpoint=endpoint,
+            credential_id=credential_id,
+            policy=vault_pb2.MountPolicy(
+                max_ttl_seconds=max_ttl_seconds,
+                allowed_methods=[_method(m) for m in allowed_methods],
             ),
-            vault_pb2.Mount,
         )
+        return self._call(self.vault.CreateMount, request, vault_pb2.Mount)
 
     def get_mount(self, tenant: str, mount_id: str) -> vault_pb2.Mount:
-        return self._call(
-            self.vault.GetMount,
-            vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id),
-            vault_pb2.Mount,
-        )
+        request = vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
+        return self._call(self.vault.GetMount, request, vault_pb2.Mount)
 
     def list_mounts(self, tenant: str, *, page_size: int = 0) -> Iterator[vault_pb2.Mount]:
-        token = ""
-        while True:
-            page = self._call(
-                self.vault.ListMounts,
-                vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size, page_token=token),
-                vault_pb2.ListMountsResponse,
-            )
+        request = vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size)
+        for page in self._pages(self.vault.ListMounts, request, vault_pb2.ListMountsResponse):
             yield from page.mounts
-            token = page.next_page_token
-            if not token:
-                return
 
     def rebind_mount(
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int
     ) -> vault_pb2.Mount:
-        return self._call(
-            self.vault.RebindMount,
-            vault_pb2.RebindMountRequest(
-                tenant=tenant,
-                mount_id=mount_id,
-                credential_id=credential_id,
-                expected_version=expected_version,
-            ),
-            vault_pb2.Mount,
+        request = vault_pb2.RebindMountRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            credential_id=credential_id,
+            expected_version=expected_version,
         )
+        return self._call(self.vault.RebindMount, request, vault_pb2.Mount)
 
     def check_mount(self, tenant: str, mount_id: str) -> vault_pb2.CheckMountResponse:
-        return self._call(
-            self.vault.CheckMount,
-            vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id),
-            vault_pb2.CheckMountResponse,
-        )
+        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id)
+        return self._call(self.vault.CheckMount, request, vault_pb2.CheckMountResponse)
 
     # -- Signer -----------------------------------------------------------------
     def sign_url(
@@ -308,20 +279,17 @@ class BucketVaultClient:
         response_content_disposition: str = "",
         content_type: str = "",
     ) -> signer_pb2.SignedURL:
-        return self._call(
-            self.signer.SignURL,
-            signer_pb2.SignURLRequest(
-                tenant=tenant,
-                mount_id=mount_id,
-                key=key,
-                method=_method(method),
-                ttl_seconds=ttl_seconds,
-                response_content_type=response_content_type,
-                response_content_disposition=response_content_disposition,
-                content_type=content_type,
-            ),
-            signer_pb2.SignedURL,
+        request = signer_pb2.SignURLRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            key=key,
+            method=_method(method),
+            ttl_seconds=ttl_seconds,
+            response_content_type=response_content_type,
+            response_content_disposition=response_content_disposition,
+            content_type=content_type,
         )
+        return self._call(self.signer.SignURL, request, signer_pb2.SignedURL)
 
     def sign_urls(
         self,
@@ -332,17 +300,14 @@ class BucketVaultClient:
         method: str = "GET",
         ttl_seconds: int = 0,
     ) -> list[signer_pb2.SignedURL]:
-        response = self._call(
-            self.signer.SignURLs,
-            signer_pb2.SignURLsRequest(
-                tenant=tenant,
-                mount_id=mount_id,
-                keys=list(keys),
-                method=_method(method),
-                ttl_seconds=ttl_seconds,
-            ),
-            signer_pb2.SignURLsResponse,
+        request = signer_pb2.SignURLsRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            keys=list(keys),
+            method=_method(method),
+            ttl_seconds=ttl_seconds,
         )
+        response = self._call(self.signer.SignURLs, request, signer_pb2.SignURLsResponse)
         return list(response.urls)
 
     def list_prefix(

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bucketvault.app import AuditRow
+from bucketvault.app import (
+    AuditFilter,
+    AuditRow,
+    ListInput,
+    MountInput,
+    RegisterInput,
+    RegistrationKey,
+    SignInput,
+)
+from bucketvault.audit import VerifyResult
 from bucketvault.errors import InvalidArgument
 from bucketvault.models import (
     CheckResult,
@@ -19,7 +31,13 @@ from bucketvault.models import (
     Mount,
     SignedUrl,
 )
+from bucketvault.providers.base import TrustPolicy
 from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Input = TypeVar("Input", bound=DataclassInstance)
 
 
 def ts(when: datetime | None) -> Timestamp | None:
@@ -56,6 +74,85 @@ def method_from_pb(value: int, field: str = "method") -> Method | None:
 
 def method_to_pb(method: Method) -> common_pb2.Method.ValueType:
     return common_pb2.Method.Value(method.value)
+
+
+def from_request(cls: type[Input], request: Message, **converted: Any) -> Input:
+    """An app input from a request: the use cases' inputs name their fields as the contract
+    does, so a field is copied by name unless it is converted; one the request lacks keeps
+    the dataclass default."""
+    carried = request.DESCRIPTOR.fields_by_name
+    copied = {
+        f.name: getattr(request, f.name)
+        for f in dataclasses.fields(cls)
+        if f.name in carried and f.name not in converted
+    }
+    return cls(**copied, **converted)
+
+
+def _when(request: Message, name: str) -> datetime | None:
+    return getattr(request, name).ToDatetime(tzinfo=UTC) if request.HasField(name) else None
+
+
+def register_input(request: vault_pb2.RegisterCredentialRequest) -> RegisterInput:
+    return from_request(
+        RegisterInput,
+        request,
+        kind=kind_from_pb(request.kind),
+        key_id=request.sealed_secret.key_id,
+        sealed=request.sealed_secret.sealed,
+    )
+
+
+def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
+    methods = (method_from_pb(v, "policy.allowed_methods") for v in request.policy.allowed_methods)
+    return from_request(
+        MountInput,
+        request,
+        max_ttl_seconds=request.policy.max_ttl_seconds,
+        allowed_methods=frozenset(m for m in methods if m is not None),
+    )
+
+
+def sign_input(request: signer_pb2.SignURLRequest | signer_pb2.SignURLsRequest) -> SignInput:
+    """SignURL names one key, SignURLs many; the use case always takes a tuple."""
+    keys = (request.key,) if isinstance(request, signer_pb2.SignURLRequest) else request.keys
+    return from_request(
+        SignInput,
+        request,
+        keys=tuple(keys),
+        method=method_from_pb(request.method) or Method.GET,
+    )
+
+
+def list_input(request: signer_pb2.ListPrefixRequest) -> ListInput:
+    return from_request(ListInput, request)
+
+
+def audit_filter(request: audit_pb2.QueryAuditRequest) -> AuditFilter:
+    return from_request(
+        AuditFilter,
+        request,
+        since=_when(request, "since"),
+        until=_when(request, "until"),
+        limit=max(0, request.limit),
+    )
+
+
+def registration_key_to_pb(key: RegistrationKey) -> vault_pb2.RegistrationKey:
+    return vault_pb2.RegistrationKey(
+        key_id=key.key_id,
+        suite=vault_pb2.HpkeSuite.Value(key.suite),
+        public_key=key.public_key,
+        info_template=key.info_template,
+    )
+
+
+def trust_policy_to_pb(policy: TrustPolicy) -> vault_pb2.AwsTrustPolicy:
+    return vault_pb2.AwsTrustPolicy(
+        external_id=policy.external_id,
+        service_principal_arn=policy.service_principal,
+        policy_json=policy.policy_json,
+    )
 
 
 def credential_to_pb(c: Credential) -> vault_pb2.Credential:
@@ -108,9 +205,31 @@ def signed_to_pb(s: SignedUrl) -> signer_pb2.SignedURL:
     )
 
 
+def credential_page_to_pb(
+    page: tuple[Sequence[Credential], str],
+) -> vault_pb2.ListCredentialsResponse:
+    credentials, token = page
+    return vault_pb2.ListCredentialsResponse(
+        credentials=[credential_to_pb(c) for c in credentials], next_page_token=token
+    )
+
+
+def mount_page_to_pb(page: tuple[Sequence[Mount], str]) -> vault_pb2.ListMountsResponse:
+    mounts, token = page
+    return vault_pb2.ListMountsResponse(
+        mounts=[mount_to_pb(m) for m in mounts], next_page_token=token
+    )
+
+
+def first_signed_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignedURL:
+    """SignURL's reply: the one URL of a one-key batch."""
+    return signed_to_pb(urls[0])
+
+
 def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
     """The SignURLs response. URLs of one call share their expiry and method, so those
-    are converted once; ``add`` fills the repeated field without a temporary message."""
+    are converted once; ``add`` fills the repeated field without a temporary message, and
+    the headers map is touched only when there are headers (most URLs have none)."""
     response = signer_pb2.SignURLsResponse()
     add = response.urls.add
     stamps: dict[datetime, Timestamp | None] = {}
@@ -119,23 +238,15 @@ def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse
         stamp = stamps.get(s.expires_at)
         if stamp is None:
             stamp = stamps[s.expires_at] = ts(s.expires_at)
+        signed = add(
+            url=s.url,
+            method=methods[s.method],
+            expires_at=stamp,
+            key=s.key,
+            expiry_capped_by=s.expiry_capped_by,
+        )
         if s.required_headers:
-            add(
-                url=s.url,
-                method=methods[s.method],
-                expires_at=stamp,
-                key=s.key,
-                expiry_capped_by=s.expiry_capped_by,
-                required_headers=dict(s.required_headers),
-            )
-        else:
-            add(
-                url=s.url,
-                method=methods[s.method],
-                expires_at=stamp,
-                key=s.key,
-                expiry_capped_by=s.expiry_capped_by,
-            )
+            signed.required_headers.update(s.required_headers)
     return response
 
 
@@ -180,4 +291,14 @@ def audit_to_pb(row: AuditRow) -> audit_pb2.AuditRecord:
         detail={str(k): str(v) for k, v in detail.items()},
         prev_hash=row.prev_hash,
         hash=row.hash,
+    )
+
+
+def verify_to_pb(result: VerifyResult) -> audit_pb2.VerifyAuditResponse:
+    return audit_pb2.VerifyAuditResponse(
+        ok=result.ok,
+        records_checked=result.records_checked,
+        writers=result.writers,
+        first_bad_record=result.first_bad_record,
+        detail=result.detail,
     )

@@ -10,6 +10,7 @@ import contextvars
 import logging
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,20 +111,28 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             error.metadata.setdefault("request_id", request_id)
         context.abort_with_status(to_grpc_status(error))
 
+    @contextmanager
+    def _serving(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        """The caller set for the body of one RPC, and its failure turned into a status.
+
+        One place for unary and streaming RPCs: a stream's body is its whole iteration."""
+        call: CallContext | None = None
+        try:
+            call = self._enter(context)
+            token = _current.set(call)
+            try:
+                yield
+            finally:
+                _current.reset(token)
+        except Exception as exc:
+            # Servicers never abort themselves; abort_with_status raises from here.
+            self._fail(method, call, exc, context)
+            raise
+
     def _unary(self, method: str, behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            call: CallContext | None = None
-            try:
-                call = self._enter(context)
-                token = _current.set(call)
-                try:
-                    return behavior(request, context)
-                finally:
-                    _current.reset(token)
-            except Exception as exc:
-                # Servicers never abort themselves; abort_with_status raises from here.
-                self._fail(method, call, exc, context)
-                raise
+            with self._serving(method, context):
+                return behavior(request, context)
 
         return handle
 
@@ -131,17 +140,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self, method: str, behavior: Callable[[Any, Any], Iterator[Any]]
     ) -> Callable[[Any, Any], Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            call: CallContext | None = None
-            try:
-                call = self._enter(context)
-                token = _current.set(call)
-                try:
-                    yield from behavior(request, context)
-                finally:
-                    _current.reset(token)
-            except Exception as exc:
-                self._fail(method, call, exc, context)
-                raise
+            with self._serving(method, context):
+                yield from behavior(request, context)
 
         return handle
 

@@ -11,21 +11,7 @@ from grpc_reflection.v1alpha import reflection
 from bucketvault.app import App
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.grpc.interceptor import ServiceInterceptor
-from bucketvault.grpc.servicers import AuditServicer, SignerServicer, VaultServicer
-from bucketvault.v1 import (
-    audit_pb2,
-    audit_pb2_grpc,
-    signer_pb2,
-    signer_pb2_grpc,
-    vault_pb2,
-    vault_pb2_grpc,
-)
-
-SERVICE_NAMES = (
-    vault_pb2.DESCRIPTOR.services_by_name["Vault"].full_name,
-    signer_pb2.DESCRIPTOR.services_by_name["Signer"].full_name,
-    audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name,
-)
+from bucketvault.grpc.servicers import SERVICE_NAMES, add_servicers
 
 
 def build_grpc_server(
@@ -46,9 +32,7 @@ def build_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    vault_pb2_grpc.add_VaultServicer_to_server(VaultServicer(app), server)
-    signer_pb2_grpc.add_SignerServicer_to_server(SignerServicer(app), server)
-    audit_pb2_grpc.add_AuditServicer_to_server(AuditServicer(app), server)
+    add_servicers(app, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

@@ -1,16 +1,20 @@
-"""Thin servicers: translate the request, call the app, translate the answer."""
+"""Thin servicers: translate the request, call the app, translate the answer.
+
+Every use case takes (principal, *arguments, request_id), so an RPC is one row: the use
+case, how its arguments come from the request, and the converter of its result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC as _UTC
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
-from bucketvault.app import App, AuditFilter, ListInput, MountInput, RegisterInput, SignInput
+import grpc
+
+from bucketvault.app import App
 from bucketvault.errors import InvalidArgument
 from bucketvault.grpc import convert
 from bucketvault.grpc.interceptor import current_call
-from bucketvault.models import Method
 from bucketvault.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -19,6 +23,55 @@ from bucketvault.v1 import (
     vault_pb2,
     vault_pb2_grpc,
 )
+
+Result = TypeVar("Result")
+Reply = TypeVar("Reply")
+# A use case's argument after the principal: a request field by name, or built from the request.
+Argument = str | Callable[[Any], object]
+# The arguments of the paged listings, in the use cases' order.
+_PAGE = ("tenant", "page_size", "page_token")
+
+
+class _Servicer:
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def _invoke(
+        self, use_case: Callable[[App], Callable[..., Any]], args: Iterable[Argument], request: Any
+    ) -> Any:
+        call = current_call()
+        values = [getattr(request, a) if isinstance(a, str) else a(request) for a in args]
+        return use_case(self._app)(call.principal, *values, call.request_id)
+
+
+# A row's arguments are checked by the use case when called (the core suite drives every
+# RPC): a table cannot spell each signature. The handlers are typed inside, but returned
+# as Any because mypy rejects a callable class attribute in place of the stub's method.
+def _unary(
+    use_case: Callable[[App], Callable[..., Result]],
+    *args: Argument,
+    reply: Callable[[Result], Reply],
+) -> Any:
+    """A unary RPC handler: the use case called as the current caller, its result converted."""
+
+    def handle(self: _Servicer, request: Any, context: Any) -> Reply:
+        return reply(self._invoke(use_case, args, request))
+
+    return handle
+
+
+def _stream(
+    use_case: Callable[[App], Callable[..., Iterable[Result]]],
+    *args: Argument,
+    reply: Callable[[Result], Reply],
+) -> Any:
+    """A server-streaming handler: each item the use case yields, converted as it comes."""
+
+    def handle(self: _Servicer, request: Any, context: Any) -> Iterator[Reply]:
+        for item in self._invoke(use_case, args, request):
+            yield reply(item)
+
+    return handle
 
 
 def _suite(value: int) -> str:
@@ -30,218 +83,88 @@ def _suite(value: int) -> str:
         raise InvalidArgument("unknown HPKE suite", reason="INVALID_FIELD", field="suite") from None
 
 
-class VaultServicer(vault_pb2_grpc.VaultServicer):
-    def __init__(self, app: App) -> None:
-        self._app = app
-
+class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
     def GetRegistrationKey(self, request: Any, context: Any) -> vault_pb2.RegistrationKey:
-        call = current_call()
-        key = self._app.vault.registration_key(call.principal, _suite(request.suite))
-        return vault_pb2.RegistrationKey(
-            key_id=key.key_id,
-            suite=vault_pb2.HpkeSuite.Value(key.suite),
-            public_key=key.public_key,
-            info_template=key.info_template,
-        )
+        # Not a row: the key is public, so this use case takes no request id.
+        key = self._app.vault.registration_key(current_call().principal, _suite(request.suite))
+        return convert.registration_key_to_pb(key)
 
-    def GetAwsTrustPolicy(self, request: Any, context: Any) -> vault_pb2.AwsTrustPolicy:
-        call = current_call()
-        policy = self._app.vault.trust_policy(call.principal, request.tenant, call.request_id)
-        return vault_pb2.AwsTrustPolicy(
-            external_id=policy.external_id,
-            service_principal_arn=policy.service_principal,
-            policy_json=policy.policy_json,
-        )
-
-    def RegisterCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
-        call = current_call()
-        cred = self._app.vault.register(
-            call.principal,
-            RegisterInput(
-                tenant=request.tenant,
-                display_name=request.display_name,
-                kind=convert.kind_from_pb(request.kind),
-                key_id=request.sealed_secret.key_id,
-                sealed=request.sealed_secret.sealed,
-                idempotency_key=request.idempotency_key,
-            ),
-            call.request_id,
-        )
-        return convert.credential_to_pb(cred)
-
-    def GetCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
-        call = current_call()
-        cred = self._app.vault.get(
-            call.principal, request.tenant, request.credential_id, call.request_id
-        )
-        return convert.credential_to_pb(cred)
-
-    def ListCredentials(self, request: Any, context: Any) -> vault_pb2.ListCredentialsResponse:
-        call = current_call()
-        creds, token = self._app.vault.list(
-            call.principal, request.tenant, request.page_size, request.page_token, call.request_id
-        )
-        return vault_pb2.ListCredentialsResponse(
-            credentials=[convert.credential_to_pb(c) for c in creds], next_page_token=token
-        )
-
-    def RevokeCredential(self, request: Any, context: Any) -> vault_pb2.Credential:
-        call = current_call()
-        cred = self._app.vault.revoke(
-            call.principal, request.tenant, request.credential_id, request.reason, call.request_id
-        )
-        return convert.credential_to_pb(cred)
-
-    def CreateMount(self, request: Any, context: Any) -> vault_pb2.Mount:
-        call = current_call()
-        methods = frozenset(
-            m
-            for m in (
-                convert.method_from_pb(v, "policy.allowed_methods")
-                for v in request.policy.allowed_methods
-            )
-            if m is not None
-        )
-        mount = self._app.mounts.create(
-            call.principal,
-            MountInput(
-                tenant=request.tenant,
-                name=request.name,
-                bucket=request.bucket,
-                prefix=request.prefix,
-                region=request.region,
-                endpoint=request.endpoint,
-                credential_id=request.credential_id,
-                max_ttl_seconds=request.policy.max_ttl_seconds,
-                allowed_methods=methods,
-            ),
-            call.request_id,
-        )
-        return convert.mount_to_pb(mount)
-
-    def GetMount(self, request: Any, context: Any) -> vault_pb2.Mount:
-        call = current_call()
-        mount = self._app.mounts.get(
-            call.principal, request.tenant, request.mount_id, call.request_id
-        )
-        return convert.mount_to_pb(mount)
-
-    def ListMounts(self, request: Any, context: Any) -> vault_pb2.ListMountsResponse:
-        call = current_call()
-        mounts, token = self._app.mounts.list(
-            call.principal, request.tenant, request.page_size, request.page_token, call.request_id
-        )
-        return vault_pb2.ListMountsResponse(
-            mounts=[convert.mount_to_pb(m) for m in mounts], next_page_token=token
-        )
-
-    def RebindMount(self, request: Any, context: Any) -> vault_pb2.Mount:
-        call = current_call()
-        mount = self._app.mounts.rebind(
-            call.principal,
-            request.tenant,
-            request.mount_id,
-            request.credential_id,
-            request.expected_version,
-            call.request_id,
-        )
-        return convert.mount_to_pb(mount)
-
-    def CheckMount(self, request: Any, context: Any) -> vault_pb2.CheckMountResponse:
-        call = current_call()
-        result = self._app.mounts.check(
-            call.principal, request.tenant, request.mount_id, call.request_id
-        )
-        return convert.check_to_pb(result)
+    GetAwsTrustPolicy = _unary(
+        lambda app: app.vault.trust_policy, "tenant", reply=convert.trust_policy_to_pb
+    )
+    RegisterCredential = _unary(
+        lambda app: app.vault.register, convert.register_input, reply=convert.credential_to_pb
+    )
+    GetCredential = _unary(
+        lambda app: app.vault.get, "tenant", "credential_id", reply=convert.credential_to_pb
+    )
+    ListCredentials = _unary(
+        lambda app: app.vault.list, *_PAGE, reply=convert.credential_page_to_pb
+    )
+    RevokeCredential = _unary(
+        lambda app: app.vault.revoke,
+        *("tenant", "credential_id", "reason"),
+        reply=convert.credential_to_pb,
+    )
+    CreateMount = _unary(
+        lambda app: app.mounts.create, convert.mount_input, reply=convert.mount_to_pb
+    )
+    GetMount = _unary(lambda app: app.mounts.get, "tenant", "mount_id", reply=convert.mount_to_pb)
+    ListMounts = _unary(lambda app: app.mounts.list, *_PAGE, reply=convert.mount_page_to_pb)
+    RebindMount = _unary(
+        lambda app: app.mounts.rebind,
+        *("tenant", "mount_id", "credential_id", "expected_version"),
+        reply=convert.mount_to_pb,
+    )
+    CheckMount = _unary(
+        lambda app: app.mounts.check, "tenant", "mount_id", reply=convert.check_to_pb
+    )
 
 
-class SignerServicer(signer_pb2_grpc.SignerServicer):
-    def __init__(self, app: App) -> None:
-        self._app = app
-
-    def SignURL(self, request: Any, context: Any) -> signer_pb2.SignedURL:
-        call = current_call()
-        urls = self._app.signing.sign(
-            call.principal,
-            SignInput(
-                tenant=request.tenant,
-                mount_id=request.mount_id,
-                keys=(request.key,),
-                method=convert.method_from_pb(request.method) or Method.GET,
-                ttl_seconds=request.ttl_seconds,
-                response_content_type=request.response_content_type,
-                response_content_disposition=request.response_content_disposition,
-                content_type=request.content_type,
-            ),
-            call.request_id,
-        )
-        return convert.signed_to_pb(urls[0])
-
-    def SignURLs(self, request: Any, context: Any) -> signer_pb2.SignURLsResponse:
-        call = current_call()
-        urls = self._app.signing.sign(
-            call.principal,
-            SignInput(
-                tenant=request.tenant,
-                mount_id=request.mount_id,
-                keys=tuple(request.keys),
-                method=convert.method_from_pb(request.method) or Method.GET,
-                ttl_seconds=request.ttl_seconds,
-            ),
-            call.request_id,
-        )
-        return convert.signed_batch_to_pb(urls)
-
-    def ListPrefix(self, request: Any, context: Any) -> Iterator[signer_pb2.ListPrefixPage]:
-        call = current_call()
-        pages = self._app.signing.list_prefix(
-            call.principal,
-            ListInput(
-                tenant=request.tenant,
-                mount_id=request.mount_id,
-                prefix=request.prefix,
-                delimiter=request.delimiter,
-                page_size=request.page_size,
-                page_token=request.page_token,
-                sign_ttl_seconds=request.sign_ttl_seconds,
-            ),
-            call.request_id,
-        )
-        for page in pages:
-            yield convert.page_to_pb(page)
+class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):
+    SignURL = _unary(
+        lambda app: app.signing.sign, convert.sign_input, reply=convert.first_signed_to_pb
+    )
+    SignURLs = _unary(
+        lambda app: app.signing.sign, convert.sign_input, reply=convert.signed_batch_to_pb
+    )
+    ListPrefix = _stream(
+        lambda app: app.signing.list_prefix, convert.list_input, reply=convert.page_to_pb
+    )
 
 
-class AuditServicer(audit_pb2_grpc.AuditServicer):
-    def __init__(self, app: App) -> None:
-        self._app = app
-
-    def QueryAudit(self, request: Any, context: Any) -> Iterator[audit_pb2.AuditRecord]:
-        call = current_call()
-        rows = self._app.audit.query(
-            call.principal,
-            AuditFilter(
-                tenant=request.tenant,
-                action=request.action,
-                principal=request.principal,
-                since=request.since.ToDatetime(tzinfo=_UTC) if request.HasField("since") else None,
-                until=request.until.ToDatetime(tzinfo=_UTC) if request.HasField("until") else None,
-                limit=max(0, request.limit),
-            ),
-            call.request_id,
-        )
-        for row in rows:
-            yield convert.audit_to_pb(row)
-
-    def VerifyAudit(self, request: Any, context: Any) -> audit_pb2.VerifyAuditResponse:
-        call = current_call()
-        result = self._app.audit.verify(call.principal, call.request_id)
-        return audit_pb2.VerifyAuditResponse(
-            ok=result.ok,
-            records_checked=result.records_checked,
-            writers=result.writers,
-            first_bad_record=result.first_bad_record,
-            detail=result.detail,
-        )
+class AuditServicer(_Servicer, audit_pb2_grpc.AuditServicer):
+    QueryAudit = _stream(
+        lambda app: app.audit.query, convert.audit_filter, reply=convert.audit_to_pb
+    )
+    VerifyAudit = _unary(lambda app: app.audit.verify, reply=convert.verify_to_pb)
 
 
-__all__ = ["AuditServicer", "SignerServicer", "VaultServicer"]
+# (service name in the contract, how to add its servicer to a server, the servicer)
+_SERVICES: tuple[tuple[str, Callable[[Any, grpc.Server], None], type[_Servicer]], ...] = (
+    (
+        vault_pb2.DESCRIPTOR.services_by_name["Vault"].full_name,
+        vault_pb2_grpc.add_VaultServicer_to_server,
+        VaultServicer,
+    ),
+    (
+        signer_pb2.DESCRIPTOR.services_by_name["Signer"].full_name,
+        signer_pb2_grpc.add_SignerServicer_to_server,
+        SignerServicer,
+    ),
+    (
+        audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name,
+        audit_pb2_grpc.add_AuditServicer_to_server,
+        AuditServicer,
+    ),
+)
+SERVICE_NAMES = tuple(name for name, _, _ in _SERVICES)
+
+
+def add_servicers(app: App, server: grpc.Server) -> None:
+    """Serve the contract's three services from app on server."""
+    for _, add, servicer in _SERVICES:
+        add(servicer(app), server)
+
+
+__all__ = ["SERVICE_NAMES", "AuditServicer", "SignerServicer", "VaultServicer", "add_servicers"]
