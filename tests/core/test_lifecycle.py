@@ -240,3 +240,30 @@ def test_list_pagination_of_credentials_and_mounts(server: RunningServer) -> Non
         metadata=(("authorization", f"Bearer {server.admin_token}"),),
     )
     assert len(first.credentials) == 3 and first.next_page_token
+
+
+def test_a_stored_credential_the_policy_now_refuses_is_refused_at_use(tmp_path: Path) -> None:
+    # Every kind's parser runs again when a stored credential is opened: a service-account
+    # key whose token_uri was allow-listed at registration and is not any more is refused
+    # before any token is asked for, and CheckMount says why instead of failing.
+    from bucketvault.testing.fakes import offline_providers
+    from bucketvault.testing.server import start_server
+
+    token_uri = "https://tokens.example.com/token"
+    doc = {**sample("GCS_SERVICE_ACCOUNT"), "token_uri": token_uri}
+    data_dir = tmp_path / "bv"
+    allowed = {"BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST": token_uri}
+    with start_server(tmp_path, env=allowed, data_dir=data_dir, providers=offline_providers()) as s:
+        c = s.client()
+        cred = c.register_credential("acme", "GCS_SERVICE_ACCOUNT", doc)
+        mount = c.create_mount(
+            "acme", name="photos", bucket="photos", credential_id=cred.credential_id
+        )
+    with start_server(tmp_path, data_dir=data_dir, providers=offline_providers()) as s:
+        c = s.client()
+        check = c.check_mount("acme", mount.mount_id)
+        assert check.state == vault_pb2.CheckMountResponse.MISCONFIGURED
+        assert check.reason == "TOKEN_URI_NOT_ALLOWED"
+        with pytest.raises(errors.FailedPrecondition) as exc:
+            c.sign_url("acme", mount.mount_id, "cat.jpg")
+        assert exc.value.reason == "TOKEN_URI_NOT_ALLOWED"
