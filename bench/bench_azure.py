@@ -26,7 +26,7 @@ from azure.storage.blob import generate_blob_sas
 
 from bucketvault.clock import SystemClock
 from bucketvault.models import CredentialKind, Method
-from bucketvault.testing.providers import UrlRequest
+from bucketvault.testing.providers import Ruled, UrlRequest
 from bucketvault.testing.server import start_server_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +65,10 @@ def provider_rate(seconds: float, account_url: str) -> float:
     from bucketvault.providers.azure import build  # noqa: PLC0415
     from bucketvault.urlpolicy import UrlPolicy  # noqa: PLC0415
 
-    provider = build({}, SystemClock(), UrlPolicy(allow_insecure=True))
-    assert provider is not None
-    handle = provider.open(
+    built = build({}, SystemClock(), UrlPolicy(allow_insecure=True))
+    assert built is not None
+    # Through the rules every cloud passes (expiry cap), as the service signs.
+    handle = Ruled(built, SystemClock()).open(
         make_credential(CredentialKind("AZURE_SHARED_KEY")), shared_key_secret(account_url)
     )
     mount = make_mount("bench")

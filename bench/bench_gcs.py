@@ -45,7 +45,7 @@ from google.cloud import storage
 from bucketvault.clock import SystemClock
 from bucketvault.models import CredentialKind, Method
 from bucketvault.providers.gcs import build
-from bucketvault.testing.providers import RawSecret, UrlRequest
+from bucketvault.testing.providers import RawSecret, Ruled, UrlRequest
 from bucketvault.testing.server import start_server_process
 from bucketvault.urlpolicy import UrlPolicy
 
@@ -147,8 +147,10 @@ def in_process_rate(kind: CredentialKind, secret: dict[str, str], seconds: float
         MountPolicy,
     )
 
-    provider = build({}, SystemClock(), UrlPolicy())
-    assert provider is not None
+    built = build({}, SystemClock(), UrlPolicy())
+    assert built is not None
+    # Through the rules every cloud passes (expiry cap), as the service signs.
+    provider = Ruled(built, SystemClock(), url_policy=UrlPolicy())
     when = datetime(2026, 1, 1, tzinfo=UTC)
     cred = Credential("c", "t", "d", kind, CredentialState.ACTIVE, "", {}, (), when, "bench")
     handle = provider.open(cred, RawSecret(kind, secret))
