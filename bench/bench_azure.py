@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,21 +23,15 @@ from azure.storage.blob import generate_blob_sas
 
 from bucketvault.clock import SystemClock
 from bucketvault.models import CredentialKind, Method
+from bucketvault.testing.emulators import start_azurite
 from bucketvault.testing.providers import Ruled, UrlRequest
 from bucketvault.testing.server import start_server_process
 
 ROOT = Path(__file__).resolve().parents[1]
-AZURITE = ROOT / ".tools/azurite/node_modules/.bin/azurite-blob"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 BATCH = 1000
 KEYS = [f"photos/2026/05/{i:07d}-IMG.jpg" for i in range(BATCH)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sdk_rate(seconds: float, account_url: str) -> float:
@@ -109,35 +100,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests"))
-    tmp = tempfile.mkdtemp(prefix="azurite-bench-")
-    port = free_port()
-    azurite = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            tmp,
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("azurite did not start") from None
-                time.sleep(0.05)
-        account_url = f"http://127.0.0.1:{port}/{ACCOUNT}"
+    # The suite's own launcher: a free port on 127.0.0.1, stopped by PID on exit.
+    with start_azurite() as azurite:
+        account_url = f"{azurite.url}/{ACCOUNT}"
         print(f"machine: {machine()}")
         sdk = sdk_rate(args.seconds, account_url)
         print(f"azure-storage-blob generate_blob_sas + URL, in-process: {sdk:,.0f} URLs/s")
@@ -153,14 +118,6 @@ def main() -> int:
             f"ratio server/SDK: {ratio:.2f}x (target >= 2x); "
             f"in-process signer/SDK: {ours / sdk:.2f}x"
         )
-    finally:
-        azurite.terminate()
-        try:
-            azurite.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            azurite.kill()
-            azurite.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
