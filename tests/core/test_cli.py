@@ -157,3 +157,23 @@ def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+def test_audit_verify_fails_the_shell_on_a_tampered_chain(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    server.client().list_credentials("acme")  # a few audit records
+    server.client().list_mounts("acme")
+    code, out, _ = _cli(server, capsys, "--json", "audit", "verify")
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+    with sqlite3.connect(server.data_dir / "bucketvault.sqlite") as db:
+        db.execute("UPDATE audit SET resource = 'forged' WHERE seq = 1")
+    code, out, _ = _cli(server, capsys, "--json", "audit", "verify")
+    verdict = json.loads(out)
+    assert code == 1
+    assert verdict["ok"] is False and verdict["first_bad_record"]
+    code, out, _ = _cli(server, capsys, "audit", "verify")
+    assert code == 1 and "ok: False" in out

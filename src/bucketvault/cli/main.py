@@ -164,8 +164,22 @@ TABLES: dict[tuple[str, str], tuple[Fetch, Sequence[str], bool]] = {
         False,
     ),
     ("audit", "query"): (_query_audit, AUDIT_COLS, True),
-    ("audit", "verify"): (lambda a, c: [c.verify_audit()], (), False),
 }
+
+
+def _verify(args: argparse.Namespace, c: BucketVaultClient) -> int:
+    """Print the verdict (every field, ok included); exit 1 when a chain is broken, so that
+    `bucketvault audit verify && ...` never passes a tampered log."""
+    result = c.verify_audit()
+    fields = MessageToDict(
+        result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if args.json:
+        print(json.dumps(fields, indent=2))
+    else:
+        for k, v in fields.items():
+            print(f"{k:>22}: {v}")
+    return 0 if result.ok else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
         if table is not None:
             fetch, columns, args.many = table
             _emit(args, fetch(args, c), columns)
+        elif (cmd, getattr(args, "sub", "")) == ("audit", "verify"):
+            return _verify(args, c)
         elif cmd == "trust-policy":
             p = c.trust_policy(args.tenant)
             if args.json:
@@ -215,7 +231,11 @@ def _ls(args: argparse.Namespace, c: BucketVaultClient) -> None:
             if args.json:
                 print(json.dumps(_dict(e)))
             else:
-                print(f"{e.size:>12}  {e.key}" + (f"  {e.url}" if e.url else ""))
+                # A listed key the service refuses to sign says why instead of a URL.
+                note = (
+                    f"  {e.url}" if e.url else (f"  (no URL: {e.url_error})" if e.url_error else "")
+                )
+                print(f"{e.size:>12}  {e.key}{note}")
         count += len(page.entries)
         if show_progress:
             # A one-line progress counter on stderr; stdout stays clean for pipes.
