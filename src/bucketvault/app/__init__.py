@@ -15,7 +15,7 @@ from bucketvault.app.handles import ExternalIds, Handles
 from bucketvault.app.mounts import MountInput, Mounts
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
 from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signing, SignInput
-from bucketvault.app.vault import RegisterInput, Vault
+from bucketvault.app.vault import RegisterInput, SealedSecret, Vault
 from bucketvault.audit import AuditLog, VerifyResult
 from bucketvault.clock import Clock
 from bucketvault.config import Config
@@ -72,6 +72,7 @@ __all__ = [
     "MountInput",
     "RegisterInput",
     "RegistrationKey",
+    "SealedSecret",
     "SignInput",
     "TrustPolicy",
     "VerifyResult",

@@ -41,9 +41,7 @@ class SignInput:
     keys: tuple[str, ...]
     method: Method | None
     ttl_seconds: int
-    response_content_type: str = ""
-    response_content_disposition: str = ""
-    content_type: str = ""
+    overrides: Overrides = NO_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -128,9 +126,7 @@ class Signing:
             mount,
             req.method,
             req.ttl_seconds,
-            Overrides(
-                req.response_content_type, req.response_content_disposition, req.content_type
-            ),
+            req.overrides,
         )
         single = len(req.keys) == 1
         for i, key in enumerate(req.keys):

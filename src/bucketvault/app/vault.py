@@ -38,12 +38,19 @@ from bucketvault.store.base import StoredCredential
 
 
 @dataclass(frozen=True)
+class SealedSecret:
+    """A credential sealed to one registration key (HPKE enc || ciphertext)."""
+
+    key_id: str
+    blob: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class RegisterInput:
     tenant: str
     display_name: str
     kind: CredentialKind | None
-    key_id: str
-    sealed: bytes = field(repr=False)
+    sealed_secret: SealedSecret
     idempotency_key: str = ""
 
 
@@ -92,14 +99,15 @@ class Vault:
             raise InvalidArgument("kind is required", reason="MISSING_FIELD", field="kind")
         limit_text(req.display_name, "display_name", 200)
         limit_text(req.idempotency_key, "idempotency_key", 128)
-        if not req.sealed:
+        if not req.sealed_secret.blob:
             raise InvalidArgument(
                 "sealed_secret is required", reason="MISSING_FIELD", field="sealed_secret"
             )
         kind = req.kind
         provider = self.seams.registry.provider(kind)
         spec = provider.kinds[kind]
-        plaintext = self.service_keys.unseal(req.key_id, tenant, kind.value, req.sealed)
+        sealed = req.sealed_secret
+        plaintext = self.service_keys.unseal(sealed.key_id, tenant, kind.value, sealed.blob)
         document, canonical = decode_secret(plaintext)
         context = ParseContext(tenant, self.seams.url_policy, lambda: self.external_ids(tenant))
         secret = spec.read(document, context)
@@ -210,4 +218,4 @@ class Vault:
         return stored.credential
 
 
-__all__ = ["RegisterInput", "Vault"]
+__all__ = ["RegisterInput", "SealedSecret", "Vault"]

@@ -18,17 +18,20 @@ from bucketvault.app import (
     MountInput,
     RegisterInput,
     RegistrationKey,
+    SealedSecret,
     SignInput,
 )
 from bucketvault.audit import VerifyResult
 from bucketvault.errors import InvalidArgument
 from bucketvault.models import (
+    NO_OVERRIDES,
     CheckResult,
     Credential,
     CredentialKind,
     ListPage,
     Method,
     Mount,
+    Overrides,
     SignedUrl,
 )
 from bucketvault.providers.base import TrustPolicy
@@ -98,8 +101,7 @@ def register_input(request: vault_pb2.RegisterCredentialRequest) -> RegisterInpu
         RegisterInput,
         request,
         kind=kind_from_pb(request.kind),
-        key_id=request.sealed_secret.key_id,
-        sealed=request.sealed_secret.sealed,
+        sealed_secret=SealedSecret(request.sealed_secret.key_id, request.sealed_secret.sealed),
     )
 
 
@@ -115,12 +117,21 @@ def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
 
 def sign_input(request: signer_pb2.SignURLRequest | signer_pb2.SignURLsRequest) -> SignInput:
     """SignURL names one key, SignURLs many; the use case always takes a tuple."""
-    keys = (request.key,) if isinstance(request, signer_pb2.SignURLRequest) else request.keys
+    if isinstance(request, signer_pb2.SignURLRequest):
+        keys: tuple[str, ...] = (request.key,)
+        overrides = Overrides(
+            request.response_content_type,
+            request.response_content_disposition,
+            request.content_type,
+        )
+    else:
+        keys, overrides = tuple(request.keys), NO_OVERRIDES
     return from_request(
         SignInput,
         request,
-        keys=tuple(keys),
+        keys=keys,
         method=method_from_pb(request.method) or Method.GET,
+        overrides=overrides,
     )
 
 
