@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
     Input = TypeVar("Input", bound=DataclassInstance)
 
+Reply = TypeVar("Reply", bound=Message)
+
 
 def ts(when: datetime | None) -> Timestamp | None:
     if when is None:
@@ -87,6 +89,19 @@ def from_request(cls: type[Input], request: Message, **converted: Any) -> Input:
     copied = {
         f.name: getattr(request, f.name)
         for f in dataclasses.fields(cls)
+        if f.name in carried and f.name not in converted
+    }
+    return cls(**copied, **converted)
+
+
+def to_message(cls: type[Reply], record: DataclassInstance, **converted: Any) -> Reply:
+    """A reply message from a record: the mirror of ``from_request``. Fields the record and
+    the message share by name are copied unless converted; the rest of the record (internal
+    fields such as an audit row's raw detail JSON) is not part of the contract."""
+    carried = cls.DESCRIPTOR.fields_by_name
+    copied = {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
         if f.name in carried and f.name not in converted
     }
     return cls(**copied, **converted)
@@ -150,12 +165,7 @@ def audit_filter(request: audit_pb2.QueryAuditRequest) -> AuditFilter:
 
 
 def registration_key_to_pb(key: RegistrationKey) -> vault_pb2.RegistrationKey:
-    return vault_pb2.RegistrationKey(
-        key_id=key.key_id,
-        suite=vault_pb2.HpkeSuite.Value(key.suite),
-        public_key=key.public_key,
-        info_template=key.info_template,
-    )
+    return to_message(vault_pb2.RegistrationKey, key, suite=vault_pb2.HpkeSuite.Value(key.suite))
 
 
 def trust_policy_to_pb(policy: TrustPolicy) -> vault_pb2.AwsTrustPolicy:
@@ -167,38 +177,26 @@ def trust_policy_to_pb(policy: TrustPolicy) -> vault_pb2.AwsTrustPolicy:
 
 
 def credential_to_pb(c: Credential) -> vault_pb2.Credential:
-    return vault_pb2.Credential(
-        credential_id=c.credential_id,
-        tenant=c.tenant,
-        display_name=c.display_name,
+    return to_message(
+        vault_pb2.Credential,
+        c,
         kind=kind_to_pb(c.kind),
         state=vault_pb2.CredentialState.Value(c.state.value),
-        fingerprint=c.fingerprint,
         created_at=ts(c.created_at),
-        created_by=c.created_by,
         revoked_at=ts(c.revoked_at),
-        revoked_by=c.revoked_by,
-        revoke_reason=c.revoke_reason,
         metadata=dict(c.metadata),
         warnings=list(c.warnings),
     )
 
 
 def mount_to_pb(m: Mount, kind: CredentialKind | None = None) -> vault_pb2.Mount:
-    return vault_pb2.Mount(
-        mount_id=m.mount_id,
-        tenant=m.tenant,
-        name=m.name,
-        bucket=m.bucket,
-        prefix=m.prefix,
-        region=m.region,
-        endpoint=m.endpoint,
-        credential_id=m.credential_id,
+    return to_message(
+        vault_pb2.Mount,
+        m,
         policy=vault_pb2.MountPolicy(
             max_ttl_seconds=m.policy.max_ttl_seconds,
             allowed_methods=sorted(method_to_pb(x) for x in m.policy.allowed_methods),
         ),
-        version=m.version,
         created_at=ts(m.created_at),
         updated_at=ts(m.updated_at),
         credential_kind=kind_to_pb(kind) if kind else common_pb2.CREDENTIAL_KIND_UNSPECIFIED,
@@ -280,36 +278,19 @@ def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
 
 
 def check_to_pb(result: CheckResult) -> vault_pb2.CheckMountResponse:
-    return vault_pb2.CheckMountResponse(
-        state=vault_pb2.CheckMountResponse.State.Value(result.state.value),
-        reason=result.reason,
-        detail=result.detail,
-    )
+    state = vault_pb2.CheckMountResponse.State.Value(result.state.value)
+    return to_message(vault_pb2.CheckMountResponse, result, state=state)
 
 
 def audit_to_pb(row: AuditRow) -> audit_pb2.AuditRecord:
     detail = json.loads(row.detail_json or "{}")
-    return audit_pb2.AuditRecord(
-        writer_id=row.writer_id,
-        seq=row.seq,
+    return to_message(
+        audit_pb2.AuditRecord,
+        row,
         time=ts(row.time),
-        principal=row.principal,
-        tenant=row.tenant,
-        action=row.action,
-        resource=row.resource,
-        outcome=row.outcome,
-        request_id=row.request_id,
         detail={str(k): str(v) for k, v in detail.items()},
-        prev_hash=row.prev_hash,
-        hash=row.hash,
     )
 
 
 def verify_to_pb(result: VerifyResult) -> audit_pb2.VerifyAuditResponse:
-    return audit_pb2.VerifyAuditResponse(
-        ok=result.ok,
-        records_checked=result.records_checked,
-        writers=result.writers,
-        first_bad_record=result.first_bad_record,
-        detail=result.detail,
-    )
+    return to_message(audit_pb2.VerifyAuditResponse, result)
