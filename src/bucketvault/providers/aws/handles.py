@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from bucketvault.clock import Clock
 from bucketvault.errors import NotFound, Unavailable
 from bucketvault.models import (
     CheckResult,
@@ -48,18 +47,18 @@ class _Signer:
     def __init__(
         self, credentials: AwsCredentials, location: _Location, keys: SigningKeyCache
     ) -> None:
-        self._credentials = credentials
+        self.credentials = credentials
         self._location = location
         self._keys = keys
 
     @property
     def valid_until(self) -> datetime | None:
         """The session's expiry (None for long-lived access keys)."""
-        return self._credentials.expiration
+        return self.credentials.expiration
 
     def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
         """Presign every key: one SHA-256 and one HMAC per key."""
-        identity = self._credentials.identity()
+        identity = self.credentials.identity()
         timestamp = amz_date(options.signed_at)
         region = self._location.region
         signing_key = self._keys.get(identity, timestamp[:8], region, "s3")
@@ -81,40 +80,32 @@ class _Signer:
         return SignedBatch([presign(key) for key in keys], headers)
 
 
+@dataclass(eq=False)
 class AwsHandle:
     """Signs, lists and checks with one credential; thread-safe."""
 
-    def __init__(
-        self,
-        credentials: Callable[[], AwsCredentials],
-        clock: Clock,
-        clients: listing.S3Clients,
-        *,
-        endpoint: str,
-        region: str,
-        on_close: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._credentials = credentials
-        self._clock = clock
-        self._clients = clients
-        # The credential's or the service's S3 endpoint and region ("" = AWS / resolve).
-        self._endpoint = endpoint
-        self._region = region
-        self._on_close = on_close
-        self._signing_keys = SigningKeyCache()
-        self._lock = threading.Lock()
-        self._locations: dict[tuple[str, str, str, str], _Location] = {}
+    credentials: Callable[[], AwsCredentials] = field(repr=False)
+    clients: listing.S3Clients = field(repr=False)
+    # The credential's or the service's S3 endpoint and region ("" = AWS / resolve).
+    endpoint: str
+    region: str
+    on_close: Callable[[], None] = field(default=lambda: None, repr=False)
+    _signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _locations: dict[tuple[str, str, str, str], _Location] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def _location(self, mount: Mount, credentials: AwsCredentials) -> _Location:
-        endpoint = mount.endpoint.rstrip("/") or self._endpoint
+        endpoint = mount.endpoint.rstrip("/") or self.endpoint
         slot = (mount.mount_id, mount.bucket, endpoint, mount.region)
         location = self._locations.get(slot)
         if location is not None:
             return location
-        region = mount.region or self._region
+        region = mount.region or self.region
         if not region:
             # Once per mount: the bucket's home region, which its URLs must be scoped to.
-            client = self._clients.get(credentials, DEFAULT_REGION, endpoint)
+            client = self.clients.get(credentials, DEFAULT_REGION, endpoint)
             region = listing.bucket_region(client, mount.bucket) or DEFAULT_REGION
         if endpoint:
             target = custom_target(endpoint, mount.bucket, region)
@@ -127,20 +118,20 @@ class AwsHandle:
 
     def signer(self, mount: Mount, options: SignOptions) -> _Signer:
         """A signer holding the current session (refreshed ahead of expiry)."""
-        credentials = self._credentials()
+        credentials = self.credentials()
         return _Signer(credentials, self._location(mount, credentials), self._signing_keys)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """ListObjectsV2 pages, fetched only as the caller consumes them."""
-        credentials = self._credentials()
+        credentials = self.credentials()
         location = self._location(mount, credentials)
-        client = self._clients.get(credentials, location.region, location.endpoint)
+        client = self.clients.get(credentials, location.region, location.endpoint)
         return listing.list_pages(client, mount.bucket, request)
 
     def check(self, mount: Mount) -> CheckResult:
         """HeadBucket + ListObjectsV2(MaxKeys=1) with this credential."""
         try:
-            credentials = self._credentials()
+            credentials = self.credentials()
         except AssumeRoleDenied as exc:
             return CheckResult(MountState.FORBIDDEN, exc.reason, exc.message)
         try:
@@ -148,13 +139,13 @@ class AwsHandle:
         except NotFound as exc:
             return CheckResult(MountState.NOT_FOUND, exc.reason, exc.message)
         except Unavailable as exc:
-            server = mount.endpoint or self._endpoint or "S3"
+            server = mount.endpoint or self.endpoint or "S3"
             return CheckResult(
                 MountState.MISCONFIGURED,
                 "ENDPOINT_UNREACHABLE",
                 f"could not reach {server} ({exc.message}): check the mount's endpoint and region",
             )
-        client = self._clients.get(credentials, location.region, location.endpoint)
+        client = self.clients.get(credentials, location.region, location.endpoint)
         where = listing.S3Location(mount.bucket, location.region, location.endpoint)
         result = listing.check_bucket(client, where, mount.prefix)
         if result.state is not MountState.AVAILABLE:
@@ -167,9 +158,9 @@ class AwsHandle:
 
     def close(self) -> None:
         """Drop the session, derived keys and clients."""
-        self._on_close()
+        self.on_close()
         self._signing_keys.clear()
-        self._clients.clear()
+        self.clients.clear()
 
 
 __all__ = ["AwsHandle"]

@@ -179,13 +179,8 @@ class AwsProvider:
         clients = listing.S3Clients(_client_session)
         if isinstance(secret, AccessKeySecret):
             static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
-            return AwsHandle(
-                lambda: static,
-                self._clock,
-                clients,
-                endpoint=secret.endpoint_url or self._settings.s3_endpoint,
-                region=secret.region,
-            )
+            endpoint = secret.endpoint_url or self._settings.s3_endpoint
+            return AwsHandle(lambda: static, clients, endpoint, secret.region)
         if not isinstance(secret, RoleSecret):
             raise FailedPrecondition(
                 f"the aws provider does not serve {credential.kind.value}",
@@ -199,12 +194,7 @@ class AwsProvider:
             what="AWS session",
         )
         return AwsHandle(
-            lambda: sessions.get().value,
-            self._clock,
-            clients,
-            endpoint=self._settings.s3_endpoint,
-            region="",
-            on_close=sessions.close,
+            lambda: sessions.get().value, clients, self._settings.s3_endpoint, "", sessions.close
         )
 
     def _role_fetcher(

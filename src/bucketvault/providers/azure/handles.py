@@ -38,7 +38,7 @@ from bucketvault.providers.azure.errors import (
     is_identity_error,
     translate,
 )
-from bucketvault.providers.azure.kinds import SasToken
+from bucketvault.providers.azure.kinds import Account, SasToken
 from bucketvault.providers.azure.listing import iter_pages
 from bucketvault.providers.azure.sas import (
     CREATE_WRITE,
@@ -99,18 +99,14 @@ class AzureHandle:
     """What every Azure credential kind shares; subclasses supply the SAS."""
 
     def __init__(
-        self,
-        config: AzureConfig,
-        clock: Clock,
-        account_url: str,
-        account_name: str,
-        sdk_credential: Any,
+        self, config: AzureConfig, clock: Clock, account: Account, credential: Any
     ) -> None:
         self._config = config
         self._clock = clock
-        self._account_url = account_url.rstrip("/")
-        self._account_name = account_name
-        self._sdk_credential = sdk_credential
+        self._account_url = account.url.rstrip("/")
+        self._account_name = account.name
+        # What azure-storage-blob clients authenticate with (a SAS, a key, an Entra credential).
+        self._sdk_credential = credential
         self._containers: dict[tuple[str, str], ContainerClient] = {}
         self._lock = threading.Lock()
 
@@ -221,8 +217,8 @@ class AzureHandle:
 class SasHandle(AzureHandle):
     """AZURE_SAS: the customer's container or account SAS, appended as is."""
 
-    def __init__(self, config: AzureConfig, clock: Clock, account_url: str, sas: SasToken) -> None:
-        super().__init__(config, clock, account_url, "", sas.token)
+    def __init__(self, config: AzureConfig, clock: Clock, account: Account, sas: SasToken) -> None:
+        super().__init__(config, clock, account, sas.token)
         self._sas = sas
 
     def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
@@ -263,22 +259,10 @@ class SasHandle(AzureHandle):
 class SharedKeyHandle(AzureHandle):
     """AZURE_SHARED_KEY: per-blob service SAS signed locally with the account key."""
 
-    def __init__(
-        self,
-        config: AzureConfig,
-        clock: Clock,
-        account_url: str,
-        account_name: str,
-        account_key: bytes,
-    ) -> None:
-        super().__init__(
-            config,
-            clock,
-            account_url,
-            account_name,
-            {"account_name": account_name, "account_key": base64.b64encode(account_key).decode()},
-        )
-        self._key = account_key
+    def __init__(self, config: AzureConfig, clock: Clock, account: Account, key: bytes) -> None:
+        shared = {"account_name": account.name, "account_key": base64.b64encode(key).decode()}
+        super().__init__(config, clock, account, shared)
+        self._key = key
 
     def _begin(self, mount: Mount, options: SignOptions) -> _Begun:
         key, name = self._key, self._account_name
@@ -297,14 +281,9 @@ class ServicePrincipalHandle(AzureHandle):
     """AZURE_SERVICE_PRINCIPAL: per-blob user-delegation SAS from a cached delegation key."""
 
     def __init__(
-        self,
-        config: AzureConfig,
-        clock: Clock,
-        account_url: str,
-        account_name: str,
-        credential: GuardedCredential,
+        self, config: AzureConfig, clock: Clock, account: Account, credential: GuardedCredential
     ) -> None:
-        super().__init__(config, clock, account_url, account_name, credential)
+        super().__init__(config, clock, account, credential)
         self._credential = credential
         self._keys: dict[str, RefreshingValue[DelegationKey]] = {}
 

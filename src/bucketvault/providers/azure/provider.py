@@ -107,26 +107,19 @@ class AzureProvider:
         return ()
 
     def _shared_key_handle(self, secret: SharedKeySecret) -> SharedKeyHandle:
-        return SharedKeyHandle(
-            self._config, self._clock, secret.account.url, secret.account.name, secret.key
-        )
+        return SharedKeyHandle(self._config, self._clock, secret.account, secret.key)
 
     def open(self, credential: Credential, secret: ParsedSecret) -> AzureHandle:
         """Build the handle for one credential."""
         if isinstance(secret, SasSecret):
-            return SasHandle(self._config, self._clock, secret.account.url, secret.sas)
+            return SasHandle(self._config, self._clock, secret.account, secret.sas)
         if isinstance(secret, SharedKeySecret):
             return self._shared_key_handle(secret)
         if isinstance(secret, ServicePrincipalSecret):
-            return ServicePrincipalHandle(
-                self._config,
-                self._clock,
-                secret.account.url,
-                secret.account.name,
-                service_principal(
-                    self._config, secret.tenant_id, secret.client_id, secret.client_secret
-                ),
+            entra = service_principal(
+                self._config, secret.tenant_id, secret.client_id, secret.client_secret
             )
+            return ServicePrincipalHandle(self._config, self._clock, secret.account, entra)
         raise FailedPrecondition(
             f"the azure provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -45,20 +46,16 @@ class _Signer:
         return SignedBatch(urls, batch.required_headers)
 
 
+@dataclass(eq=False)
 class GcsHandle:
     """Signs and lists with one GCS credential; thread-safe."""
 
-    def __init__(
-        self, signer: KeySigner, lister: Lister, principal: str, on_close: Callable[[], None]
-    ) -> None:
-        self._signer = signer
-        self._lister = lister
-        self._principal = principal
-        self._on_close = on_close
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"GcsHandle(principal={self._principal!r})"
+    key: KeySigner = field(repr=False)
+    lister: Lister = field(repr=False)
+    # Who signs, for messages: "service account x@y" or "HMAC key GOOG1...".
+    principal: str
+    on_close: Callable[[], None] = field(repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
 
     def _open(self) -> None:
         # A closed handle has dropped its key material: signing now would make bad URLs.
@@ -68,20 +65,20 @@ class GcsHandle:
     def signer(self, mount: Mount, options: SignOptions) -> _Signer:
         """A V4 signer for the mount's bucket."""
         self._open()
-        return _Signer(self._signer, mount)
+        return _Signer(self.key, mount)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """Pages as the cloud returns them."""
         self._open()
-        target = ListTarget(mount_endpoint(mount), mount.bucket, self._principal)
-        return self._lister.pages(target, request)
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal)
+        return self.lister.pages(target, request)
 
     def check(self, mount: Mount) -> CheckResult:
         """List one object under the mount's prefix and classify the outcome."""
-        target = ListTarget(mount_endpoint(mount), mount.bucket, self._principal)
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal)
         probe = ListRequest(prefix=mount.prefix, delimiter="", page_size=1, page_token="")
         try:
-            next(iter(self._lister.pages(target, probe)))
+            next(iter(self.lister.pages(target, probe)))
         except PermissionDenied as exc:
             return CheckResult(MountState.FORBIDDEN, "ACCESS_DENIED", exc.message)
         except NotFound as exc:
@@ -89,13 +86,13 @@ class GcsHandle:
         except BucketVaultError as exc:
             return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
         return CheckResult(
-            MountState.AVAILABLE, "OK", f"{self._principal} can list bucket {mount.bucket}"
+            MountState.AVAILABLE, "OK", f"{self.principal} can list bucket {mount.bucket}"
         )
 
     def close(self) -> None:
         """Drop sessions, tokens and key material."""
         self._closed = True
-        self._on_close()
+        self.on_close()
 
 
 __all__ = ["GcsHandle", "mount_endpoint"]
