@@ -81,30 +81,33 @@ def method_to_pb(method: Method) -> common_pb2.Method.ValueType:
     return common_pb2.Method.Value(method.value)
 
 
-def from_request(cls: type[Input], request: Message, **converted: Any) -> Input:
-    """An app input from a request: the use cases' inputs name their fields as the contract
-    does, so a field is copied by name unless it is converted; one the request lacks keeps
-    the dataclass default."""
-    carried = request.DESCRIPTOR.fields_by_name
-    copied = {
-        f.name: getattr(request, f.name)
-        for f in dataclasses.fields(cls)
-        if f.name in carried and f.name not in converted
-    }
-    return cls(**copied, **converted)
-
-
-def to_message(cls: type[Reply], record: DataclassInstance, **converted: Any) -> Reply:
-    """A reply message from a record: the mirror of ``from_request``. Fields the record and
-    the message share by name are copied unless converted; the rest of the record (internal
-    fields such as an audit row's raw detail JSON) is not part of the contract."""
-    carried = cls.DESCRIPTOR.fields_by_name
-    copied = {
-        f.name: getattr(record, f.name)
+def _shared(
+    record: type[DataclassInstance] | DataclassInstance,
+    message: Message | type[Message],
+    source: object,
+    converted: dict[str, Any],
+) -> dict[str, Any]:
+    """Values from source for the fields a dataclass and a message both name, minus the
+    converted ones: the contract and the app's records name their fields alike."""
+    carried = message.DESCRIPTOR.fields_by_name
+    return {
+        f.name: getattr(source, f.name)
         for f in dataclasses.fields(record)
         if f.name in carried and f.name not in converted
     }
-    return cls(**copied, **converted)
+
+
+def from_request(cls: type[Input], request: Message, **converted: Any) -> Input:
+    """An app input from a request: fields copied by name unless converted; one the request
+    lacks keeps the dataclass default."""
+    return cls(**_shared(cls, request, request, converted), **converted)
+
+
+def to_message(cls: type[Reply], record: DataclassInstance, **converted: Any) -> Reply:
+    """A reply message from a record, the mirror of ``from_request``: fields copied by name
+    unless converted; the rest of the record (an audit row's raw detail JSON ...) is not
+    part of the contract."""
+    return cls(**_shared(record, cls, record, converted), **converted)
 
 
 def _when(request: Message, name: str) -> datetime | None:
