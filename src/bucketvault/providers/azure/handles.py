@@ -208,9 +208,8 @@ class AzureHandle:
     def close(self) -> None:
         """Close HTTP pipelines and drop material."""
         with self._lock:
-            clients = list(self._containers.values())
-            self._containers.clear()
-        for client in clients:
+            clients, self._containers = self._containers, {}
+        for client in clients.values():
             client.close()
 
 
