@@ -212,3 +212,22 @@ def test_account_metadata_is_what_the_provider_signs_as(server: RunningServer) -
     assert cred.metadata["account_name"] == "acct"
     assert account_name_from_url(cred.metadata["account_url"]) == "acct"
     assert account_name_from_url("http://127.0.0.1:10000/devstoreaccount1") == "devstoreaccount1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"response_content_type": "text/plain\r\nX-Evil: 1"}, "response_content_type"),
+        ({"response_content_disposition": "a" * 1025}, "response_content_disposition"),
+        ({"content_type": "image/png"}, "content_type"),  # PUT only
+    ],
+)
+def test_bad_overrides_are_refused_before_any_signing(
+    server: RunningServer, overrides: dict[str, str], field: str
+) -> None:
+    c = server.client()
+    cred = c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC"))
+    mount = c.create_mount("acme", name="m", bucket="b", credential_id=cred.credential_id)
+    with pytest.raises(errors.InvalidArgument) as exc:
+        c.sign_url("acme", mount.mount_id, "k.jpg", **overrides)
+    assert (exc.value.reason, exc.value.field) == ("INVALID_FIELD", field)

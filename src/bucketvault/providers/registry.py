@@ -40,10 +40,6 @@ class ProviderRegistry:
         """Every provider, in the order given."""
         return self._providers
 
-    def kinds(self) -> tuple[CredentialKind, ...]:
-        """Every kind some provider serves."""
-        return tuple(self._by_kind)
-
     def provider(self, kind: CredentialKind) -> CloudProvider:
         """The provider serving kind (UNIMPLEMENTED when none is configured)."""
         provider = self._by_kind.get(kind)

@@ -114,11 +114,6 @@ class TokenCache:
     def __repr__(self) -> str:
         return f"TokenCache(client_email={self._client_email!r})"
 
-    @property
-    def refreshes(self) -> int:
-        """How many token grants were attempted."""
-        return self._tokens.fetches
-
     def token(self) -> str:
         """A valid access token (cached, or minted now)."""
         return self._tokens.get().value.token
