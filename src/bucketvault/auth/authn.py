@@ -5,15 +5,21 @@ Policy file (JSON)::
     {"principals": [
         {"name": "image-viewer", "token_sha256": "<hex>", "roles": ["signer"], "tenants": ["acme"]},
         {"name": "admin", "token_sha256": "<hex>", "roles": ["signer", "operator", "auditor"],
-         "tenants": ["*"]}
+         "tenants": ["*"]},
+        {"name": "ingest", "mtls_id": "spiffe://acme.example/ns/ml/sa/ingest",
+         "roles": ["signer"], "tenants": ["acme"]}
     ]}
+
+An entry names its caller by a token hash, by the identity its client certificate carries
+(``mtls_id``: the certificate's URI SAN, or its first DNS SAN without one), or by both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +34,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, Principal]:
+@dataclass(frozen=True)
+class Policy:
+    """Who the callers are: principals by token hash and by client-certificate identity."""
+
+    by_token_hash: Mapping[str, Principal]
+    by_mtls_id: Mapping[str, Principal]
+
+
+def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principal]:
     where = f"principals[{index}]"
-    name, digest = entry.get("name"), entry.get("token_sha256")
+    name, digest = entry.get("name"), entry.get("token_sha256", "")
+    mtls_id = entry.get("mtls_id", "")
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"{where}.name is required", reason="INVALID_POLICY")
-    if not isinstance(digest, str) or len(digest) != 64:
+    if not isinstance(digest, str) or (digest and len(digest) != 64):
         raise InvalidArgument(
             f"{where}.token_sha256 must be 64 hex digits", reason="INVALID_POLICY"
         )
+    if not isinstance(mtls_id, str) or len(mtls_id) > 2048:
+        raise InvalidArgument(f"{where}.mtls_id must be a string", reason="INVALID_POLICY")
+    if not digest and not mtls_id:
+        raise InvalidArgument(f"{where} needs token_sha256 or mtls_id", reason="INVALID_POLICY")
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", []))
     except ValueError as exc:
@@ -46,11 +65,12 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, Principal]:
     tenants = entry.get("tenants", [])
     if not isinstance(tenants, list) or not all(isinstance(t, str) and t for t in tenants):
         raise InvalidArgument(f"{where}.tenants must be a list of names", reason="INVALID_POLICY")
-    return digest.lower(), Principal(name=name, roles=roles, tenants=frozenset(tenants))
+    principal = Principal(name=name, roles=roles, tenants=frozenset(tenants))
+    return digest.lower(), mtls_id, principal
 
 
-def load_policy_file(path: Path) -> dict[str, Principal]:
-    """token hash -> Principal, validated; a bad file stops start-up."""
+def load_policy_file(path: Path) -> Policy:
+    """The principals of a policy file, validated; a bad file stops start-up."""
     try:
         doc = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -58,31 +78,55 @@ def load_policy_file(path: Path) -> dict[str, Principal]:
     entries = doc.get("principals") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise InvalidArgument("policy file needs a 'principals' list", reason="INVALID_POLICY")
-    out: dict[str, Principal] = {}
+    by_hash: dict[str, Principal] = {}
+    by_mtls: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InvalidArgument(f"principals[{i}] must be an object", reason="INVALID_POLICY")
-        digest, principal = _principal(entry, i)
-        out[digest] = principal
-    return out
+        digest, mtls_id, principal = _principal(entry, i)
+        for index, value in ((by_hash, digest), (by_mtls, mtls_id)):
+            if value and value in index:
+                # Two principals for one caller would make the answer depend on file order.
+                raise InvalidArgument(
+                    f"principals[{i}] repeats another entry's token or mtls_id",
+                    reason="INVALID_POLICY",
+                )
+            if value:
+                index[value] = principal
+    return Policy(by_hash, by_mtls)
 
 
 class TokenAuthenticator:
-    def __init__(self, principals_by_hash: Mapping[str, Principal]) -> None:
-        self._by_hash = dict(principals_by_hash)
+    """Maps a call's bearer token, or its verified client certificate, to a principal."""
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """Principal for an ``authorization`` header value, or Unauthenticated."""
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    def authenticate(self, authorization: str | None, peer_ids: Sequence[str] = ()) -> Principal:
+        """Principal for a call, or Unauthenticated.
+
+        peer_ids are the identities of a client certificate the TLS layer has verified
+        (URI SANs, then DNS SANs). A bearer token, when sent, decides; without one, the
+        first peer identity the policy names does.
+        """
         if not authorization:
+            for peer_id in peer_ids:
+                principal = self._policy.by_mtls_id.get(peer_id)
+                if principal is not None:
+                    return principal
+            if peer_ids:
+                raise Unauthenticated(
+                    "the client certificate names no principal", reason="CERT_UNKNOWN"
+                )
             raise Unauthenticated("missing bearer token", reason="TOKEN_MISSING")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or len(token) < _MIN_TOKEN_CHARS:
             raise Unauthenticated("malformed bearer token", reason="TOKEN_MALFORMED")
-        principal = self._by_hash.get(hash_token(token))
+        principal = self._policy.by_token_hash.get(hash_token(token))
         if principal is None:
             raise Unauthenticated("unknown bearer token", reason="TOKEN_UNKNOWN")
         return principal
 
 
-__all__ = ["TokenAuthenticator", "hash_token", "load_policy_file"]
+__all__ = ["Policy", "TokenAuthenticator", "hash_token", "load_policy_file"]
