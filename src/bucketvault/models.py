@@ -93,6 +93,10 @@ class Credential:
 class MountPolicy:
     max_ttl_seconds: int
     allowed_methods: frozenset[Method]
+    # A URL that carries the credential itself (a customer's own SAS) lives as long as
+    # the credential, whatever TTL is asked. Such URLs are refused when they would outlive
+    # max_ttl_seconds, unless the mount's owner accepts that here.
+    allow_credential_lifetime: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ class CheckResult:
     state: MountState
     reason: str
     detail: str
+    # What works but should not be so (a credential granting more than the mount needs).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,14 @@ def make_jwt(tenant: str, *, lifetime: int = 3600) -> str:
     )
 
 
-def make_mount(bucket: str, *, prefix: str = "", endpoint: str = "", max_ttl: int = 3600) -> Mount:
+def make_mount(
+    bucket: str,
+    *,
+    prefix: str = "",
+    endpoint: str = "",
+    max_ttl: int = 3600,
+    allow_credential_lifetime: bool = False,
+) -> Mount:
     """A mount record as the core would pass it."""
     now = dt.datetime.now(dt.UTC)
     return Mount(
@@ -97,7 +104,9 @@ def make_mount(bucket: str, *, prefix: str = "", endpoint: str = "", max_ttl: in
         region="",
         endpoint=endpoint,
         credential_id="cred",
-        policy=MountPolicy(max_ttl, frozenset({Method.GET, Method.HEAD, Method.PUT})),
+        policy=MountPolicy(
+            max_ttl, frozenset({Method.GET, Method.HEAD, Method.PUT}), allow_credential_lifetime
+        ),
         version=1,
         created_at=now,
         updated_at=now,

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -175,9 +176,44 @@ def test_sas_end_to_end(tmp_path: Path, azurite: Azurite, container: ContainerCl
         urls = c.sign_urls("acme", m.mount_id, ["photos/a.jpg", "photos/b.jpg"], ttl_seconds=600)
         assert [requests.get(u.url, timeout=10).content for u in urls] == [b"AAA", b"BBB"]
         assert requests.get(tamper(urls[0].url), timeout=10).status_code == 403
+        # 600 s were asked, but the URL carries the customer's SAS and Azurite honours it
+        # until se: the reported expiry is the SAS's, the one the URL really has.
+        for u in urls:
+            assert u.expires_at.ToDatetime(dt.UTC) == sas_expiry
+            assert u.expiry_capped_by == "SAS_EXPIRY"
+            (se,) = parse_qs(urlsplit(u.url).query)["se"]
+            assert dt.datetime.fromisoformat(se) == sas_expiry
         long = c.sign_url("acme", m.mount_id, "photos/a.jpg", ttl_seconds=6 * 24 * 3600)
         assert long.expiry_capped_by == "SAS_EXPIRY"
         assert long.expires_at.ToDatetime(dt.UTC) == sas_expiry
+        # A mount whose max TTL is shorter than the SAS refuses, and CheckMount says why...
+        short = c.create_mount(
+            "acme",
+            name="short",
+            bucket=container.container_name,
+            credential_id=cred.credential_id,
+            max_ttl_seconds=3600,
+        )
+        with pytest.raises(FailedPrecondition) as outlives:
+            c.sign_url("acme", short.mount_id, "photos/a.jpg", ttl_seconds=60)
+        assert outlives.value.reason == "SAS_OUTLIVES_MOUNT_TTL"
+        assert any(
+            "SAS_OUTLIVES_MOUNT_TTL" in w for w in c.check_mount("acme", short.mount_id).warnings
+        )
+        # ... unless its owner accepts URLs that live as long as the SAS.
+        accepting = c.create_mount(
+            "acme",
+            name="accepting",
+            bucket=container.container_name,
+            credential_id=cred.credential_id,
+            max_ttl_seconds=3600,
+            allow_credential_lifetime=True,
+        )
+        assert accepting.policy.allow_credential_lifetime
+        url = c.sign_url("acme", accepting.mount_id, "photos/a.jpg", ttl_seconds=60)
+        assert url.expires_at.ToDatetime(dt.UTC) == sas_expiry
+        assert requests.get(url.url, timeout=10).content == b"AAA"
+        assert c.check_mount("acme", accepting.mount_id).warnings == []
         with pytest.raises(FailedPrecondition) as info:
             c.sign_url("acme", m.mount_id, "photos/a.jpg", method="PUT", ttl_seconds=60)
         assert info.value.reason == "SAS_PERMISSION_MISSING"

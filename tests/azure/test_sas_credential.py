@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import requests
@@ -30,11 +31,16 @@ from azure.storage.blob import (
 
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import FailedPrecondition, InvalidArgument
-from bucketvault.models import CredentialKind, ListRequest, Method, MountState
+from bucketvault.models import CredentialKind, ListRequest, Method, Mount, MountState
 
 pytestmark = pytest.mark.azurite
 
 KIND = CredentialKind("AZURE_SAS")
+
+
+def sas_mount(bucket: str) -> Mount:
+    """A mount that accepts URLs living as long as the customer's (long) test SAS."""
+    return make_mount(bucket, allow_credential_lifetime=True)
 
 
 def now() -> dt.datetime:
@@ -59,7 +65,7 @@ def container(azurite: Azurite) -> Iterator[ContainerClient]:
 def test_get_urls_fetch_bytes_and_refusals(azurite: Azurite, container: ContainerClient) -> None:
     token = container_sas(container.container_name, "rl", now() + dt.timedelta(days=30))
     handle = provider().open(make_credential(KIND), sas_secret(azurite.account_url, token))
-    mount = make_mount(container.container_name)
+    mount = sas_mount(container.container_name)
     one, two = handle.sign(mount, ["p/one.txt", "p/two.txt"], options())
     assert requests.get(one.url, timeout=10).content == b"one"
     assert requests.get(two.url, timeout=10).content == b"two"
@@ -83,32 +89,32 @@ def test_expired_customer_sas_is_refused_by_azurite(
     handle = provider(clock=clock).open(
         make_credential(KIND), sas_secret(azurite.account_url, token)
     )
-    (url,) = handle.sign(make_mount(container.container_name), ["p/one.txt"], options())
+    (url,) = handle.sign(sas_mount(container.container_name), ["p/one.txt"], options())
     assert requests.get(url.url, timeout=10).status_code == 403
 
 
 def test_put_with_write_sas(azurite: Azurite, container: ContainerClient) -> None:
     token = container_sas(container.container_name, "rcwl", now() + dt.timedelta(days=30))
     handle = provider().open(make_credential(KIND), sas_secret(azurite.account_url, token))
-    (url,) = handle.sign(make_mount(container.container_name), ["p/new.bin"], options(Method.PUT))
+    (url,) = handle.sign(sas_mount(container.container_name), ["p/new.bin"], options(Method.PUT))
     assert url.required_headers["x-ms-blob-type"] == "BlockBlob"
     response = requests.put(url.url, data=b"new", headers=dict(url.required_headers), timeout=10)
     assert response.status_code == 201
     assert container.download_blob("p/new.bin").readall() == b"new"
 
 
-def test_expiry_capped_by_the_sas(azurite: Azurite) -> None:
+def test_expiry_is_the_sas_expiry(azurite: Azurite) -> None:
     clock = FrozenClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
     sas_expiry = dt.datetime(2026, 6, 1, 0, 5, tzinfo=dt.UTC)
     token = container_sas("c", "rl", sas_expiry)
     handle = provider(clock=clock).open(
         make_credential(KIND), sas_secret(azurite.account_url, token)
     )
-    (capped,) = handle.sign(make_mount("c"), ["k"], options(ttl=3600, capped_by="MOUNT_MAX_TTL"))
-    assert (capped.expires_at, capped.expiry_capped_by) == (sas_expiry, "SAS_EXPIRY")
-    (free,) = handle.sign(make_mount("c"), ["k"], options(ttl=60))
-    assert free.expires_at == clock.now() + dt.timedelta(seconds=60)
-    assert free.expiry_capped_by == ""
+    # The URL carries the customer's SAS: it works until the SAS ends, and says so,
+    # whether a longer or a shorter life was asked for.
+    for asked in (options(ttl=3600, capped_by="MOUNT_MAX_TTL"), options(ttl=60)):
+        (url,) = handle.sign(make_mount("c"), ["k"], asked)
+        assert (url.expires_at, url.expiry_capped_by) == (sas_expiry, "SAS_EXPIRY")
     clock.advance(dt.timedelta(minutes=5))
     with pytest.raises(FailedPrecondition) as info:
         handle.sign(make_mount("c"), ["k"], options())
@@ -194,8 +200,45 @@ def test_account_sas(azurite: Azurite, container: ContainerClient) -> None:
         now() + dt.timedelta(days=1),
     )
     handle = provider().open(make_credential(KIND), sas_secret(azurite.account_url, token))
-    mount = make_mount(container.container_name)
+    mount = sas_mount(container.container_name)
     (url,) = handle.sign(mount, ["p/two.txt"], options())
     assert requests.get(url.url, timeout=10).content == b"two"
     pages = list(handle.list(mount, ListRequest("p/", "", 1000, ""), None))
     assert {e.key for p in pages for e in p.entries} >= {"p/one.txt", "p/two.txt"}
+
+
+def test_check_warns_when_the_sas_grants_more_than_the_mount_needs(
+    azurite: Azurite, container: ContainerClient
+) -> None:
+    later = now() + dt.timedelta(minutes=30)
+    name = container.container_name
+    exact = provider().open(
+        make_credential(KIND), sas_secret(azurite.account_url, container_sas(name, "rl", later))
+    )
+    ok = exact.check(make_mount(name))
+    assert (ok.state, ok.warnings) == (MountState.AVAILABLE, ())
+    broad = provider().open(
+        make_credential(KIND), sas_secret(azurite.account_url, container_sas(name, "rwdl", later))
+    )
+    # The mount allows PUT: write is needed, delete is not.
+    (warning,) = broad.check(make_mount(name)).warnings
+    assert warning == "the SAS grants more than the mount needs: d (delete)"
+    read_only = make_mount(name)
+    read_only = replace(
+        read_only, policy=replace(read_only.policy, allowed_methods=frozenset({Method.GET}))
+    )
+    (warning,) = broad.check(read_only).warnings
+    assert warning == "the SAS grants more than the mount needs: d (delete), w (write)"
+    account_token = generate_account_sas(
+        ACCOUNT, ACCOUNT_KEY, ResourceTypes(container=True, object=True), "rl", later
+    )
+    account = provider().open(make_credential(KIND), sas_secret(azurite.account_url, account_token))
+    (warning,) = account.check(make_mount(name)).warnings
+    assert warning.startswith("the SAS is an account SAS")
+    lasting = provider().open(
+        make_credential(KIND),
+        sas_secret(azurite.account_url, container_sas(name, "rl", now() + dt.timedelta(days=2))),
+    )
+    (warning,) = lasting.check(make_mount(name)).warnings
+    assert "SAS_OUTLIVES_MOUNT_TTL" in warning
+    assert lasting.check(sas_mount(name)).warnings == ()

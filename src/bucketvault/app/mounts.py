@@ -39,6 +39,7 @@ class MountInput:
     credential_id: str
     max_ttl_seconds: int
     allowed_methods: frozenset[Method]
+    allow_credential_lifetime: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ class Mounts:
             endpoint=endpoint,
             credential_id=req.credential_id,
             policy=MountPolicy(
-                max_ttl, req.allowed_methods or frozenset({Method.GET, Method.HEAD})
+                max_ttl,
+                req.allowed_methods or frozenset({Method.GET, Method.HEAD}),
+                req.allow_credential_lifetime,
             ),
             version=1,
             created_at=now,

@@ -131,6 +131,7 @@ def _create_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[An
             endpoint=args.endpoint or "",
             max_ttl_seconds=args.max_ttl or 0,
             allowed_methods=[x for x in (args.methods or "").split(",") if x],
+            allow_credential_lifetime=args.allow_credential_lifetime,
         )
     ]
 
@@ -290,6 +291,11 @@ def parser() -> argparse.ArgumentParser:
         m.add_argument(flag)
     m.add_argument("--max-ttl", type=int)
     m.add_argument("--methods", help="comma-separated, e.g. GET,HEAD,PUT")
+    m.add_argument(
+        "--allow-credential-lifetime",
+        action="store_true",
+        help="accept URLs that live as long as the customer SAS they carry",
+    )
     mo.add_parser("list").add_argument("--tenant", required=True)
     for name in ("show", "check", "rebind"):
         x = mo.add_parser(name)

@@ -226,6 +226,7 @@ class BucketVaultClient:
         endpoint: str = "",
         max_ttl_seconds: int = 0,
         allowed_methods: Iterable[str] = (),
+        allow_credential_lifetime: bool = False,
     ) -> vault_pb2.Mount:
         request = vault_pb2.CreateMountRequest(
             tenant=tenant,
@@ -238,6 +239,7 @@ class BucketVaultClient:
             policy=vault_pb2.MountPolicy(
                 max_ttl_seconds=max_ttl_seconds,
                 allowed_methods=[_method(m) for m in allowed_methods],
+                allow_credential_lifetime=allow_credential_lifetime,
             ),
         )
         return self._call(self.vault.CreateMount, request, vault_pb2.Mount)

@@ -59,7 +59,12 @@ class BatchSigner(Protocol):
 
     @property
     def limit_reason(self) -> str:
-        """SESSION_EXPIRY or SAS_EXPIRY: what valid_until is the end of."""
+        """What valid_until is the end of.
+
+        SESSION_EXPIRY: temporary credentials; a URL may be given any life up to it.
+        SAS_EXPIRY: the URL carries the credential's own token (a customer SAS), so it
+        lives exactly until valid_until, whatever life was asked for.
+        """
         ...
 
     def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:

@@ -4,6 +4,9 @@
   a URL signed with temporary credentials expires SESSION_SKEW before them, so a clock
   a little off on either side cannot leave a URL that outlives what signed it. The
   response and the audit record say the real expiry and what capped it.
+* True expiry: a URL that carries the credential itself (SAS_EXPIRY) works until the
+  credential ends, so that is the expiry reported; it is refused when that end is past
+  the mount's max TTL, unless the mount accepts the credential's lifetime.
 * Listed keys: object names come from the customer's bucket, not from us. Every key
   signed from a listing passes the same checks as a requested key (no '..' segment, no
   control characters, inside the mount); a key that fails is listed without a URL and
@@ -18,25 +21,56 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from bucketvault.errors import BucketVaultError, Unavailable
+from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
 from bucketvault.models import (
     ListEntry,
     ListPage,
     ListRequest,
     Method,
     Mount,
+    MountPolicy,
     SignedUrl,
     SignOptions,
 )
 from bucketvault.objectkeys import check_key
-from bucketvault.providers.base import SESSION_EXPIRY, BatchSigner, CredentialHandle
+from bucketvault.providers.base import (
+    SAS_EXPIRY,
+    SESSION_EXPIRY,
+    BatchSigner,
+    CredentialHandle,
+)
 
 SESSION_SKEW = timedelta(minutes=5)
 PROVIDER_MAX = "PROVIDER_MAX"
 
 
-def capped(options: SignOptions, signer: BatchSigner, max_url_seconds: int) -> SignOptions:
-    """The options with expires_in cut to the cloud's maximum and the credential's end."""
+def _credential_lifetime(
+    options: SignOptions, signer: BatchSigner, policy: MountPolicy
+) -> SignOptions:
+    """The options of a URL that lives exactly as long as the credential it carries."""
+    until = signer.valid_until
+    left = 0 if until is None else int((until - options.signed_at).total_seconds())
+    if left <= 0:
+        raise FailedPrecondition(
+            "the credential's SAS has expired: register a new one", reason="SAS_EXPIRED"
+        )
+    if left > policy.max_ttl_seconds and not policy.allow_credential_lifetime:
+        raise FailedPrecondition(
+            f"a URL carrying this credential's SAS would work for {left} s, past the "
+            f"mount's max TTL of {policy.max_ttl_seconds} s: register a shorter-lived SAS, "
+            "or set the mount's allow_credential_lifetime",
+            reason="SAS_OUTLIVES_MOUNT_TTL",
+        )
+    return replace(options, expires_in=left, capped_by=SAS_EXPIRY)
+
+
+def capped(
+    options: SignOptions, signer: BatchSigner, max_url_seconds: int, policy: MountPolicy
+) -> SignOptions:
+    """The options with expires_in cut to the cloud's maximum and the credential's end,
+    or set to the credential's end when the URL carries the credential itself."""
+    if signer.limit_reason == SAS_EXPIRY:
+        return _credential_lifetime(options, signer, policy)
     expires_in, capped_by = options.expires_in, options.capped_by
     if expires_in > max_url_seconds:
         expires_in, capped_by = max_url_seconds, PROVIDER_MAX
@@ -64,7 +98,7 @@ def sign_urls(
 ) -> list[SignedUrl]:
     """Sign keys (already checked against the mount) with the expiry cap applied."""
     signer = handle.signer(mount, options)
-    final = capped(options, signer, max_url_seconds)
+    final = capped(options, signer, max_url_seconds, mount.policy)
     batch = signer.sign(keys, final)
     expires_at = final.signed_at + timedelta(seconds=final.expires_in)
     # One read-only mapping shared by the batch: a thousand copies would cost more.

@@ -76,7 +76,8 @@ CREDENTIALS = Table.of(
 MOUNTS = Table.of(
     "mounts",
     "mount_id, tenant, name, bucket, prefix, region, endpoint, credential_id,"
-    " max_ttl_seconds, allowed_methods, version, created_at, updated_at",
+    " max_ttl_seconds, allowed_methods, allow_credential_lifetime, version, created_at,"
+    " updated_at",
 )
 AUDIT = Table.of(
     "audit",
@@ -188,6 +189,7 @@ class RowMapper:
                 **_fields(mount),
                 "max_ttl_seconds": policy.max_ttl_seconds,
                 "allowed_methods": methods_text(policy.allowed_methods),
+                "allow_credential_lifetime": int(policy.allow_credential_lifetime),
             },
         )
 
@@ -196,6 +198,7 @@ class RowMapper:
         v["policy"] = MountPolicy(
             max_ttl_seconds=v.pop("max_ttl_seconds"),
             allowed_methods=methods(v.pop("allowed_methods")),
+            allow_credential_lifetime=bool(v.pop("allow_credential_lifetime")),
         )
         return Mount(**v)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -42,6 +42,8 @@ from bucketvault.providers.azure.kinds import Account, SasToken
 from bucketvault.providers.azure.listing import iter_pages
 from bucketvault.providers.azure.sas import (
     CREATE_WRITE,
+    LIST,
+    PERMISSION_NAMES,
     READ,
     DelegationKey,
     SasRequest,
@@ -161,7 +163,17 @@ class AzureHandle:
         return "AZURE_FORBIDDEN", "the credential may not list this container"
 
     def check(self, mount: Mount) -> CheckResult:
-        """List one blob: AVAILABLE, FORBIDDEN, NOT_FOUND or MISCONFIGURED, with a reason."""
+        """List one blob: AVAILABLE, FORBIDDEN, NOT_FOUND or MISCONFIGURED, with a reason,
+        and what the credential grants beyond the mount's needs."""
+        result = self._check(mount)
+        warnings = self._check_warnings(mount)
+        return replace(result, warnings=warnings) if warnings else result
+
+    def _check_warnings(self, mount: Mount) -> tuple[str, ...]:
+        """Key-signed kinds mint each SAS for the mount itself: nothing granted beyond it."""
+        return ()
+
+    def _check(self, mount: Mount) -> CheckResult:
         early = self._precheck(mount)
         if early is not None:
             return early
@@ -248,6 +260,29 @@ class SasHandle(AzureHandle):
         if self._clock.now() >= self._sas.expiry:
             return CheckResult(MountState.FORBIDDEN, "SAS_EXPIRED", "the SAS has expired")
         return None
+
+    def _check_warnings(self, mount: Mount) -> tuple[str, ...]:
+        """A customer SAS is used as it is: say what it grants that the mount does not need."""
+        sas, out = self._sas, []
+        needed = set(LIST + READ)
+        if Method.PUT in mount.policy.allowed_methods:
+            needed |= set(CREATE_WRITE)
+        extra = sorted(set(sas.permissions) - needed)
+        if extra:
+            named = ", ".join(f"{p} ({PERMISSION_NAMES.get(p, 'unknown')})" for p in extra)
+            out.append(f"the SAS grants more than the mount needs: {named}")
+        if sas.kind == "account":
+            out.append(
+                "the SAS is an account SAS: it opens every container of the account, "
+                "not just this mount's; a container SAS (sr=c) would do"
+            )
+        left = int((sas.expiry - self._clock.now()).total_seconds())
+        if left > mount.policy.max_ttl_seconds and not mount.policy.allow_credential_lifetime:
+            out.append(
+                f"the SAS works for {left} s, past the mount's max TTL: signing is refused "
+                "(SAS_OUTLIVES_MOUNT_TTL) until the mount allows the credential's lifetime"
+            )
+        return tuple(out)
 
     def _forbidden_detail(self) -> tuple[str, str]:
         if not self._sas.allows("l"):

@@ -22,6 +22,25 @@ SAS_VERSION = "2026-10-06"
 # Permissions in the order the service requires ("racwdxytmei").
 READ = "r"
 CREATE_WRITE = "cw"
+LIST = "l"
+# What each sp letter grants (Azure "Create a service SAS", permissions for a container).
+PERMISSION_NAMES = {
+    "r": "read",
+    "a": "add",
+    "c": "create",
+    "w": "write",
+    "d": "delete",
+    "x": "delete version",
+    "y": "permanent delete",
+    "l": "list",
+    "t": "tags",
+    "f": "find by tags",
+    "m": "move",
+    "e": "execute",
+    "i": "set immutability policy",
+    "o": "ownership",
+    "p": "permissions",
+}
 
 
 def sas_time(when: datetime) -> str:
