@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from core.conftest import PRINCIPALS
 from core.secrets_fixtures import sample
+from cryptography import x509
 
 from bucketvault.cli.main import main
+from bucketvault.client import BucketVaultClient
 from bucketvault.testing.fakes import offline_providers
-from bucketvault.testing.server import RunningServer, start_server
-from bucketvault.testing.tls import LocalCA
+from bucketvault.testing.server import RunningServer, start_server, start_server_process
+from bucketvault.testing.tls import LocalCA, served_certificate
 
 
 def _cli(
@@ -154,8 +156,6 @@ def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:
             assert mode & 0o077 == 0, name
         token = (data / "admin.token").read_text().strip()
         assert token not in (data / "policy.json").read_text()
-        from bucketvault.client import BucketVaultClient
-
         with BucketVaultClient(address, token) as c:
             assert c.registration_key().key_id.startswith("rk_")
     finally:
@@ -235,3 +235,13 @@ def test_cli_health_and_commands_over_tls(
     # Without a client certificate the handshake fails.
     assert main(["--address", mtls_server.address, "--tls-ca", str(ca.ca_file), "health"]) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_serve_serves_tls_from_the_environment(tmp_path: Path, ca: LocalCA) -> None:
+    tls = ca.server_tls()
+    with start_server_process(tmp_path, env=tls.env(), workers=2) as srv:
+        assert served_certificate(srv.address, ca.ca_file).serial_number == (
+            x509.load_pem_x509_certificate(tls.server.cert.read_bytes()).serial_number
+        )
+        with BucketVaultClient(srv.address, srv.admin_token, tls_ca=ca.ca_file) as c:
+            assert c.registration_key().key_id.startswith("rk_")
