@@ -150,6 +150,7 @@ class ReloadingCertificates:
                 return None
             try:
                 pair = load_pair(self._tls)
+                configuration = pair.configuration()
             except InvalidArgument as exc:
                 self._refuse(stamps, exc.message)
                 return None
@@ -163,7 +164,7 @@ class ReloadingCertificates:
                 pair.leaf.serial_number,
                 pair.leaf.not_valid_after_utc.isoformat(),
             )
-            return pair.configuration()
+            return configuration
 
     def _refuse(self, what: object, why: str) -> None:
         if what == self._refused:
