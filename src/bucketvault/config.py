@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,62 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """The listener's PEM files; a client CA makes client certificates required."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _tls(env: Mapping[str, str]) -> TlsConfig | None:
+    cert = _path(env, "BUCKETVAULT_TLS_CERT_FILE")
+    key = _path(env, "BUCKETVAULT_TLS_KEY_FILE")
+    client_ca = _path(env, "BUCKETVAULT_TLS_CLIENT_CA_FILE")
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise InvalidArgument(
+                "BUCKETVAULT_TLS_CLIENT_CA_FILE needs BUCKETVAULT_TLS_CERT_FILE and "
+                "BUCKETVAULT_TLS_KEY_FILE (client certificates are checked only over TLS)",
+                reason="INVALID_CONFIG",
+            )
+        return None
+    if cert is None or key is None:
+        raise InvalidArgument(
+            "set both BUCKETVAULT_TLS_CERT_FILE and BUCKETVAULT_TLS_KEY_FILE, or neither",
+            reason="INVALID_CONFIG",
+        )
+    return TlsConfig(cert, key, client_ca)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a listen address (host:port, [v6]:port) reaches only this machine."""
+    host = listen.rsplit(":", 1)[0].strip("[]") if ":" in listen else ""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # Another name, an empty host or a wildcard: it may be reachable from elsewhere.
+        return False
+
+
+def _check_plaintext(listen: str, tls: TlsConfig | None, allow_plaintext: bool) -> None:
+    if tls is None and not allow_plaintext and not is_loopback(listen):
+        raise InvalidArgument(
+            f"BUCKETVAULT_LISTEN={listen} is not a loopback address and TLS is off: set "
+            "BUCKETVAULT_TLS_CERT_FILE and BUCKETVAULT_TLS_KEY_FILE (PEM files), or "
+            "BUCKETVAULT_ALLOW_PLAINTEXT=true if something else (a mesh sidecar) encrypts",
+            reason="INVALID_CONFIG",
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     data_dir: Path
@@ -58,6 +115,8 @@ class Config:
     grpc_workers: int = 16
     audit_jsonl: Path | None = None
     audit_writer_id: str = ""
+    tls: TlsConfig | None = None
+    allow_plaintext: bool = False
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -68,8 +127,12 @@ class Config:
         data_dir = Path(merged.get("BUCKETVAULT_DATA_DIR", ".bucketvault")).resolve()
         allow = frozenset({GOOGLE_TOKEN_URI, *_list(merged, "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST")})
         audit_jsonl = merged.get("BUCKETVAULT_AUDIT_JSONL", "")
+        listen = merged.get("BUCKETVAULT_LISTEN", "127.0.0.1:50051")
+        tls = _tls(merged)
+        allow_plaintext = env_bool(merged, "BUCKETVAULT_ALLOW_PLAINTEXT")
+        _check_plaintext(listen, tls, allow_plaintext)
         return cls(
-            listen=merged.get("BUCKETVAULT_LISTEN", "127.0.0.1:50051"),
+            listen=listen,
             data_dir=data_dir,
             store_url=merged.get(
                 "BUCKETVAULT_STORE", f"sqlite:///{data_dir / 'bucketvault.sqlite'}"
@@ -94,6 +157,8 @@ class Config:
             grpc_workers=env_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
             audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
+            tls=tls,
+            allow_plaintext=allow_plaintext,
             env=dict(merged),
         )
 
@@ -103,6 +168,8 @@ __all__ = [
     "DEFAULT_TTL",
     "MAX_URL_TTL_SECONDS",
     "Config",
+    "TlsConfig",
     "env_bool",
     "env_int",
+    "is_loopback",
 ]

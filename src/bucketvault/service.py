@@ -23,6 +23,7 @@ from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
 from bucketvault.grpc.server import build_grpc_server
+from bucketvault.grpc.tls import listener_credentials
 from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
@@ -98,8 +99,19 @@ def build_service(
     providers: Sequence[CloudProvider] | None = None,
     server_credentials: grpc.ServerCredentials | None = None,
 ) -> Service:
-    """Wire every seam and start serving."""
+    """Wire every seam and start serving.
+
+    server_credentials, when given, replace the ones config.tls describes (and then no
+    caller is named by a client certificate).
+    """
     clock = clock or SystemClock()
+    # First: a bad certificate or key stops start-up before any store is opened.
+    if server_credentials is not None:
+        credentials: grpc.ServerCredentials | None = server_credentials
+        client_certs = False
+    else:
+        credentials = listener_credentials(config)
+        client_certs = config.tls is not None and config.tls.client_ca_file is not None
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     bootstrap_admin(config)
     authenticator = TokenAuthenticator(load_policy_file(config.policy_file))
@@ -124,7 +136,8 @@ def build_service(
         authenticator,
         config.listen,
         workers=config.grpc_workers,
-        credentials=server_credentials,
+        credentials=credentials,
+        client_certs=client_certs,
     )
     server.start()
     return Service(config, app, store, audit, server, port, sinks)

@@ -8,13 +8,19 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from core.conftest import PRINCIPALS
 from core.secrets_fixtures import sample
+from cryptography import x509
 
 from bucketvault.cli.main import main
-from bucketvault.testing.server import RunningServer
+from bucketvault.client import BucketVaultClient
+from bucketvault.testing.fakes import offline_providers
+from bucketvault.testing.server import RunningServer, start_server, start_server_process
+from bucketvault.testing.tls import LocalCA, served_certificate
 
 
 def _cli(
@@ -150,8 +156,6 @@ def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:
             assert mode & 0o077 == 0, name
         token = (data / "admin.token").read_text().strip()
         assert token not in (data / "policy.json").read_text()
-        from bucketvault.client import BucketVaultClient
-
         with BucketVaultClient(address, token) as c:
             assert c.registration_key().key_id.startswith("rk_")
     finally:
@@ -177,3 +181,67 @@ def test_audit_verify_fails_the_shell_on_a_tampered_chain(
     assert verdict["ok"] is False and verdict["first_bad_record"]
     code, out, _ = _cli(server, capsys, "audit", "verify")
     assert code == 1 and "ok: False" in out
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> LocalCA:
+    return LocalCA(tmp_path / "ca")
+
+
+@pytest.fixture
+def mtls_server(tmp_path: Path, ca: LocalCA) -> Iterator[RunningServer]:
+    with start_server(
+        tmp_path,
+        principals=PRINCIPALS,
+        cert_principals=[("web", "web.acme.internal", ["auditor"], ["acme"])],
+        providers=offline_providers(),
+        tls=ca.server_tls(mtls=True),
+    ) as srv:
+        yield srv
+
+
+def test_serve_refuses_plaintext_on_a_public_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("BUCKETVAULT_ALLOW_PLAINTEXT", "BUCKETVAULT_TLS_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    code = main(["serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "d")])
+    assert code == 1
+    assert "INVALID_CONFIG" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_cli_health_and_commands_over_tls(
+    mtls_server: RunningServer, ca: LocalCA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert = ca.issue("web", dns=["web.acme.internal"])
+    tls = [
+        "--address",
+        mtls_server.address,
+        "--tls-ca",
+        str(ca.ca_file),
+        "--tls-cert",
+        str(cert.cert),
+        "--tls-key",
+        str(cert.key),
+    ]
+    assert main([*tls, "health"]) == 0
+    assert capsys.readouterr().out.strip() == "SERVING"
+    # No token: the certificate names the caller.
+    assert main([*tls, "--json", "credentials", "list", "--tenant", "acme"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    audited = mtls_server.client().query_audit("acme", action="vault.list_credentials")
+    assert [r.principal for r in audited] == ["web"]
+    # Without a client certificate the handshake fails.
+    assert main(["--address", mtls_server.address, "--tls-ca", str(ca.ca_file), "health"]) == 1
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_serve_serves_tls_from_the_environment(tmp_path: Path, ca: LocalCA) -> None:
+    tls = ca.server_tls()
+    with start_server_process(tmp_path, env=tls.env(), workers=2) as srv:
+        assert served_certificate(srv.address, ca.ca_file).serial_number == (
+            x509.load_pem_x509_certificate(tls.server.cert.read_bytes()).serial_number
+        )
+        with BucketVaultClient(srv.address, srv.admin_token, tls_ca=ca.ca_file) as c:
+            assert c.registration_key().key_id.startswith("rk_")

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bucketvault.client import BucketVaultClient
+from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
@@ -45,9 +47,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"bucketvault: listening on {service.address}", flush=True)
     if token_file.exists():
         print(f"bucketvault: admin token in {token_file}", flush=True)
+    tls_flag = " --tls-ca <the CA of the server certificate>" if config.tls else ""
     print(
         "bucketvault: try  .venv/bin/bucketvault --address "
-        f"{service.address} --token-file {token_file} credentials list --tenant acme",
+        f"{service.address}{tls_flag} --token-file {token_file} credentials list --tenant acme",
         flush=True,
     )
     stop = threading.Event()
@@ -58,21 +61,59 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace) -> BucketVaultClient:
-    token = os.environ.get("BUCKETVAULT_TOKEN", "")
-    if not token:
-        path = Path(
-            args.token_file
-            or os.environ.get("BUCKETVAULT_TOKEN_FILE", "")
-            or Path(".bucketvault") / ADMIN_TOKEN_FILE
+def _channel_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    try:
+        return tls_credentials(
+            ca=args.tls_ca or None, cert=args.tls_cert or None, key=args.tls_key or None
         )
+    except ValueError:
+        raise SystemExit("bucketvault: --tls-cert and --tls-key go together") from None
+    except OSError as exc:
+        raise SystemExit(f"bucketvault: cannot read TLS file {exc.filename}") from None
+
+
+def _token(args: argparse.Namespace) -> str:
+    token = os.environ.get("BUCKETVAULT_TOKEN", "")
+    if token:
+        return token
+    named = args.token_file or os.environ.get("BUCKETVAULT_TOKEN_FILE", "")
+    if not named and args.tls_cert:
+        # A client certificate names the caller; the default admin token file lying in
+        # the working directory must not silently take over.
+        return ""
+    path = Path(named or Path(".bucketvault") / ADMIN_TOKEN_FILE)
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise SystemExit(
+            f"bucketvault: cannot read token file {path} (or set BUCKETVAULT_TOKEN)"
+        ) from None
+
+
+def _client(args: argparse.Namespace) -> BucketVaultClient:
+    return BucketVaultClient(args.address, _token(args), credentials=_channel_credentials(args))
+
+
+def _health(args: argparse.Namespace) -> int:
+    """grpc.health.v1 Check (no token needed): print the status, exit 0 only if SERVING."""
+    credentials = _channel_credentials(args)
+    channel = (
+        grpc.secure_channel(args.address, credentials)
+        if credentials
+        else grpc.insecure_channel(args.address)
+    )
+    with channel:
         try:
-            token = path.read_text().strip()
-        except OSError:
-            raise SystemExit(
-                f"bucketvault: cannot read token file {path} (or set BUCKETVAULT_TOKEN)"
-            ) from None
-    return BucketVaultClient(args.address, token)
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service or ""), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
+            print(f"bucketvault: health check failed: {code}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    print(json.dumps({"status": status}) if args.json else status)
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _dict(message: Any) -> dict[str, Any]:
@@ -253,6 +294,18 @@ def parser() -> argparse.ArgumentParser:
         "--token-file", help="file holding the bearer token (default .bucketvault/admin.token)"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    env = os.environ.get
+    p.add_argument(
+        "--tls-ca",
+        default=env("BUCKETVAULT_TLS_CA", ""),
+        help="CA bundle (PEM) for the server's certificate; any --tls-* flag turns TLS on",
+    )
+    p.add_argument(
+        "--tls-cert", default=env("BUCKETVAULT_TLS_CERT", ""), help="client certificate (mTLS)"
+    )
+    p.add_argument(
+        "--tls-key", default=env("BUCKETVAULT_TLS_KEY", ""), help="client certificate's key"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the gRPC server")
@@ -327,6 +380,10 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--action")
     q.add_argument("--limit", type=int)
     au.add_parser("verify")
+
+    h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
+    h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
+    h.add_argument("--timeout", type=float, default=5.0)
     return p
 
 
@@ -335,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "serve":
             return _serve(args)
+        if args.cmd == "health":
+            return _health(args)
         return _run(args)
     except BucketVaultError as exc:
         print(f"bucketvault: {exc.code.name}: {exc.message} [{exc.reason}]", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -62,17 +63,51 @@ def _method(method: str | int) -> Any:
     return common_pb2.Method.Value(method.upper()) if isinstance(method, str) else method
 
 
+def tls_credentials(
+    *,
+    ca: str | Path | None = None,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+) -> grpc.ChannelCredentials | None:
+    """Channel credentials from PEM files, or None when no file is given (plaintext).
+
+    ca: the CA bundle that signed the server's certificate (default: the system's roots).
+    cert and key: this client's certificate and key, for servers that require mTLS.
+    """
+    if ca is None and cert is None and key is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs its key, and a key its certificate")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes() if ca is not None else None,
+        private_key=Path(key).read_bytes() if key is not None else None,
+        certificate_chain=Path(cert).read_bytes() if cert is not None else None,
+    )
+
+
 class BucketVaultClient:
-    """A typed client for the Vault, Signer and Audit services."""
+    """A typed client for the Vault, Signer and Audit services.
+
+    TLS: pass tls_ca (and tls_cert, tls_key for mTLS), or ready channel credentials. The
+    token may be empty when the server names this caller by its client certificate.
+    """
 
     def __init__(
         self,
         target: str | grpc.Channel,
-        token: str,
+        token: str = "",
         *,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 30.0,
+        tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
+        from_files = tls_credentials(ca=tls_ca, cert=tls_cert, key=tls_key)
+        if from_files is not None:
+            if credentials is not None:
+                raise ValueError("pass credentials or tls_* files, not both")
+            credentials = from_files
         if isinstance(target, str):
             self._channel = (
                 grpc.secure_channel(target, credentials)
@@ -82,7 +117,9 @@ class BucketVaultClient:
             self._owns_channel = True
         else:
             self._channel, self._owns_channel = target, False
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        # No header without a token: an empty "Bearer " would be refused as malformed
+        # instead of letting the client certificate speak.
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
         self.vault = vault_pb2_grpc.VaultStub(self._channel)
         self.signer = signer_pb2_grpc.SignerStub(self._channel)
@@ -353,4 +390,4 @@ class BucketVaultClient:
         )
 
 
-__all__ = ["BucketVaultClient", "translate"]
+__all__ = ["BucketVaultClient", "tls_credentials", "translate"]

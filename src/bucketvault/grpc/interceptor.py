@@ -19,6 +19,7 @@ import grpc
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.errors import BucketVaultError, Internal
 from bucketvault.grpc.status import to_grpc_status
+from bucketvault.grpc.tls import peer_identities
 from bucketvault.models import Principal
 
 log = logging.getLogger("bucketvault.rpc")
@@ -50,8 +51,11 @@ def _request_id(metadata: dict[str, str]) -> str:
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, authenticator: TokenAuthenticator, *, client_certs: bool = False) -> None:
         self._authn = authenticator
+        # Only a listener that requires and verifies client certificates may name callers
+        # by them; anywhere else a certificate identity is not one we checked.
+        self._client_certs = client_certs
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Any
@@ -79,7 +83,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         request_id = _request_id(metadata)
         context.send_initial_metadata((("x-request-id", request_id),))
         try:
-            principal = self._authn.authenticate(metadata.get("authorization"))
+            peer_ids = peer_identities(context.auth_context()) if self._client_certs else ()
+            principal = self._authn.authenticate(metadata.get("authorization"), peer_ids)
         except BucketVaultError as exc:
             exc.metadata.setdefault("request_id", request_id)
             raise

@@ -21,11 +21,18 @@ def build_grpc_server(
     *,
     workers: int = 16,
     credentials: grpc.ServerCredentials | None = None,
+    client_certs: bool = False,
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) server and the port it bound."""
+    """A started-ready (not started) server and the port it bound.
+
+    client_certs: the credentials require and verify client certificates, so callers may
+    be named by them (policy mtls_id).
+    """
+    if client_certs and credentials is None:
+        raise ValueError("client certificates need TLS credentials")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(authenticator)],
+        interceptors=[ServiceInterceptor(authenticator, client_certs=client_certs)],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

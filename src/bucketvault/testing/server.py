@@ -26,11 +26,14 @@ from bucketvault.clock import Clock
 from bucketvault.config import Config
 from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
+from bucketvault.testing.tls import ServerTls, TlsFiles
 
 BASE_ENV = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}
 
 # (name, roles, tenants)
 PrincipalSpec = tuple[str, Sequence[str], Sequence[str]]
+# (name, mtls_id, roles, tenants): a caller named by its client certificate, no token.
+CertPrincipalSpec = tuple[str, str, Sequence[str], Sequence[str]]
 
 
 @dataclass
@@ -40,11 +43,28 @@ class RunningServer:
     data_dir: Path
     tokens: dict[str, str] = field(default_factory=dict)
     service: Service | None = None
+    # The CA that signed the server's certificate, when it serves TLS.
+    tls_ca: Path | None = None
+    # The certificate clients present when the server requires one and a test names none.
+    tls_client: TlsFiles | None = None
     _clients: list[BucketVaultClient] = field(default_factory=list)
 
-    def client(self, token: str | None = None) -> BucketVaultClient:
-        """A client with the admin token, or another principal's token."""
-        c = BucketVaultClient(self.address, token if token is not None else self.admin_token)
+    def client(
+        self, token: str | None = None, *, cert: TlsFiles | None = None
+    ) -> BucketVaultClient:
+        """A client with the admin token, or another principal's ("" for none).
+
+        Over TLS it trusts the server's CA; over mTLS it presents cert (default: a
+        certificate naming no principal, so that the token decides).
+        """
+        cert = cert or self.tls_client
+        c = BucketVaultClient(
+            self.address,
+            token if token is not None else self.admin_token,
+            tls_ca=self.tls_ca,
+            tls_cert=cert.cert if cert else None,
+            tls_key=cert.key if cert else None,
+        )
         self._clients.append(c)
         return c
 
@@ -54,7 +74,9 @@ class RunningServer:
 
 
 def _write_policy(
-    data_dir: Path, principals: Sequence[PrincipalSpec]
+    data_dir: Path,
+    principals: Sequence[PrincipalSpec],
+    cert_principals: Sequence[CertPrincipalSpec] = (),
 ) -> tuple[str, dict[str, str]]:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     admin = "bv_" + secrets.token_urlsafe(32)
@@ -78,6 +100,10 @@ def _write_policy(
                 "tenants": list(tenants),
             }
         )
+    entries += [
+        {"name": name, "mtls_id": mtls_id, "roles": list(roles), "tenants": list(tenants)}
+        for name, mtls_id, roles, tenants in cert_principals
+    ]
     policy = data_dir / "policy.json"
     policy.write_text(json.dumps({"principals": entries}))
     policy.chmod(0o600)
@@ -95,20 +121,33 @@ def start_server(
     principals: Sequence[PrincipalSpec] = (),
     data_dir: Path | None = None,
     providers: Sequence[CloudProvider] | None = None,
+    tls: ServerTls | None = None,
+    cert_principals: Sequence[CertPrincipalSpec] = (),
 ) -> Iterator[RunningServer]:
-    """An in-process server on 127.0.0.1:<free port> with a fresh data directory."""
+    """An in-process server on 127.0.0.1:<free port> with a fresh data directory.
+
+    tls: serve these files (mTLS when it has a client CA); clients get its CA.
+    """
     data_dir = data_dir or tmp_path / f"bv-{secrets.token_hex(4)}"
     if (data_dir / "policy.json").exists():
         admin = (data_dir / ADMIN_TOKEN_FILE).read_text().strip()
         tokens: dict[str, str] = {}
     else:
-        admin, tokens = _write_policy(data_dir, principals)
-    merged = {**BASE_ENV, **(env or {})}
+        admin, tokens = _write_policy(data_dir, principals, cert_principals)
+    merged = {**BASE_ENV, **(tls.env() if tls else {}), **(env or {})}
     config = Config.from_env(
         {**merged, "BUCKETVAULT_DATA_DIR": str(data_dir), "BUCKETVAULT_LISTEN": "127.0.0.1:0"}
     )
     service = build_service(config, clock=clock, providers=providers)
-    running = RunningServer(service.address, admin, data_dir, tokens, service)
+    running = RunningServer(
+        service.address,
+        admin,
+        data_dir,
+        tokens,
+        service,
+        tls.ca if tls else None,
+        tls.client if tls else None,
+    )
     try:
         yield running
     finally:
@@ -169,4 +208,10 @@ def start_server_process(
             proc.wait()
 
 
-__all__ = ["BASE_ENV", "RunningServer", "start_server", "start_server_process"]
+__all__ = [
+    "BASE_ENV",
+    "CertPrincipalSpec",
+    "RunningServer",
+    "start_server",
+    "start_server_process",
+]
