@@ -165,20 +165,19 @@ def test_no_client_certificate_is_refused_when_required(mtls_server: RunningServ
         c.registration_key()
 
 
-def test_peer_identities_are_uri_sans_then_dns_sans_in_certificate_order(
-    ca: LocalCA,
-) -> None:
-    cert, _ = ca.issue_pem(
-        "x", uris=["spiffe://a/1", "spiffe://a/2"], dns=["b.example", "a.example"], ips=["10.0.0.1"]
+def test_the_identity_is_the_uri_san_or_else_the_first_dns_san(ca: LocalCA) -> None:
+    with_uri, _ = ca.issue_pem(
+        "x", uris=["spiffe://a/1"], dns=["b.example", "a.example"], ips=["10.0.0.1"]
     )
-    want = ("spiffe://a/1", "spiffe://a/2", "b.example", "a.example")
+    dns_only, _ = ca.issue_pem("y", dns=["b.example", "a.example"], ips=["10.0.0.1"])
     # grpc's own split of the SANs, and the certificate parsed when grpc gives only the PEM.
-    split = {
-        "peer_uri": [b"spiffe://a/1", b"spiffe://a/2"],
-        "peer_dns": [b"b.example", b"a.example"],
-    }
-    assert peer_identities(split) == want
-    assert peer_identities({"x509_pem_cert": [cert]}) == want
+    uri_split = {"peer_uri": [b"spiffe://a/1"], "peer_dns": [b"b.example", b"a.example"]}
+    assert peer_identities(uri_split) == ("spiffe://a/1",)
+    assert peer_identities({"x509_pem_cert": [with_uri]}) == ("spiffe://a/1",)
+    # Without a URI SAN only the first DNS name counts: a second one cannot pick a principal.
+    dns_split = {"peer_dns": [b"b.example", b"a.example"]}
+    assert peer_identities(dns_split) == ("b.example",)
+    assert peer_identities({"x509_pem_cert": [dns_only]}) == ("b.example",)
     assert peer_identities({"transport_security_type": [b"ssl"]}) == ()
 
 

@@ -106,8 +106,8 @@ class TokenAuthenticator:
         """Principal for a call, or Unauthenticated.
 
         peer_ids are the identities of a client certificate the TLS layer has verified
-        (URI SANs, then DNS SANs). A bearer token, when sent, decides; without one, the
-        first peer identity the policy names does.
+        (its URI SAN, or else its first DNS SAN). A bearer token, when sent, decides;
+        without one, the first peer identity the policy names does.
         """
         if not authorization:
             for peer_id in peer_ids:

@@ -213,15 +213,23 @@ def _values(auth_context: Mapping[str, Sequence[bytes]], key: str) -> list[str]:
     return [v.decode("utf-8", "replace") for v in auth_context.get(key, ())]
 
 
+def _identity(uris: Sequence[str], dns_names: Sequence[str]) -> tuple[str, ...]:
+    """The certificate's URI SANs (a SPIFFE id) or, with none, its first DNS SAN only:
+    a later DNS name is not the caller's identity, and must not be able to pick a
+    principal the first one does not name."""
+    if uris:
+        return tuple(uris)
+    return tuple(dns_names[:1])
+
+
 def peer_identities(auth_context: Mapping[str, Sequence[bytes]]) -> tuple[str, ...]:
-    """A verified client certificate's identities: URI SANs, then DNS SANs, in certificate
-    order. Empty without a client certificate.
+    """A verified client certificate's identity (see _identity). Empty without one.
 
     grpc reports URI and DNS SANs apart (peer_uri, peer_dns); its mixed SAN list does not
     say which is which, so without those keys the certificate itself is parsed.
     """
     if "peer_uri" in auth_context or "peer_dns" in auth_context:
-        return (*_values(auth_context, "peer_uri"), *_values(auth_context, "peer_dns"))
+        return _identity(_values(auth_context, "peer_uri"), _values(auth_context, "peer_dns"))
     pems = auth_context.get("x509_pem_cert", ())
     if not pems:
         return ()
@@ -230,9 +238,9 @@ def peer_identities(auth_context: Mapping[str, Sequence[bytes]]) -> tuple[str, .
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return ()
-    return (
-        *san.get_values_for_type(x509.UniformResourceIdentifier),
-        *san.get_values_for_type(x509.DNSName),
+    return _identity(
+        san.get_values_for_type(x509.UniformResourceIdentifier),
+        san.get_values_for_type(x509.DNSName),
     )
 
 
