@@ -91,11 +91,20 @@ class CredentialHandle(Protocol):
 
 
 class CloudProvider(Protocol):
-    # The family: mounts may be rebound only between credentials of one family.
-    name: str
-    kinds: Mapping[CredentialKind, KindSpec]
-    # The longest URL lifetime the cloud's signature scheme accepts.
-    max_url_seconds: int
+    @property
+    def name(self) -> str:
+        """The family: mounts may be rebound only between credentials of one family."""
+        ...
+
+    @property
+    def kinds(self) -> Mapping[CredentialKind, KindSpec]:
+        """Every kind this provider serves, with its schema and parser."""
+        ...
+
+    @property
+    def max_url_seconds(self) -> int:
+        """The longest URL lifetime the cloud's signature scheme accepts."""
+        ...
 
     def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
         """Verify a new credential with the cloud before it is accepted (may be a no-op)."""

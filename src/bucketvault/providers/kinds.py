@@ -23,6 +23,9 @@ from bucketvault.models import CredentialKind
 from bucketvault.urlpolicy import UrlPolicy
 
 MAX_SECRET_BYTES = 64 * 1024
+# An access key id of any cloud (AKIA..., GOOG1..., an S3-compatible store's own):
+# printable ASCII without spaces, so it can stand in a header or a query string as it is.
+PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{3,128}$")
 
 
 class StoredSecretRefused(FailedPrecondition):
@@ -191,6 +194,7 @@ def decode_secret(plaintext: bytes) -> tuple[dict[str, Any], bytes]:
 
 __all__ = [
     "MAX_SECRET_BYTES",
+    "PRINTABLE_ID",
     "Admit",
     "Field",
     "KindSpec",

@@ -7,13 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bucketvault.models import CredentialKind
-from bucketvault.providers.kinds import Field, KindSpec, ParseContext, SecretFields, bad_field
+from bucketvault.providers.kinds import (
+    PRINTABLE_ID,
+    Field,
+    KindSpec,
+    ParseContext,
+    SecretFields,
+    bad_field,
+)
 
 AWS_ROLE = CredentialKind("AWS_ROLE")
 S3_ACCESS_KEY = CredentialKind("S3_ACCESS_KEY")
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-_PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{3,128}$")
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
@@ -89,7 +95,7 @@ KINDS: Mapping[CredentialKind, KindSpec] = {
         S3_ACCESS_KEY,
         "An access key for S3 or an S3-compatible store (MinIO, R2, Wasabi)",
         (
-            Field("access_key_id", "the access key id", pattern=_PRINTABLE_ID),
+            Field("access_key_id", "the access key id", pattern=PRINTABLE_ID),
             Field("secret_access_key", "the secret access key", secret=True, max_len=256),
             Field("endpoint_url", "the store's https endpoint", required=False, max_len=2048),
             Field("region", "the signing region", required=False, pattern=_REGION),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar
 
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient
@@ -32,16 +34,16 @@ from bucketvault.providers.azure.settings import MAX_SAS_LIFETIME, AzureConfig
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
 
 
+@dataclass(frozen=True)
 class AzureProvider:
     """Serves the three Azure credential kinds."""
 
-    name = "azure"
-    kinds: Mapping[CredentialKind, KindSpec] = KINDS
-    max_url_seconds = MAX_SAS_LIFETIME
+    name: ClassVar[str] = "azure"
+    kinds: ClassVar[Mapping[CredentialKind, KindSpec]] = KINDS
+    max_url_seconds: ClassVar[int] = MAX_SAS_LIFETIME
 
-    def __init__(self, config: AzureConfig, clock: Clock) -> None:
-        self._config = config
-        self._clock = clock
+    config: AzureConfig
+    clock: Clock
 
     # -- registration --------------------------------------------------------------------
 
@@ -60,7 +62,7 @@ class AzureProvider:
             with BlobServiceClient(
                 secret.account.url,
                 credential=handle.sdk_credential,
-                **self._config.transport_options(),
+                **self.config.transport_options(),
             ) as service:
                 service.get_service_properties()
         except AzureError as exc:
@@ -71,12 +73,12 @@ class AzureProvider:
 
     def _prepare_service_principal(self, secret: ServicePrincipalSecret) -> Preparation:
         credential = service_principal(
-            self._config, secret.tenant_id, secret.client_id, secret.client_secret
+            self.config, secret.tenant_id, secret.client_id, secret.client_secret
         )
-        now = self._clock.now()
+        now = self.clock.now()
         try:
             key = fetch_delegation_key(
-                self._config,
+                self.config,
                 secret.account.url,
                 credential,
                 (now - timedelta(minutes=5)).replace(microsecond=0),
@@ -98,28 +100,28 @@ class AzureProvider:
         if not raw:
             return ()
         expiry = parse_sas_time(raw, field="expiry")
-        now = self._clock.now()
+        now = self.clock.now()
         if now >= expiry:
             return (f"the SAS expired at {raw}: signing is refused (SAS_EXPIRED)",)
-        days = self._config.sas_expiry_warning_days
+        days = self.config.sas_expiry_warning_days
         if expiry - now <= timedelta(days=days):
             return (f"the SAS expires within {days} days (at {raw})",)
         return ()
 
     def _shared_key_handle(self, secret: SharedKeySecret) -> SharedKeyHandle:
-        return SharedKeyHandle(self._config, self._clock, secret.account, secret.key)
+        return SharedKeyHandle(self.config, self.clock, secret.account, secret.key)
 
     def open(self, credential: Credential, secret: ParsedSecret) -> AzureHandle:
         """Build the handle for one credential."""
         if isinstance(secret, SasSecret):
-            return SasHandle(self._config, self._clock, secret.account, secret.sas)
+            return SasHandle(self.config, self.clock, secret.account, secret.sas)
         if isinstance(secret, SharedKeySecret):
             return self._shared_key_handle(secret)
         if isinstance(secret, ServicePrincipalSecret):
             entra = service_principal(
-                self._config, secret.tenant_id, secret.client_id, secret.client_secret
+                self.config, secret.tenant_id, secret.client_id, secret.client_secret
             )
-            return ServicePrincipalHandle(self._config, self._clock, secret.account, entra)
+            return ServicePrincipalHandle(self.config, self.clock, secret.account, entra)
         raise FailedPrecondition(
             f"the azure provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
         )

@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bucketvault.models import CredentialKind
-from bucketvault.providers.kinds import Field, KindSpec, ParseContext, SecretFields, bad_field
+from bucketvault.providers.kinds import (
+    PRINTABLE_ID,
+    Field,
+    KindSpec,
+    ParseContext,
+    SecretFields,
+    bad_field,
+)
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI
 
 GCS_SERVICE_ACCOUNT = CredentialKind("GCS_SERVICE_ACCOUNT")
@@ -19,7 +26,6 @@ GCS_HMAC = CredentialKind("GCS_HMAC")
 
 MIN_RSA_BITS = 2048
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{3,128}$")
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ KINDS: Mapping[CredentialKind, KindSpec] = {
         GCS_HMAC,
         "A GCS HMAC key (V4 HMAC signing, XML API listing)",
         (
-            Field("access_id", "the HMAC access id", pattern=_PRINTABLE_ID),
+            Field("access_id", "the HMAC access id", pattern=PRINTABLE_ID),
             Field("secret", "the HMAC secret", secret=True, max_len=256),
         ),
         parse_hmac,

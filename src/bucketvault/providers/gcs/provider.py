@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 
 import requests
 
@@ -19,16 +21,16 @@ from bucketvault.providers.kinds import KindSpec, ParsedSecret
 from bucketvault.urlpolicy import UrlPolicy
 
 
+@dataclass(frozen=True)
 class GcsProvider:
     """CloudProvider for GCS_SERVICE_ACCOUNT and GCS_HMAC credentials."""
 
-    name = "gcs"
-    kinds: Mapping[CredentialKind, KindSpec] = KINDS
-    max_url_seconds = MAX_EXPIRES
+    name: ClassVar[str] = "gcs"
+    kinds: ClassVar[Mapping[CredentialKind, KindSpec]] = KINDS
+    max_url_seconds: ClassVar[int] = MAX_EXPIRES
 
-    def __init__(self, clock: Clock, url_policy: UrlPolicy) -> None:
-        self._clock = clock
-        self._url_policy = url_policy
+    clock: Clock
+    url_policy: UrlPolicy
 
     def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
         """Nothing to ask Google: a key alone names no bucket to try (CheckMount does)."""
@@ -42,7 +44,7 @@ class GcsProvider:
         """Build the handle that keeps the parsed key."""
         if isinstance(secret, ServiceAccountSecret):
             session = requests.Session()
-            tokens = TokenCache(secret.info, self._clock, self._url_policy, session)
+            tokens = TokenCache(secret.info, self.clock, self.url_policy, session)
 
             def close_sa() -> None:
                 tokens.clear()
