@@ -73,6 +73,8 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principa
         raise InvalidArgument(f"{where}.mtls_id must be a string", reason="INVALID_POLICY")
     if not digest and not mtls_id:
         raise InvalidArgument(f"{where} needs token_sha256 or mtls_id", reason="INVALID_POLICY")
+    if not isinstance(entry.get("roles", []), list):
+        raise InvalidArgument(f"{where}.roles must be a list", reason="INVALID_POLICY")
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", []))
     except ValueError as exc:
