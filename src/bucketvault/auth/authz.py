@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 from bucketvault.errors import PermissionDenied
 from bucketvault.models import Grant, Method, Mount, Principal, Role
@@ -82,7 +83,8 @@ def _under(grant: Grant, mount_prefix: str, keys: Sequence[str]) -> bool:
     if grant.prefixes is None or not keys:
         return True
     allowed = tuple(mount_prefix + p for p in grant.prefixes)
-    return all(key.startswith(allowed) for key in keys)
+    # map() keeps the per-key loop in C: SignURLs checks up to 1000 keys per call.
+    return all(map(str.startswith, keys, repeat(allowed)))
 
 
 def decide(principal: Principal, ask: Ask) -> Decision:
