@@ -57,6 +57,24 @@ ALL_TENANTS = "*"
 
 
 @dataclass(frozen=True)
+class Grant:
+    """What a principal's roles reach within one tenant (a policy entry's "grants").
+
+    None means "no limit of this kind": every mount of the tenant, the whole mount, the
+    methods the mount allows, the mount's maximum lifetime.
+    """
+
+    # A tenant name, or "*" for every tenant.
+    tenant: str
+    # Mount ids or names.
+    mounts: frozenset[str] | None = None
+    # Key prefixes relative to the mount's own prefix.
+    prefixes: tuple[str, ...] | None = None
+    methods: frozenset[Method] | None = None
+    max_ttl_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller."""
 
@@ -64,9 +82,34 @@ class Principal:
     roles: frozenset[Role]
     # Tenant names, or {"*"} for every tenant.
     tenants: frozenset[str]
+    # Empty: an entry without grants, whose roles reach every mount of each of `tenants`.
+    grants: tuple[Grant, ...] = ()
+    _by_tenant: Mapping[str, tuple[Grant, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # Precomputed once per policy load: the hot path looks a tenant up, nothing more.
+        scope = self.scope()
+        index = {
+            tenant: tuple(g for g in scope if g.tenant in (tenant, ALL_TENANTS))
+            for tenant in {g.tenant for g in scope}
+        }
+        object.__setattr__(self, "_by_tenant", index)
+
+    def scope(self) -> tuple[Grant, ...]:
+        """Every grant, an entry without grants reading as one unlimited grant per tenant."""
+        return self.grants or tuple(Grant(t) for t in sorted(self.tenants))
+
+    def grants_for(self, tenant: str) -> tuple[Grant, ...]:
+        """The grants that apply to tenant ("*" asks for grants on every tenant)."""
+        found = self._by_tenant.get(tenant)
+        if found is None:
+            found = self._by_tenant.get(ALL_TENANTS, ())
+        return found
 
     def may_act_for(self, tenant: str) -> bool:
-        return ALL_TENANTS in self.tenants or tenant in self.tenants
+        return bool(self.grants_for(tenant))
 
 
 @dataclass(frozen=True)
@@ -220,6 +263,7 @@ __all__ = [
     "Credential",
     "CredentialKind",
     "CredentialState",
+    "Grant",
     "ListEntry",
     "ListPage",
     "ListRequest",

@@ -17,7 +17,8 @@ from bucketvault.app import App, build_app
 from bucketvault.app.servicekeys import ServiceKeys
 from bucketvault.audit import AuditLog, JsonLinesSink
 from bucketvault.audit.sinks import AuditSink
-from bucketvault.auth.authn import TokenAuthenticator, hash_token, load_policy_file
+from bucketvault.auth.authn import hash_token
+from bucketvault.auth.reload import PolicyWatcher
 from bucketvault.clock import Clock, SystemClock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
@@ -74,6 +75,12 @@ class Service:
     server: grpc.Server
     port: int
     sinks: list[AuditSink] = field(default_factory=list)
+    # Reloads the policy file when it changes; reload_policy() forces it (SIGHUP).
+    policy: PolicyWatcher | None = None
+
+    def reload_policy(self) -> bool:
+        """Read the policy file again; a bad file keeps the policy serving (False)."""
+        return self.policy.reload() if self.policy is not None else False
 
     @property
     def address(self) -> str:
@@ -82,6 +89,8 @@ class Service:
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Stop serving, then flush the audit log and close the store."""
+        if self.policy is not None:
+            self.policy.stop()
         self.server.stop(grace).wait()
         self.app.close()
         self.audit.close()
@@ -114,7 +123,8 @@ def build_service(
         client_certs = config.tls is not None and config.tls.client_ca_file is not None
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     bootstrap_admin(config)
-    authenticator = TokenAuthenticator(load_policy_file(config.policy_file))
+    watcher = PolicyWatcher.open(config.policy_file)
+    authenticator = watcher.authenticator
     keyring = KeyRing(
         key_provider_from_uri(config.kek_uri, config.env),
         [key_provider_from_uri(u, config.env) for u in config.previous_kek_uris],
@@ -140,7 +150,8 @@ def build_service(
         client_certs=client_certs,
     )
     server.start()
-    return Service(config, app, store, audit, server, port, sinks)
+    watcher.start()
+    return Service(config, app, store, audit, server, port, sinks, policy=watcher)
 
 
 __all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service"]

@@ -1,12 +1,17 @@
-"""Mount use cases: create, read, list, rebind (rotation) and check."""
+"""Mount use cases: create, read, list, rebind (rotation) and check.
+
+Creating and rebinding choose among the tenant's credentials, so they need a grant on
+the whole tenant; reading and checking one mount need a grant reaching that mount, and
+a listing shows only the mounts the caller's grants reach.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
-from bucketvault.auth.authz import authorize, authorize_any
+from bucketvault.auth.authz import Ask, Reach, decide, require
 from bucketvault.config import MAX_URL_TTL_SECONDS
 from bucketvault.errors import FailedPrecondition, InvalidArgument, NotFound
 from bucketvault.models import (
@@ -26,6 +31,8 @@ from bucketvault.providers.kinds import StoredSecretRefused
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REGION = re.compile(r"^[a-z0-9-]{0,32}$")
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+# The roles that may read mounts.
+_READERS = (Role.OPERATOR, Role.AUDITOR, Role.SIGNER)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,18 @@ class Mounts:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
         return mount
 
+    def granted(self, principal: Principal, ask: Ask, mount_id: str) -> Mount:
+        """The tenant's mount if ask, made for it, is allowed.
+
+        MOUNT_NOT_FOUND only for callers whose grants reach every mount of the tenant;
+        others get the denial a mount outside their grants gets.
+        """
+        mount = self.seams.store.get_mount(ask.tenant, need(mount_id, "mount_id"))
+        require(principal, replace(ask, reach=Reach.MOUNT, mount=mount))
+        if mount is None:
+            raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
+        return mount
+
     def _active_credential(self, tenant: str, credential_id: str) -> Credential:
         stored = self.seams.store.get_credential(tenant, need(credential_id, "credential_id"))
         if stored is None:
@@ -73,7 +92,7 @@ class Mounts:
     def create(self, principal: Principal, req: MountInput, request_id: str) -> Mount:
         """A new mount on an active credential."""
         tenant = tenant_name(req.tenant)
-        authorize(principal, Role.OPERATOR, tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         need(req.name, "name", _NAME)
         need(req.bucket, "bucket", _BUCKET)
         prefix = check_mount_prefix(req.prefix)
@@ -118,8 +137,9 @@ class Mounts:
     def get(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
         """One mount."""
         tenant = tenant_name(tenant)
-        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
-        mount = self.find(tenant, mount_id)
+        ask = Ask(_READERS, tenant)
+        require(principal, ask)
+        mount = self.granted(principal, ask, mount_id)
         self.seams.record(principal, tenant, "vault.get_mount", mount.mount_id, request_id)
         return mount
 
@@ -128,13 +148,19 @@ class Mounts:
     ) -> tuple[list[Mount], str]:
         """A page of the tenant's mounts, by id."""
         tenant = tenant_name(tenant)
-        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR, Role.SIGNER), tenant)
+        ask = Ask(_READERS, tenant)
+        require(principal, ask)
         limit = page_size(size, 100)
         rows = self.seams.store.list_mounts(tenant, page_token, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
+        token = rows[-1].mount_id if more and rows else ""
+        # Filtered after paging, so that the page token stays the store's: a page may
+        # hold fewer mounts than page_size, and none, with a token for the next.
+        mount_ask = replace(ask, reach=Reach.MOUNT)
+        shown = [m for m in rows if decide(principal, replace(mount_ask, mount=m)).allowed]
         self.seams.record(principal, tenant, "vault.list_mounts", tenant, request_id)
-        return rows, (rows[-1].mount_id if more and rows else "")
+        return shown, token
 
     def rebind(
         self,
@@ -147,7 +173,7 @@ class Mounts:
     ) -> Mount:
         """Point the mount at another credential of the same cloud (compare-and-swap)."""
         tenant = tenant_name(tenant)
-        authorize(principal, Role.OPERATOR, tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         mount = self.find(tenant, mount_id)
         if expected_version <= 0:
             raise InvalidArgument(
@@ -185,8 +211,9 @@ class Mounts:
     ) -> CheckResult:
         """Ask the cloud whether the mount works with its credential."""
         tenant = tenant_name(tenant)
-        authorize(principal, Role.OPERATOR, tenant)
-        mount = self.find(tenant, mount_id)
+        ask = Ask((Role.OPERATOR,), tenant)
+        require(principal, ask)
+        mount = self.granted(principal, ask, mount_id)
         try:
             _, handle = self.seams.handles.for_mount(mount)
         except StoredSecretRefused as exc:

@@ -1,8 +1,9 @@
 """Signer use cases: SignURL / SignURLs and ListPrefix.
 
-The request is checked against the mount (methods, TTL, keys under its prefix) here;
-the rules every cloud shares (expiry cap, listed keys) are applied by providers/rules.py
-around the mount's credential handle.
+The request is checked against the caller's grants (auth/authz.py: mount, method, TTL,
+every key or the listing prefix) and against the mount (methods, TTL, keys under its
+prefix) here; the rules every cloud shares (expiry cap, listed keys) are applied by
+providers/rules.py around the mount's credential handle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from bucketvault.app.common import MAX_PAGE_SIZE, Seams, tenant_name
 from bucketvault.app.mounts import Mounts
-from bucketvault.auth.authz import authorize
+from bucketvault.auth.authz import Ask, Decision, Reach, require
 from bucketvault.errors import InvalidArgument, PermissionDenied
 from bucketvault.models import (
     NO_OVERRIDES,
@@ -65,10 +66,13 @@ class Signing:
     default_ttl: int
 
     def _options(
-        self, mount: Mount, method: Method | None, ttl: int, wanted: Overrides = NO_OVERRIDES
+        self,
+        mount: Mount,
+        method: Method,
+        ttl: int,
+        decision: Decision,
+        wanted: Overrides = NO_OVERRIDES,
     ) -> SignOptions:
-        if method is None:
-            raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
         if method not in mount.policy.allowed_methods:
             raise PermissionDenied(
                 f"the mount does not allow {method.value}",
@@ -90,6 +94,9 @@ class Signing:
             ttl = self.default_ttl
             if ttl > mount.policy.max_ttl_seconds:
                 ttl, capped_by = mount.policy.max_ttl_seconds, "MOUNT_MAX_TTL"
+            # No lifetime asked: the grant's maximum shortens the default, as the mount's
+            # does (an asked lifetime over it was refused by the decision).
+            ttl, capped_by = decision.cap(ttl, capped_by)
         if method is not Method.PUT and wanted.content_type:
             raise InvalidArgument(
                 "content_type applies to PUT only", reason="INVALID_FIELD", field="content_type"
@@ -118,7 +125,8 @@ class Signing:
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
         """SignURL and SignURLs: one audit record per call, however many keys."""
         tenant = tenant_name(req.tenant)
-        authorize(principal, Role.SIGNER, tenant)
+        ask = Ask((Role.SIGNER,), tenant)
+        require(principal, ask)
         if not req.keys:
             raise InvalidArgument(
                 "at least one key is required", reason="MISSING_FIELD", field="keys"
@@ -127,14 +135,16 @@ class Signing:
             raise InvalidArgument(
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
-        mount = self.mounts.find(tenant, req.mount_id)
-        options = self._options(
-            mount,
-            req.method,
-            req.ttl_seconds,
-            req.overrides,
-        )
+        mount = self.mounts.granted(principal, ask, req.mount_id)
+        if req.method is None:
+            raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
         single = len(req.keys) == 1
+        decision = require(
+            principal,
+            Ask(ask.roles, tenant, Reach.MOUNT, mount, req.method, req.ttl_seconds, req.keys),
+            keys_field="key" if single else "keys",
+        )
+        options = self._options(mount, req.method, req.ttl_seconds, decision, req.overrides)
         for i, key in enumerate(req.keys):
             check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
         cred, handle = self.seams.handles.for_mount(mount)
@@ -160,9 +170,17 @@ class Signing:
     ) -> Iterator[ListPage]:
         """Validate and audit before the first page; pages stream lazily."""
         tenant = tenant_name(req.tenant)
-        authorize(principal, Role.SIGNER, tenant)
-        mount = self.mounts.find(tenant, req.mount_id)
+        ask = Ask((Role.SIGNER,), tenant)
+        require(principal, ask)
+        mount = self.mounts.granted(principal, ask, req.mount_id)
         prefix = check_prefix(req.prefix, mount.prefix)
+        # A listing is a read: it needs GET, and the prefix inside the grant's prefixes.
+        ttl = max(req.sign_ttl_seconds, 0)
+        decision = require(
+            principal,
+            Ask(ask.roles, tenant, Reach.MOUNT, mount, Method.GET, ttl, (prefix,)),
+            keys_field="prefix",
+        )
         if len(req.delimiter) > 16:
             raise InvalidArgument(
                 "delimiter is too long", reason="INVALID_FIELD", field="delimiter"
@@ -174,7 +192,7 @@ class Signing:
                 field="page_size",
             )
         sign = (
-            self._options(mount, Method.GET, req.sign_ttl_seconds)
+            self._options(mount, Method.GET, req.sign_ttl_seconds, decision)
             if req.sign_ttl_seconds > 0
             else None
         )

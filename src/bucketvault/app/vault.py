@@ -1,8 +1,10 @@
 """Vault use cases: registration key, trust policy, credentials (register, read, revoke).
 
 Authorization comes before any lookup, so a denied caller learns nothing about what
-exists. The core holds no per-kind code: each kind's spec (its provider's kinds.py)
-parses the unsealed secret, and its provider verifies it with the cloud.
+exists. Credentials belong to the whole tenant: a principal granted only some mounts
+may not see or change them (Reach.TENANT). The core holds no per-kind code: each kind's
+spec (its provider's kinds.py) parses the unsealed secret, and its provider verifies it
+with the cloud.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from bucketvault.app.common import Seams, limit_text, need, new_id, page_size, tenant_name
 from bucketvault.app.handles import ExternalIds, credential_ad
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
-from bucketvault.auth.authz import authorize, authorize_any
+from bucketvault.auth.authz import Ask, Reach, require
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.errors import (
     AlreadyExists,
@@ -80,7 +82,7 @@ class Vault:
     def trust_policy(self, principal: Principal, tenant: str, request_id: str) -> TrustPolicy:
         """The tenant's ExternalId and the role trust policy naming our principal."""
         tenant = tenant_name(tenant)
-        authorize(principal, Role.OPERATOR, tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         source = self.seams.registry.trust_policy_source()
         if source is None:
             raise FailedPrecondition(
@@ -94,7 +96,7 @@ class Vault:
     def register(self, principal: Principal, req: RegisterInput, request_id: str) -> Credential:
         """Unseal, parse with the kind's spec, verify with the cloud, store encrypted."""
         tenant = tenant_name(req.tenant)
-        authorize(principal, Role.OPERATOR, tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         if req.kind is None:
             raise InvalidArgument("kind is required", reason="MISSING_FIELD", field="kind")
         limit_text(req.display_name, "display_name", 200)
@@ -178,7 +180,7 @@ class Vault:
     ) -> Credential:
         """A credential's non-secret record."""
         tenant = tenant_name(tenant)
-        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
+        require(principal, Ask((Role.OPERATOR, Role.AUDITOR), tenant, Reach.TENANT))
         cred = self.seams.handles.stored(tenant, need(credential_id, "credential_id")).credential
         self.seams.record(principal, tenant, "vault.get_credential", cred.credential_id, request_id)
         return self._view(cred)
@@ -188,7 +190,7 @@ class Vault:
     ) -> tuple[list[Credential], str]:
         """A page of the tenant's credentials, by id."""
         tenant = tenant_name(tenant)
-        authorize_any(principal, (Role.OPERATOR, Role.AUDITOR), tenant)
+        require(principal, Ask((Role.OPERATOR, Role.AUDITOR), tenant, Reach.TENANT))
         limit = page_size(size, 100)
         rows = self.seams.store.list_credentials(tenant, page_token, limit + 1)
         more = len(rows) > limit
@@ -202,7 +204,7 @@ class Vault:
     ) -> Credential:
         """Revoke and crypto-shred; mounts bound to it stop signing at once."""
         tenant = tenant_name(tenant)
-        authorize(principal, Role.OPERATOR, tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         limit_text(reason, "reason", 500)
         stored = self.seams.store.revoke_credential(
             tenant,

@@ -7,11 +7,17 @@ Policy file (JSON)::
         {"name": "admin", "token_sha256": "<hex>", "roles": ["signer", "operator", "auditor"],
          "tenants": ["*"]},
         {"name": "ingest", "mtls_id": "spiffe://acme.example/ns/ml/sa/ingest",
-         "roles": ["signer"], "tenants": ["acme"]}
+         "roles": ["signer"], "tenants": ["acme"]},
+        {"name": "thumbnailer", "token_sha256": "<hex>", "roles": ["signer"],
+         "grants": [{"tenant": "acme", "mounts": ["photos"], "prefixes": ["2024/"],
+                     "methods": ["GET", "HEAD"], "max_ttl_seconds": 300}]}
     ]}
 
 An entry names its caller by a token hash, by the identity its client certificate carries
 (``mtls_id``: the certificate's URI SAN, or its first DNS SAN without one), or by both.
+An entry with ``grants`` (auth/grants.py) reaches only what they name, and names its
+tenants there instead of in ``tenants``; one without reaches every mount of its tenants.
+A file is accepted or rejected whole.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bucketvault.auth.grants import parse_grants
 from bucketvault.errors import InvalidArgument, Unauthenticated
-from bucketvault.models import Principal, Role
+from bucketvault.models import Grant, Principal, Role
 
 _MIN_TOKEN_CHARS = 16
+# An unknown key is rejected, not ignored: "grant" misspelt for "grants" would otherwise
+# turn a restricted principal into one that reaches its whole tenant.
+ENTRY_KEYS = frozenset({"name", "token_sha256", "mtls_id", "roles", "tenants", "grants", "comment"})
 
 
 def hash_token(token: str) -> str:
@@ -40,10 +50,17 @@ class Policy:
 
     by_token_hash: Mapping[str, Principal]
     by_mtls_id: Mapping[str, Principal]
+    # Every principal, in file order (policy explain).
+    principals: tuple[Principal, ...] = ()
 
 
 def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principal]:
     where = f"principals[{index}]"
+    unknown = set(entry) - ENTRY_KEYS
+    if unknown:
+        raise InvalidArgument(
+            f"{where} has unknown keys {sorted(unknown)}", reason="INVALID_POLICY"
+        )
     name, digest = entry.get("name"), entry.get("token_sha256", "")
     mtls_id = entry.get("mtls_id", "")
     if not isinstance(name, str) or not name:
@@ -56,6 +73,8 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principa
         raise InvalidArgument(f"{where}.mtls_id must be a string", reason="INVALID_POLICY")
     if not digest and not mtls_id:
         raise InvalidArgument(f"{where} needs token_sha256 or mtls_id", reason="INVALID_POLICY")
+    if not isinstance(entry.get("roles", []), list):
+        raise InvalidArgument(f"{where}.roles must be a list", reason="INVALID_POLICY")
     try:
         roles = frozenset(Role(r) for r in entry.get("roles", []))
     except ValueError as exc:
@@ -65,7 +84,17 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principa
     tenants = entry.get("tenants", [])
     if not isinstance(tenants, list) or not all(isinstance(t, str) and t for t in tenants):
         raise InvalidArgument(f"{where}.tenants must be a list of names", reason="INVALID_POLICY")
-    principal = Principal(name=name, roles=roles, tenants=frozenset(tenants))
+    grants: tuple[Grant, ...] = ()
+    if "grants" in entry:
+        if "tenants" in entry:
+            # Two lists of tenants could disagree; the grants alone say where roles reach.
+            raise InvalidArgument(
+                f"{where} has both tenants and grants: grants name their tenants",
+                reason="INVALID_POLICY",
+            )
+        grants = parse_grants(entry["grants"], f"{where}.grants")
+        tenants = sorted({g.tenant for g in grants})
+    principal = Principal(name=name, roles=roles, tenants=frozenset(tenants), grants=grants)
     return digest.lower(), mtls_id, principal
 
 
@@ -80,10 +109,17 @@ def load_policy_file(path: Path) -> Policy:
         raise InvalidArgument("policy file needs a 'principals' list", reason="INVALID_POLICY")
     by_hash: dict[str, Principal] = {}
     by_mtls: dict[str, Principal] = {}
+    by_name: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InvalidArgument(f"principals[{i}] must be an object", reason="INVALID_POLICY")
         digest, mtls_id, principal = _principal(entry, i)
+        if principal.name in by_name:
+            # The audit log names callers by name: two callers with one name are one.
+            raise InvalidArgument(
+                f"principals[{i}] repeats another entry's name", reason="INVALID_POLICY"
+            )
+        by_name[principal.name] = principal
         for index, value in ((by_hash, digest), (by_mtls, mtls_id)):
             if value and value in index:
                 # Two principals for one caller would make the answer depend on file order.
@@ -93,13 +129,26 @@ def load_policy_file(path: Path) -> Policy:
                 )
             if value:
                 index[value] = principal
-    return Policy(by_hash, by_mtls)
+    return Policy(by_hash, by_mtls, tuple(by_name.values()))
 
 
 class TokenAuthenticator:
-    """Maps a call's bearer token, or its verified client certificate, to a principal."""
+    """Maps a call's bearer token, or its verified client certificate, to a principal.
+
+    The policy is one reference, swapped whole by ``replace`` (a reload): a call reads it
+    once, so it sees either the old policy or the new one, never a mix.
+    """
 
     def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    @property
+    def policy(self) -> Policy:
+        """The policy now serving."""
+        return self._policy
+
+    def replace(self, policy: Policy) -> None:
+        """Serve policy from the next call on (an attribute store is atomic)."""
         self._policy = policy
 
     def authenticate(self, authorization: str | None, peer_ids: Sequence[str] = ()) -> Principal:
@@ -109,9 +158,10 @@ class TokenAuthenticator:
         (its URI SAN, or else its first DNS SAN). A bearer token, when sent, decides;
         without one, the first peer identity the policy names does.
         """
+        policy = self._policy
         if not authorization:
             for peer_id in peer_ids:
-                principal = self._policy.by_mtls_id.get(peer_id)
+                principal = policy.by_mtls_id.get(peer_id)
                 if principal is not None:
                     return principal
             if peer_ids:
@@ -123,7 +173,7 @@ class TokenAuthenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or len(token) < _MIN_TOKEN_CHARS:
             raise Unauthenticated("malformed bearer token", reason="TOKEN_MALFORMED")
-        principal = self._policy.by_token_hash.get(hash_token(token))
+        principal = policy.by_token_hash.get(hash_token(token))
         if principal is None:
             raise Unauthenticated("unknown bearer token", reason="TOKEN_UNKNOWN")
         return principal

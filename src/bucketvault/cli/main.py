@@ -1,4 +1,5 @@
-"""The `bucketvault` command: `serve`, and operator commands that call a running server.
+"""The `bucketvault` command: `serve`, operator commands that call a running server, and
+`token create` / `policy explain`, which work on the policy file offline.
 
 Human-readable tables by default, `--json` for scripts. Credentials are sealed locally
 by the SDK before they leave this process.
@@ -21,13 +22,18 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bucketvault.auth.authn import load_policy_file
+from bucketvault.auth.explain import explain
+from bucketvault.auth.tokens import create_token
 from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
+from bucketvault.models import Role
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+ROLES = tuple(r.value for r in Role)
 # The wire enum is the one list of kind names.
 KINDS = tuple(
     n
@@ -56,8 +62,69 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # The conventional "re-read your configuration": the policy file, here.
+    signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
     stop.wait()
     service.stop(grace=5.0)
+    return 0
+
+
+def _policy_path(args: argparse.Namespace) -> Path:
+    # The file the server reads: BUCKETVAULT_POLICY, else <data dir>/policy.json.
+    if args.policy:
+        return Path(args.policy)
+    return Config.from_env(os.environ, data_dir=args.data_dir or "").policy_file
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    """Print a new token once (stdout); the policy file keeps only its hash."""
+    entry: dict[str, Any] = {"name": args.name, "roles": sorted(set(args.role))}
+    limits: dict[str, Any] = {}
+    if args.mount:
+        limits["mounts"] = args.mount
+    if args.prefix:
+        limits["prefixes"] = args.prefix
+    if args.method:
+        limits["methods"] = sorted(set(args.method))
+    if args.max_ttl is not None:
+        limits["max_ttl_seconds"] = args.max_ttl
+    if limits:
+        entry["grants"] = [{"tenant": t, **limits} for t in args.tenant]
+    else:
+        entry["tenants"] = args.tenant
+    path = _policy_path(args)
+    token = create_token(path, entry, replace=args.replace)
+    print(token, flush=True)
+    print(
+        f"bucketvault: principal {args.name!r} written to {path} (the token is not stored: "
+        "keep it now); a running server picks it up within seconds, or on SIGHUP",
+        file=sys.stderr,
+    )
+    return 0
+
+
+EXPLAIN_COLS = ("principal", "tenant", "roles", "mounts", "prefixes", "methods", "max_ttl_seconds")
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    """Who may do what, from the policy file, as the server decides it."""
+    if bool(args.principal) == bool(args.tenant):
+        raise SystemExit("bucketvault: policy explain needs --principal or --tenant")
+    if args.mount and not args.tenant:
+        raise SystemExit("bucketvault: --mount needs --tenant")
+    policy = load_policy_file(_policy_path(args))
+    rules = explain(
+        policy, principal=args.principal, tenant=args.tenant, mounts=tuple(args.mount or ())
+    )
+    rows = [r.to_json() for r in rules]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    flat = [
+        {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
+        for row in rows
+    ]
+    print(_table(flat, EXPLAIN_COLS))
     return 0
 
 
@@ -384,7 +451,38 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
     h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
     h.add_argument("--timeout", type=float, default=5.0)
+    tk = sub.add_parser("token", help="mint bearer tokens into the policy file").add_subparsers(
+        dest="sub", required=True
+    )
+    tc = tk.add_parser("create", help="print a new token once; store only its hash")
+    tc.add_argument("--name", required=True)
+    tc.add_argument("--role", action="append", required=True, choices=ROLES)
+    tc.add_argument("--tenant", action="append", required=True, help="a tenant name, or *")
+    tc.add_argument("--mount", action="append", help="grant only this mount (id or name)")
+    tc.add_argument("--prefix", action="append", help="grant only keys under this prefix")
+    tc.add_argument("--method", action="append", choices=("GET", "HEAD", "PUT"))
+    tc.add_argument("--max-ttl", type=int, help="longest URL lifetime, seconds")
+    tc.add_argument("--replace", action="store_true", help="replace a principal of this name")
+    po = sub.add_parser("policy", help="explain the policy file").add_subparsers(
+        dest="sub", required=True
+    )
+    pe = po.add_parser("explain", help="who may do what (offline)")
+    pe.add_argument("--principal")
+    pe.add_argument("--tenant")
+    pe.add_argument("--mount", action="append", help="a mount's id or name (repeat for both)")
+    # SUPPRESS: without it the subcommand's default would undo a global --json.
+    pe.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    for x in (tc, pe):
+        x.add_argument("--policy", help="the policy file (default: the server's)")
+        x.add_argument("--data-dir")
     return p
+
+
+# Commands that read or write the policy file and call no server.
+OFFLINE: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
+    ("token", "create"): _token_create,
+    ("policy", "explain"): _policy_explain,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -394,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.cmd == "health":
             return _health(args)
+        offline = OFFLINE.get((args.cmd, getattr(args, "sub", "")))
+        if offline is not None:
+            return offline(args)
         return _run(args)
     except BucketVaultError as exc:
         print(f"bucketvault: {exc.code.name}: {exc.message} [{exc.reason}]", file=sys.stderr)
