@@ -8,7 +8,6 @@ around the mount's credential handle.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -128,6 +127,7 @@ class Signing:
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
         mount = self.mounts.find(tenant, req.mount_id)
+        self.seams.record.note(credential_id=mount.credential_id)
         options = self._options(
             mount,
             req.method,
@@ -140,7 +140,8 @@ class Signing:
         cred, handle = self.seams.handles.for_mount(mount)
         limit = self.seams.registry.provider(cred.kind).max_url_seconds
         urls = rules.sign_urls(handle, mount, req.keys, options, limit)
-        digest = hashlib.sha256("\n".join(req.keys).encode("utf-8", "surrogatepass")).hexdigest()
+        # The keys themselves (listed, counted, hashed) come from the call's draft, which
+        # the transport filled from the request: hashing them twice would cost the hot path.
         self.seams.record(
             principal,
             tenant,
@@ -148,10 +149,9 @@ class Signing:
             mount.mount_id,
             request_id,
             method=options.method.value,
-            count=str(len(req.keys)),
-            key=req.keys[0] if single else "",
-            keys_sha256=digest,
-            expires_in=str(options.expires_in),
+            # One call's URLs share their expiry (rules.sign_urls caps the call, not a key).
+            expires_at=urls[0].expires_at,
+            capped_by=urls[0].expiry_capped_by,
         )
         return urls
 
@@ -162,6 +162,7 @@ class Signing:
         tenant = tenant_name(req.tenant)
         authorize(principal, Role.SIGNER, tenant)
         mount = self.mounts.find(tenant, req.mount_id)
+        self.seams.record.note(credential_id=mount.credential_id)
         prefix = check_prefix(req.prefix, mount.prefix)
         if len(req.delimiter) > 16:
             raise InvalidArgument(
@@ -186,6 +187,7 @@ class Signing:
             "signer.list",
             mount.mount_id,
             request_id,
+            method=Method.GET.value if sign is not None else "",
             prefix=prefix,
             signed=str(sign is not None),
         )

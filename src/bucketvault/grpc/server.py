@@ -25,7 +25,7 @@ def build_grpc_server(
     """A started-ready (not started) server and the port it bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(authenticator)],
+        interceptors=[ServiceInterceptor(authenticator, app.recorder)],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
