@@ -132,12 +132,17 @@ class Recorder:
         event = self._event(principal, tenant, action, resource, request_id, OK, detail)
         committed = self._commit(event, change)
         if committed.refused is not None:
+            draft = current_draft()
+            if draft is not None:
+                draft.recorded_error = committed.refused
             raise committed.refused
         return cast(R, committed.value)
 
     def failure(self, draft: AuditDraft, error: BucketVaultError) -> None:
         """Record a call that failed with error; a follow-up record if the call's own
         record was committed before the failure (a stream that broke off)."""
+        if error is draft.recorded_error:
+            return
         event = failed(draft.event(self.audit.now()), error)
         if draft.recorded:
             event = dataclasses.replace(

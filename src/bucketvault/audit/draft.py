@@ -33,8 +33,10 @@ class AuditDraft:
     keys: KeyList = field(default_factory=KeyList)
     method: str = ""
     requested_ttl_seconds: int = 0
-    # Set once the call's record is committed: a later failure adds a follow-up record.
+    # Set once the call's record is committed: a later failure adds a follow-up record,
+    # unless it is the error that record already reports (a refused change).
     recorded: bool = False
+    recorded_error: BaseException | None = None
     # Messages a streaming call has sent (reported by a follow-up record).
     sent: int = 0
 
