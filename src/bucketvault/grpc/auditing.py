@@ -8,6 +8,8 @@ read: a sealed credential or a token never reaches the draft.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from google.protobuf.message import Message
 
 from bucketvault.audit.draft import AuditDraft
@@ -58,9 +60,10 @@ def draft_for(method: str, request: Message, request_id: str, peer: str) -> Audi
     def text(name: str) -> str:
         return bounded(getattr(request, name)) if name in fields else ""
 
-    keys: tuple[str, ...] = ()
+    keys: Sequence[str] = ()
     if "keys" in fields:
-        keys = tuple(getattr(request, "keys"))  # noqa: B009 - a field only some requests have
+        # The repeated field itself, not a copy: a batch holds up to 1000 keys.
+        keys = getattr(request, "keys")  # noqa: B009 - a field only some requests have
     elif "key" in fields:
         keys = (getattr(request, "key"),)  # noqa: B009
     ttl = next((getattr(request, n) for n in ("ttl_seconds", "sign_ttl_seconds") if n in fields), 0)
