@@ -30,14 +30,21 @@ def test_accesses_are_recorded_and_the_chain_verifies(server: RunningServer) -> 
     assert result.ok and result.records_checked >= 3
 
 
-def test_refused_signing_writes_no_sign_record(server: RunningServer) -> None:
+def test_refused_signing_writes_a_failure_record_not_a_success(server: RunningServer) -> None:
     c = server.client()
     cred = c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC"))
     mount = c.create_mount("acme", name="m", bucket="b", credential_id=cred.credential_id)
     with pytest.raises(errors.Unimplemented):
         c.sign_urls("acme", mount.mount_id, ["a", "b", "c"])
-    # Refused before signing: no sign record, and the refusal is not silently dropped either.
-    assert [r for r in c.query_audit("acme", action="signer.sign")] == []
+    # Refused before signing: one record, and it says the call failed and why.
+    [record] = c.query_audit("acme", action="signer.sign")
+    assert (record.outcome, record.status, record.reason) == (
+        "error",
+        "UNIMPLEMENTED",
+        "PROVIDER_UNAVAILABLE",
+    )
+    assert list(record.keys) == ["a", "b", "c"] and record.key_count == 3
+    assert record.credential_id == cred.credential_id and record.mount_id == mount.mount_id
 
 
 @pytest.mark.parametrize("column", ["resource", "outcome", "principal"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bucketvault.audit.event import AuditEvent
 from bucketvault.models import (
     Credential,
     CredentialKind,
@@ -151,21 +152,31 @@ class Factory:
         tenant: str = "acme",
         action: str = "SignURL",
         principal: str = "svc-viewer",
+        outcome: str = "ok",
     ) -> AuditRow:
-        return AuditRow(
-            writer_id=writer_id,
-            seq=seq,
-            time=time if time is not None else T0 + timedelta(seconds=seq),
-            principal=principal,
-            tenant=tenant,
-            action=action,
-            resource=f"mounts/m/{seq}",
-            outcome="OK",
+        when = time if time is not None else T0 + timedelta(seconds=seq)
+        event = AuditEvent(
+            time=when,
             request_id=f"req-{seq}",
+            principal=principal,
+            peer="ipv4:10.0.0.7:51234",
+            action=action,
+            tenant=tenant,
+            resource=f"mounts/m/{seq}",
+            mount_id="mnt_1",
+            credential_id="cred_1",
+            keys=("img/a.jpg", "img/ü b.jpg"),
+            key_count=1000,
+            keys_sha256="ab" * 32,
+            method="GET",
+            requested_ttl_seconds=600,
+            expires_at=when + timedelta(seconds=600),
+            outcome=outcome,
+            status="OK" if outcome == "ok" else "PERMISSION_DENIED",
+            reason="" if outcome == "ok" else "KEY_OUTSIDE_MOUNT",
             detail_json='{"keys": 1,  "z": "ü"}',
-            prev_hash=f"prev{seq}",
-            hash=f"hash{seq}",
         )
+        return AuditRow(writer_id, seq, f"prev{seq}", f"hash{seq}", event)
 
 
 @pytest.fixture

@@ -399,7 +399,8 @@ def test_audit_append_head_and_chain(store: Store, make: Factory) -> None:
     assert store.audit_head("w0") == rows_w0[-1]
     assert list(store.iter_audit_chain()) == rows_w0 + rows_w1
     got = store.audit_head("w1")
-    assert got is not None and got.detail_json == '{"keys": 1,  "z": "ü"}'
+    assert got is not None and got.event.detail_json == '{"keys": 1,  "z": "ü"}'
+    assert got.event.keys == ("img/a.jpg", "img/ü b.jpg") and got.v == 2
 
 
 def test_audit_batch_is_all_or_nothing(store: Store, make: Factory) -> None:
@@ -422,7 +423,8 @@ def test_audit_row_breaking_a_non_key_rule_is_a_store_error_not_a_conflict(
     # A NOT NULL violation is a bug, not a lost race: answering AUDIT_SEQ_CONFLICT would
     # send the writer re-reading its head and retrying the same bad row.
     store.append_audit([make.audit("w", 1)])
-    bad = dataclasses.replace(make.audit("w", 2), principal=None)  # type: ignore[arg-type]
+    row = make.audit("w", 2)
+    bad = dataclasses.replace(row, event=dataclasses.replace(row.event, principal=None))  # type: ignore[arg-type]
     with pytest.raises(Internal) as err:
         store.append_audit([bad])
     assert err.value.reason == "STORE_ERROR"
@@ -438,7 +440,9 @@ def test_audit_query_filters_and_order(store: Store, make: Factory) -> None:
         make.audit("a", 1, time=t, tenant="acme", action="RevokeCredential", principal="p2"),
         make.audit("a", 2, time=t + timedelta(seconds=1), tenant="globex", principal="p1"),
         make.audit("b", 2, time=t + timedelta(seconds=2), tenant="acme", principal="p1"),
-        make.audit("a", 3, time=t + timedelta(seconds=3), tenant="acme", principal="p2"),
+        make.audit(
+            "a", 3, time=t + timedelta(seconds=3), tenant="acme", principal="p2", outcome="denied"
+        ),
     ]
     store.append_audit([rows[0], rows[3]])
     store.append_audit([rows[1], rows[2], rows[4]])
@@ -457,9 +461,12 @@ def test_audit_query_filters_and_order(store: Store, make: Factory) -> None:
     ]
     assert q(limit=2) == [("a", 1), ("b", 1)]
     assert q(tenant="nobody") == []
+    assert q(outcome="denied") == [("a", 3)]
+    assert q(outcome="ok", principal="p2") == [("a", 1)]
     got = next(iter(store.query_audit(AuditFilter(tenant="globex"))))
     assert got == rows[2]
-    assert got.time.utcoffset() == timedelta(0)
+    assert got.event.time.utcoffset() == timedelta(0)
+    assert got.event.expires_at is not None and got.event.expires_at.utcoffset() == timedelta(0)
 
 
 def test_audit_query_pages_past_one_batch(store: Store, make: Factory) -> None:
@@ -468,7 +475,7 @@ def test_audit_query_pages_past_one_batch(store: Store, make: Factory) -> None:
         make.audit(f"w{i % 3}", i, time=T0 + timedelta(milliseconds=i // 7)) for i in range(1203)
     ]
     store.append_audit(rows)
-    expected = sorted(rows, key=lambda r: (r.time, r.writer_id, r.seq))
+    expected = sorted(rows, key=lambda r: (r.event.time, r.writer_id, r.seq))
     assert list(store.query_audit(AuditFilter())) == expected
     assert list(store.query_audit(AuditFilter(limit=700))) == expected[:700]
     chain = list(store.iter_audit_chain())

@@ -34,6 +34,8 @@ class App:
     signing: Signing
     audit: Audit
     handles: Handles
+    # What the transport writes a call's record with when the use case did not.
+    recorder: Recorder
 
     def close(self) -> None:
         """Close every open credential handle."""
@@ -52,7 +54,8 @@ def build_app(
     """Wire the use cases over the seams the composition root chose."""
     external_ids = ExternalIds(store, clock)
     handles = Handles(store, envelope, registry, config.url_policy, external_ids)
-    seams = Seams(store, registry, handles, Recorder(audit_log), clock, config.url_policy)
+    recorder = Recorder(audit_log)
+    seams = Seams(store, registry, handles, recorder, clock, config.url_policy)
     mounts = Mounts(seams, config.default_mount_max_ttl_seconds)
     return App(
         vault=Vault(seams, envelope, service_keys, external_ids),
@@ -60,6 +63,7 @@ def build_app(
         signing=Signing(seams, mounts, config.default_ttl_seconds),
         audit=Audit(seams),
         handles=handles,
+        recorder=recorder,
     )
 
 

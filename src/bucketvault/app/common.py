@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar, cast
 
 from bucketvault.app.handles import Handles
-from bucketvault.audit import AuditEvent, AuditLog
+from bucketvault.audit.draft import AuditDraft, current_draft
+from bucketvault.audit.event import OK, AuditEvent, detail_text, failed
+from bucketvault.audit.log import AuditLog, Change, Committed
 from bucketvault.clock import Clock
-from bucketvault.errors import InvalidArgument
+from bucketvault.errors import BucketVaultError, InvalidArgument
 from bucketvault.models import Principal
 from bucketvault.providers.registry import ProviderRegistry
 from bucketvault.store.base import Store
 from bucketvault.urlpolicy import UrlPolicy
 
+R = TypeVar("R")
 MAX_PAGE_SIZE = 1000
 TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -71,9 +78,25 @@ class Seams:
 
 @dataclass(frozen=True)
 class Recorder:
-    """Writes one audit record per call (fail-closed: no record, no answer)."""
+    """Writes the audit record of a call (fail-closed: no record, no answer).
+
+    A call served by the transport has a draft (audit/draft.py) holding what its request
+    asked; the record is made from it, so use cases name only what they decided or
+    learned. Writes go through ``mutate``: the change and its record commit together.
+    """
 
     audit: AuditLog
+
+    def note(self, *, mount_id: str = "", credential_id: str = "") -> None:
+        """What the use case learned that a failure record should carry (the mount's
+        credential ...)."""
+        draft = current_draft()
+        if draft is None:
+            return
+        if mount_id:
+            draft.mount_id = mount_id
+        if credential_id:
+            draft.credential_id = credential_id
 
     def __call__(
         self,
@@ -82,12 +105,88 @@ class Recorder:
         action: str,
         resource: str,
         request_id: str,
-        outcome: str = "ok",
+        outcome: str = OK,
+        *,
+        method: str = "",
+        expires_at: datetime | None = None,
         **detail: str,
     ) -> None:
-        self.audit.record(
-            AuditEvent(principal.name, tenant, action, resource, outcome, request_id, detail)
+        """Record a successful call."""
+        event = self._event(principal, tenant, action, resource, request_id, outcome, detail)
+        if method or expires_at is not None:
+            event = dataclasses.replace(event, method=method or event.method, expires_at=expires_at)
+        self._commit(event, None)
+
+    def mutate(
+        self,
+        change: Change[R],
+        principal: Principal,
+        tenant: str,
+        action: str,
+        resource: str,
+        request_id: str,
+        **detail: str,
+    ) -> R:
+        """Apply change and record the call in one transaction: the change's result, or
+        its error (then rolled back, and recorded as the call's failure)."""
+        event = self._event(principal, tenant, action, resource, request_id, OK, detail)
+        committed = self._commit(event, change)
+        if committed.refused is not None:
+            draft = current_draft()
+            if draft is not None:
+                draft.recorded_error = committed.refused
+            raise committed.refused
+        return cast(R, committed.value)
+
+    def failure(self, draft: AuditDraft, error: BucketVaultError) -> None:
+        """Record a call that failed with error; a follow-up record if the call's own
+        record was committed before the failure (a stream that broke off)."""
+        if error is draft.recorded_error:
+            return
+        event = failed(draft.event(self.audit.now()), error)
+        if draft.recorded:
+            event = dataclasses.replace(
+                event,
+                detail_json=detail_text({"follow_up": "true", "messages_sent": str(draft.sent)}),
+            )
+        self.audit.record(event)
+        draft.recorded = True
+
+    def closing(self, draft: AuditDraft) -> None:
+        """Record a call that succeeded without a use case recording it."""
+        if not draft.recorded:
+            self.audit.record(draft.event(self.audit.now()))
+            draft.recorded = True
+
+    def _event(
+        self,
+        principal: Principal,
+        tenant: str,
+        action: str,
+        resource: str,
+        request_id: str,
+        outcome: str,
+        detail: Mapping[str, str],
+    ) -> AuditEvent:
+        # Outside a served call (a use case driven directly) there is nothing to draw on.
+        draft = current_draft() or AuditDraft(request_id, action, peer="")
+        return draft.event(
+            self.audit.now(),
+            principal=principal.name,
+            tenant=tenant,
+            action=action,
+            resource=resource,
+            request_id=request_id,
+            outcome=outcome,
+            detail_json=detail_text(detail),
         )
+
+    def _commit(self, event: AuditEvent, change: Change[R] | None) -> Committed[R]:
+        committed = self.audit.record(event, change)
+        draft = current_draft()
+        if draft is not None:
+            draft.recorded = True
+        return committed
 
 
 __all__ = [

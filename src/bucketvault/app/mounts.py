@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
+from bucketvault.audit.log import Change
 from bucketvault.auth.authz import Ask, Reach, decide, require
 from bucketvault.config import MAX_URL_TTL_SECONDS
 from bucketvault.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -130,8 +131,15 @@ class Mounts:
             created_at=now,
             updated_at=now,
         )
-        self.seams.store.insert_mount(mount)
-        self.seams.record(principal, tenant, "vault.create_mount", mount.mount_id, request_id)
+        self.seams.record.note(mount_id=mount.mount_id)
+        self.seams.record.mutate(
+            Change(lambda writes: writes.insert_mount(mount)),
+            principal,
+            tenant,
+            "vault.create_mount",
+            mount.mount_id,
+            request_id,
+        )
         return mount
 
     def get(self, principal: Principal, tenant: str, mount_id: str, request_id: str) -> Mount:
@@ -192,10 +200,13 @@ class Mounts:
                     reason="KIND_MISMATCH",
                     field="credential_id",
                 )
-        rebound = self.seams.store.rebind_mount(
-            tenant, mount.mount_id, new.credential_id, expected_version, self.seams.clock.now()
-        )
-        self.seams.record(
+        now = self.seams.clock.now()
+        rebound = self.seams.record.mutate(
+            Change(
+                lambda writes: writes.rebind_mount(
+                    tenant, mount.mount_id, new.credential_id, expected_version, now
+                )
+            ),
             principal,
             tenant,
             "vault.rebind_mount",
@@ -214,6 +225,7 @@ class Mounts:
         ask = Ask((Role.OPERATOR,), tenant)
         require(principal, ask)
         mount = self.granted(principal, ask, mount_id)
+        self.seams.record.note(credential_id=mount.credential_id)
         try:
             _, handle = self.seams.handles.for_mount(mount)
         except StoredSecretRefused as exc:

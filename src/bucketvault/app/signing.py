@@ -9,7 +9,6 @@ providers/rules.py around the mount's credential handle.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -136,6 +135,7 @@ class Signing:
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
         mount = self.mounts.granted(principal, ask, req.mount_id)
+        self.seams.record.note(credential_id=mount.credential_id)
         if req.method is None:
             raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
         single = len(req.keys) == 1
@@ -150,7 +150,8 @@ class Signing:
         cred, handle = self.seams.handles.for_mount(mount)
         limit = self.seams.registry.provider(cred.kind).max_url_seconds
         urls = rules.sign_urls(handle, mount, req.keys, options, limit)
-        digest = hashlib.sha256("\n".join(req.keys).encode("utf-8", "surrogatepass")).hexdigest()
+        # The keys themselves (listed, counted, hashed) come from the call's draft, which
+        # the transport filled from the request: hashing them twice would cost the hot path.
         self.seams.record(
             principal,
             tenant,
@@ -158,10 +159,9 @@ class Signing:
             mount.mount_id,
             request_id,
             method=options.method.value,
-            count=str(len(req.keys)),
-            key=req.keys[0] if single else "",
-            keys_sha256=digest,
-            expires_in=str(options.expires_in),
+            # One call's URLs share their expiry (rules.sign_urls caps the call, not a key).
+            expires_at=urls[0].expires_at,
+            capped_by=urls[0].expiry_capped_by,
         )
         return urls
 
@@ -173,6 +173,7 @@ class Signing:
         ask = Ask((Role.SIGNER,), tenant)
         require(principal, ask)
         mount = self.mounts.granted(principal, ask, req.mount_id)
+        self.seams.record.note(credential_id=mount.credential_id)
         prefix = check_prefix(req.prefix, mount.prefix)
         # A listing is a read: it needs GET, and the prefix inside the grant's prefixes.
         ttl = max(req.sign_ttl_seconds, 0)
@@ -204,6 +205,7 @@ class Signing:
             "signer.list",
             mount.mount_id,
             request_id,
+            method=Method.GET.value if sign is not None else "",
             prefix=prefix,
             signed=str(sign is not None),
         )

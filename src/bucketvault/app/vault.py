@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from bucketvault.app.common import Seams, limit_text, need, new_id, page_size, tenant_name
 from bucketvault.app.handles import ExternalIds, credential_ad
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
+from bucketvault.audit.event import REPLAYED, AuditEvent
+from bucketvault.audit.log import Change
 from bucketvault.auth.authz import Ask, Reach, require
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.errors import (
@@ -36,7 +38,7 @@ from bucketvault.models import (
 )
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.kinds import ParseContext, decode_secret
-from bucketvault.store.base import StoredCredential
+from bucketvault.store.base import StoredCredential, Writes
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,18 @@ class Vault:
             record_version=1,
         )
         envelope = self.envelope.encrypt(canonical, credential_ad(credential))
-        stored = self.seams.store.insert_credential(
-            StoredCredential(credential, envelope, req.idempotency_key, request_hash)
-        )
-        if stored.credential.credential_id != credential_id:
-            # A concurrent retry with the same idempotency key won the insert.
-            return self._replay(principal, stored, request_hash, request_id)
-        self.seams.record(
+        new = StoredCredential(credential, envelope, req.idempotency_key, request_hash)
+
+        def insert(writes: Writes) -> StoredCredential:
+            stored = writes.insert_credential(new)
+            if stored.credential.credential_id != credential_id:
+                # A concurrent retry with the same idempotency key won the insert.
+                _same_request(stored, request_hash)
+            return stored
+
+        self.seams.record.note(credential_id=credential_id)
+        stored = self.seams.record.mutate(
+            Change(insert, lambda stored, event: _replayed(stored, event, credential_id)),
             principal,
             tenant,
             "vault.register",
@@ -153,18 +160,14 @@ class Vault:
             kind=kind.value,
             fingerprint=fingerprint,
         )
-        return self._view(credential)
+        return self._view(stored.credential)
 
     def _replay(
         self, principal: Principal, existing: StoredCredential, request_hash: str, request_id: str
     ) -> Credential:
         cred = existing.credential
-        if existing.request_hash != request_hash:
-            raise AlreadyExists(
-                "idempotency_key was already used for a different registration",
-                reason="IDEMPOTENCY_KEY_REUSED",
-                field="idempotency_key",
-            )
+        self.seams.record.note(credential_id=cred.credential_id)
+        _same_request(existing, request_hash)
         self.seams.record(
             principal,
             cred.tenant,
@@ -206,18 +209,44 @@ class Vault:
         tenant = tenant_name(tenant)
         require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         limit_text(reason, "reason", 500)
-        stored = self.seams.store.revoke_credential(
-            tenant,
-            need(credential_id, "credential_id"),
-            principal.name,
-            reason,
-            self.seams.clock.now(),
+        need(credential_id, "credential_id")
+        now = self.seams.clock.now()
+
+        def revoke(writes: Writes) -> StoredCredential:
+            stored = writes.revoke_credential(tenant, credential_id, principal.name, reason, now)
+            if stored is None:
+                raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
+            return stored
+
+        stored = self.seams.record.mutate(
+            Change(revoke), principal, tenant, "vault.revoke", credential_id, request_id
         )
-        if stored is None:
-            raise NotFound("no such credential", reason="CREDENTIAL_NOT_FOUND")
         self.seams.handles.evict(credential_id)
-        self.seams.record(principal, tenant, "vault.revoke", credential_id, request_id)
+        # After the commit: SQLite checkpoints its WAL so no copy of the envelope stays. If
+        # that is busy the call fails SHRED_INCOMPLETE (a follow-up record says so) and a
+        # retried revoke, which finds the credential revoked, purges again.
+        self.seams.store.purge_revoked()
         return stored.credential
+
+
+def _same_request(existing: StoredCredential, request_hash: str) -> None:
+    """A reused idempotency key must come with the same registration."""
+    if existing.request_hash != request_hash:
+        raise AlreadyExists(
+            "idempotency_key was already used for a different registration",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            field="idempotency_key",
+        )
+
+
+def _replayed(stored: StoredCredential, event: AuditEvent, credential_id: str) -> AuditEvent:
+    """The record of a registration whose insert found a retry's row in its place."""
+    winner = stored.credential.credential_id
+    if winner == credential_id:
+        return event
+    return dataclasses.replace(
+        event, outcome=REPLAYED, resource=winner, credential_id=winner, detail_json="{}"
+    )
 
 
 __all__ = ["RegisterInput", "SealedSecret", "Vault"]

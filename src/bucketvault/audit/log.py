@@ -7,45 +7,57 @@ hash chain strictly ordered and turns N fsyncs into one.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from bucketvault.audit.chain import GENESIS, row_hash
+from bucketvault.audit.event import AuditEvent, failed
 from bucketvault.audit.sinks import AuditSink
 from bucketvault.clock import Clock
-from bucketvault.errors import Unavailable
-from bucketvault.store.base import AuditRow, Store
+from bucketvault.errors import BucketVaultError, Unavailable
+from bucketvault.store.base import AuditBatch, AuditRow, Store, Writes
 
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class AuditEvent:
-    principal: str
-    tenant: str
-    action: str
-    resource: str
-    outcome: str
-    request_id: str = ""
-    # Non-secret context only (counts, methods, hashes of key lists ...).
-    detail: Mapping[str, str] = field(default_factory=dict)
+class Change(Generic[R]):
+    """A write committed in the same transaction as its record: the writer thread runs
+    apply in a savepoint of the batch that inserts the record, so the store never holds
+    the one without the other. apply must only use the writes it is given."""
+
+    apply: Callable[[Writes], R]
+    # The record for what apply returned (a registration that raced into a replay ...).
+    settle: Callable[[R, AuditEvent], AuditEvent] | None = None
+
+
+@dataclass(frozen=True)
+class Committed(Generic[R]):
+    """A committed record: the change's result, or the error that refused the change (its
+    writes rolled back, the record committed says so)."""
+
+    value: R | None = None
+    refused: BucketVaultError | None = None
 
 
 class _Pending:
-    __slots__ = ("done", "error", "event", "time")
+    __slots__ = ("change", "done", "error", "event", "refused", "value")
 
-    def __init__(self, event: AuditEvent, time: datetime) -> None:
+    def __init__(self, event: AuditEvent, change: Change[Any] | None) -> None:
         self.event = event
-        self.time = time
+        self.change = change
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.value: Any = None
+        self.refused: BucketVaultError | None = None
 
 
 class AuditLog:
@@ -72,9 +84,14 @@ class AuditLog:
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
-    def record(self, event: AuditEvent) -> None:
-        """Commit one row or raise Unavailable: callers must not answer without it."""
-        pending = _Pending(event, self._clock.now())
+    def now(self) -> datetime:
+        """The time a record made now carries."""
+        return self._clock.now()
+
+    def record(self, event: AuditEvent, change: Change[R] | None = None) -> Committed[R]:
+        """Commit one row (and its change) or raise Unavailable: callers must not answer
+        without it. A change that raises is rolled back and recorded as failed."""
+        pending = _Pending(event, change)
         with self._cv:
             if self._closed:
                 raise Unavailable("the audit log is closed", reason="AUDIT_UNAVAILABLE")
@@ -86,6 +103,7 @@ class AuditLog:
             raise Unavailable(
                 "the audit log could not be written", reason="AUDIT_UNAVAILABLE"
             ) from pending.error
+        return Committed(pending.value, pending.refused)
 
     def close(self) -> None:
         with self._cv:
@@ -103,31 +121,38 @@ class AuditLog:
                 batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
             self._commit(batch)
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        rows: list[AuditRow] = []
-        seq, prev = self._seq, self._prev
-        for p in batch:
-            seq += 1
-            e = p.event
-            unhashed = AuditRow(
-                writer_id=self.writer_id,
-                seq=seq,
-                time=p.time,
-                principal=e.principal,
-                tenant=e.tenant,
-                action=e.action,
-                resource=e.resource,
-                outcome=e.outcome,
-                request_id=e.request_id,
-                detail_json=json.dumps(dict(e.detail), sort_keys=True, separators=(",", ":")),
-                prev_hash=prev,
-                hash="",
-            )
-            digest = row_hash(unhashed)
-            rows.append(AuditRow(**{**unhashed.__dict__, "hash": digest}))
-            prev = digest
+    def _row(self, seq: int, prev: str, event: AuditEvent) -> AuditRow:
+        unhashed = AuditRow(self.writer_id, seq, prev, "", event)
+        return AuditRow(self.writer_id, seq, prev, row_hash(unhashed), event)
+
+    def _settle(self, tx: AuditBatch, p: _Pending) -> AuditEvent:
+        """The pending change applied in tx, and the event that records how it went."""
+        if p.change is None:
+            return p.event
         try:
-            self._store.append_audit(rows)
+            p.value = tx.apply(p.change.apply)
+        except BucketVaultError as exc:
+            # Only this change rolled back; the batch goes on with its failure record. Any
+            # other exception is a broken transaction or a bug: the whole batch fails.
+            p.refused = exc
+            return failed(p.event, exc)
+        settle = p.change.settle
+        return p.event if settle is None else settle(p.value, p.event)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        def work(tx: AuditBatch) -> list[AuditRow]:
+            rows: list[AuditRow] = []
+            seq, prev = self._seq, self._prev
+            for p in batch:
+                seq += 1
+                row = self._row(seq, prev, self._settle(tx, p))
+                rows.append(row)
+                prev = row.hash
+            tx.append(rows)
+            return rows
+
+        try:
+            rows = self._store.audit_batch(work)
         except Exception as exc:  # any store fault must fail the callers, not the thread
             # Nothing was committed: the chain head stays where it was.
             log.error("audit commit failed: %s", type(exc).__name__)
@@ -135,6 +160,7 @@ class AuditLog:
                 p.error = exc
                 p.done.set()
             return
+        seq, prev = rows[-1].seq, rows[-1].hash
         self._seq, self._prev = seq, prev
         for p in batch:
             p.done.set()
@@ -146,4 +172,4 @@ class AuditLog:
                 log.error("audit sink %s failed: %s", type(sink).__name__, type(exc).__name__)
 
 
-__all__ = ["AuditEvent", "AuditLog"]
+__all__ = ["AuditEvent", "AuditLog", "Change", "Committed"]

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bucketvault.store.base import AuditRow
+
+
+def record_dict(row: AuditRow) -> dict[str, Any]:
+    """A row as plain JSON values: its chain position and every field of its event."""
+    e = row.event
+    return {
+        "writer_id": row.writer_id,
+        "seq": row.seq,
+        "v": row.v,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+        **{f.name: getattr(e, f.name) for f in dataclasses.fields(e) if f.name != "detail_json"},
+        "time": e.time.isoformat(),
+        "expires_at": None if e.expires_at is None else e.expires_at.isoformat(),
+        "keys": list(e.keys),
+        "detail": e.detail,
+    }
 
 
 class AuditSink(Protocol):
@@ -28,27 +46,7 @@ class JsonLinesSink:
         self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def emit(self, rows: Sequence[AuditRow]) -> None:
-        lines = "".join(
-            json.dumps(
-                {
-                    "writer_id": r.writer_id,
-                    "seq": r.seq,
-                    "time": r.time.isoformat(),
-                    "principal": r.principal,
-                    "tenant": r.tenant,
-                    "action": r.action,
-                    "resource": r.resource,
-                    "outcome": r.outcome,
-                    "request_id": r.request_id,
-                    "detail": json.loads(r.detail_json or "{}"),
-                    "prev_hash": r.prev_hash,
-                    "hash": r.hash,
-                },
-                sort_keys=True,
-            )
-            + "\n"
-            for r in rows
-        )
+        lines = "".join(json.dumps(record_dict(r), sort_keys=True) + "\n" for r in rows)
         with self._lock:
             self._file.write(lines)
             self._file.flush()
@@ -58,4 +56,4 @@ class JsonLinesSink:
             self._file.close()
 
 
-__all__ = ["AuditSink", "JsonLinesSink"]
+__all__ = ["AuditSink", "JsonLinesSink", "record_dict"]

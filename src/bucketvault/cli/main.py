@@ -208,7 +208,17 @@ def _emit(args: argparse.Namespace, items: Iterable[Any], columns: Sequence[str]
 
 CRED_COLS = ("credential_id", "kind", "state", "display_name", "fingerprint", "created_at")
 MOUNT_COLS = ("mount_id", "name", "bucket", "prefix", "credential_id", "version")
-AUDIT_COLS = ("time", "principal", "tenant", "action", "resource", "outcome")
+AUDIT_COLS = (
+    "time",
+    "principal",
+    "tenant",
+    "action",
+    "resource",
+    "outcome",
+    "status",
+    "reason",
+    "request_id",
+)
 
 # What a command fetches: the messages to print, from the parsed arguments and a client.
 Fetch = Callable[[argparse.Namespace, BucketVaultClient], Iterable[Any]]
@@ -245,7 +255,12 @@ def _create_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[An
 
 
 def _query_audit(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
-    return c.query_audit(args.tenant or "", action=args.action or "", limit=args.limit or 0)
+    return c.query_audit(
+        args.tenant or "",
+        action=args.action or "",
+        limit=args.limit or 0,
+        outcome=args.outcome or "",
+    )
 
 
 # (command, subcommand) -> (fetch, table columns, whether the answer is a list). A list is
@@ -445,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
     q = au.add_parser("query")
     q.add_argument("--tenant")
     q.add_argument("--action")
+    q.add_argument("--outcome", choices=("ok", "denied", "error", "replayed"))
     q.add_argument("--limit", type=int)
     au.add_parser("verify")
 

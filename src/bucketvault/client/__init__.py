@@ -375,12 +375,18 @@ class BucketVaultClient:
 
     # -- Audit ------------------------------------------------------------------
     def query_audit(
-        self, tenant: str = "", *, action: str = "", principal: str = "", limit: int = 0
+        self,
+        tenant: str = "",
+        *,
+        action: str = "",
+        principal: str = "",
+        limit: int = 0,
+        outcome: str = "",
     ) -> Iterator[audit_pb2.AuditRecord]:
         return self._stream(
             self.audit.QueryAudit,
             audit_pb2.QueryAuditRequest(
-                tenant=tenant, action=action, principal=principal, limit=limit
+                tenant=tenant, action=action, principal=principal, limit=limit, outcome=outcome
             ),
         )
 

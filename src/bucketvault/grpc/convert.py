@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -288,12 +287,20 @@ def check_to_pb(result: CheckResult) -> vault_pb2.CheckMountResponse:
 
 
 def audit_to_pb(row: AuditRow) -> audit_pb2.AuditRecord:
-    detail = json.loads(row.detail_json or "{}")
+    """A record: the event's fields by name, and its place in the chain."""
+    e = row.event
     return to_message(
         audit_pb2.AuditRecord,
-        row,
-        time=ts(row.time),
-        detail={str(k): str(v) for k, v in detail.items()},
+        e,
+        writer_id=row.writer_id,
+        seq=row.seq,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        hash_version=row.v,
+        time=ts(e.time),
+        expires_at=ts(e.expires_at),
+        keys=list(e.keys),
+        detail=e.detail,
     )
 
 

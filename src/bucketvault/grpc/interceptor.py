@@ -1,4 +1,11 @@
-"""The one interceptor: request id, authentication, and error -> status mapping.
+"""The one interceptor: request id, authentication, the call's audit record, and
+error -> status mapping.
+
+Every RPC but health and reflection leaves exactly one audit record, written here when
+the use case did not write it: the failure record of a call that raised, or the record of
+a call that returned without one. A record that cannot be committed turns the answer into
+UNAVAILABLE AUDIT_UNAVAILABLE (no record, no answer). A failure after the call's record
+was committed (a listing that breaks off after its first pages) adds a follow-up record.
 
 Anything that is not a BucketVaultError becomes INTERNAL with a generic message: an
 unexpected exception's text may quote input, and input may be a secret.
@@ -16,8 +23,11 @@ from typing import Any
 
 import grpc
 
+from bucketvault.app.common import Recorder
+from bucketvault.audit.draft import AuditDraft, drafting
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.errors import BucketVaultError, Internal
+from bucketvault.grpc.auditing import draft_for
 from bucketvault.grpc.status import to_grpc_status
 from bucketvault.grpc.tls import peer_identities
 from bucketvault.models import Principal
@@ -51,8 +61,11 @@ def _request_id(metadata: dict[str, str]) -> str:
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: TokenAuthenticator, *, client_certs: bool = False) -> None:
+    def __init__(
+        self, authenticator: TokenAuthenticator, recorder: Recorder, *, client_certs: bool = False
+    ) -> None:
         self._authn = authenticator
+        self._recorder = recorder
         # Only a listener that requires and verifies client certificates may name callers
         # by them; anywhere else a certificate identity is not one we checked.
         self._client_certs = client_certs
@@ -78,9 +91,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             )
         return handler  # no client-streaming RPCs in the contract
 
-    def _enter(self, context: grpc.ServicerContext) -> CallContext:
-        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-        request_id = _request_id(metadata)
+    def _enter(
+        self, context: grpc.ServicerContext, metadata: dict[str, str], request_id: str
+    ) -> CallContext:
         context.send_initial_metadata((("x-request-id", request_id),))
         try:
             peer_ids = peer_identities(context.auth_context()) if self._client_certs else ()
@@ -91,9 +104,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return CallContext(principal, request_id)
 
     def _fail(
-        self, method: str, call: CallContext | None, exc: Exception, context: grpc.ServicerContext
+        self, method: str, draft: AuditDraft, exc: Exception, context: grpc.ServicerContext
     ) -> None:
-        request_id = call.request_id if call else ""
+        request_id = draft.request_id
         if isinstance(exc, BucketVaultError):
             error = exc
             log.info(
@@ -112,31 +125,43 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 request_id,
             )
             error = Internal(f"internal error (request id {request_id})")
-        if request_id:
-            error.metadata.setdefault("request_id", request_id)
+        try:
+            self._recorder.failure(draft, error)
+        except BucketVaultError as audit_error:
+            # No record, no answer: not even the error, which can tell what exists.
+            log.error("rpc failure not recorded method=%s request_id=%s", method, request_id)
+            error = audit_error
+        error.metadata.setdefault("request_id", request_id)
         context.abort_with_status(to_grpc_status(error))
 
     @contextmanager
-    def _serving(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        """The caller set for the body of one RPC, and its failure turned into a status.
+    def _serving(
+        self, method: str, request: Any, context: grpc.ServicerContext
+    ) -> Iterator[AuditDraft]:
+        """The caller and the audit draft set for the body of one RPC, its record written
+        if the body did not write it, and its failure turned into a status.
 
         One place for unary and streaming RPCs: a stream's body is its whole iteration."""
-        call: CallContext | None = None
-        try:
-            call = self._enter(context)
-            token = _current.set(call)
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        draft = draft_for(method, request, _request_id(metadata), context.peer())
+        with drafting(draft):
             try:
-                yield
-            finally:
-                _current.reset(token)
-        except Exception as exc:
-            # Servicers never abort themselves; abort_with_status raises from here.
-            self._fail(method, call, exc, context)
-            raise
+                call = self._enter(context, metadata, draft.request_id)
+                draft.principal = call.principal.name
+                token = _current.set(call)
+                try:
+                    yield draft
+                finally:
+                    _current.reset(token)
+                self._recorder.closing(draft)
+            except Exception as exc:
+                # Servicers never abort themselves; abort_with_status raises from here.
+                self._fail(method, draft, exc, context)
+                raise
 
     def _unary(self, method: str, behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            with self._serving(method, context):
+            with self._serving(method, request, context):
                 return behavior(request, context)
 
         return handle
@@ -145,8 +170,10 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self, method: str, behavior: Callable[[Any, Any], Iterator[Any]]
     ) -> Callable[[Any, Any], Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with self._serving(method, context):
-                yield from behavior(request, context)
+            with self._serving(method, request, context) as draft:
+                for reply in behavior(request, context):
+                    yield reply
+                    draft.sent += 1
 
         return handle
 

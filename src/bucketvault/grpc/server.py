@@ -32,7 +32,7 @@ def build_grpc_server(
         raise ValueError("client certificates need TLS credentials")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(authenticator, client_certs=client_certs)],
+        interceptors=[ServiceInterceptor(authenticator, app.recorder, client_certs=client_certs)],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

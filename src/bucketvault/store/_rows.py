@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
+from bucketvault.audit.event import AuditEvent
 from bucketvault.errors import Internal
 from bucketvault.models import (
     Credential,
@@ -27,7 +28,7 @@ from bucketvault.models import (
 from bucketvault.store.base import AuditRow, ServiceKeyRecord, StoredCredential
 
 # Columns that hold a timestamp or bytes, in whichever table they occur.
-_TIMES = frozenset({"created_at", "updated_at", "retired_at", "revoked_at", "time"})
+_TIMES = frozenset({"created_at", "updated_at", "retired_at", "revoked_at", "time", "expires_at"})
 _BLOBS = frozenset({"public_key", "envelope"})
 
 
@@ -79,11 +80,15 @@ MOUNTS = Table.of(
     " max_ttl_seconds, allowed_methods, allow_credential_lifetime, version, created_at,"
     " updated_at",
 )
+# writer_id, seq and time lead: the audit queries page by (time, writer_id, seq).
 AUDIT = Table.of(
     "audit",
     "writer_id, seq, time, principal, tenant, action, resource, outcome, request_id,"
-    " detail_json, prev_hash, hash",
+    " detail_json, prev_hash, hash, v, peer, mount_id, credential_id, keys_json, key_count,"
+    " keys_sha256, method, requested_ttl_seconds, expires_at, status, reason",
 )
+# The row's own columns; every other audit column is a field of its event.
+_CHAIN = ("writer_id", "seq", "prev_hash", "hash", "v")
 
 
 class TimeCodec(Protocol):
@@ -137,18 +142,30 @@ class RowMapper:
                 values[name] = bytes(values[name])
         return values
 
-    # -- service keys and audit rows: fields and columns are the same -------------------
+    # -- service keys: fields and columns are the same ----------------------------------
     def service_key_params(self, record: ServiceKeyRecord) -> tuple[Any, ...]:
         return self._params(SERVICE_KEYS, _fields(record))
 
     def service_key(self, row: Sequence[Any]) -> ServiceKeyRecord:
         return ServiceKeyRecord(**self._values(SERVICE_KEYS, row))
 
+    # -- audit rows: the chain position and the event's fields, side by side ------------
     def audit_params(self, record: AuditRow) -> tuple[Any, ...]:
-        return self._params(AUDIT, _fields(record))
+        event = record.event
+        return self._params(
+            AUDIT,
+            {
+                **_fields(event),
+                **{name: getattr(record, name) for name in _CHAIN},
+                "keys_json": json.dumps(list(event.keys)),
+            },
+        )
 
     def audit_row(self, row: Sequence[Any]) -> AuditRow:
-        return AuditRow(**self._values(AUDIT, row))
+        v = self._values(AUDIT, row)
+        chain = {name: v.pop(name) for name in _CHAIN}
+        v["keys"] = tuple(json.loads(v.pop("keys_json")))
+        return AuditRow(**chain, event=AuditEvent(**v))
 
     # -- credentials ----------------------------------------------------------------------
     def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:

@@ -7,12 +7,19 @@ ciphertext (see crypto/envelope.py); everything else here is non-secret.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bucketvault.models import Credential, Mount
+
+if TYPE_CHECKING:  # a runtime import would cycle: the audit package reads this module
+    from bucketvault.audit.event import AuditEvent
+
+R = TypeVar("R")
+# The chain hash format of rows written now (audit/chain.py; 1 = before migration 0002).
+HASH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,18 +51,15 @@ class StoredCredential:
 
 @dataclass(frozen=True)
 class AuditRow:
+    """An audit event at its place in one writer's hash chain."""
+
     writer_id: str
     seq: int
-    time: datetime
-    principal: str
-    tenant: str
-    action: str
-    resource: str
-    outcome: str
-    request_id: str
-    detail_json: str
     prev_hash: str
     hash: str
+    event: AuditEvent
+    # Which canonical body the hash covers (audit/chain.py).
+    v: int = HASH_VERSION
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 0  # 0 = no limit
+    outcome: str = ""  # "ok", "denied", "error", "replayed"; "" = any
 
 
 class ServiceKeyStore(Protocol):
@@ -164,11 +169,54 @@ class MountStore(Protocol):
         ...
 
 
+class Writes(Protocol):
+    """The writes a use case may commit together with its audit record (see AuditBatch).
+
+    Each behaves as the CredentialStore / MountStore method of the same name, inside the
+    audit batch's transaction, except that nothing is purged after a revoke: the caller
+    calls purge_revoked once the batch committed.
+    """
+
+    def insert_credential(self, stored: StoredCredential) -> StoredCredential: ...
+
+    def revoke_credential(
+        self, tenant: str, credential_id: str, by: str, reason: str, now: datetime
+    ) -> StoredCredential | None: ...
+
+    def insert_mount(self, mount: Mount) -> None: ...
+
+    def rebind_mount(
+        self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
+    ) -> Mount: ...
+
+
+class AuditBatch(Protocol):
+    """One transaction of the audit writer: mutations, then their records."""
+
+    def apply(self, change: Callable[[Writes], R]) -> R:
+        """Run change in a savepoint: if it raises, only its own writes roll back."""
+        ...
+
+    def append(self, rows: Sequence[AuditRow]) -> None:
+        """Insert rows; a duplicate (writer_id, seq) aborts the whole batch."""
+        ...
+
+
 class AuditStore(Protocol):
     """The hash-chained audit log: appended in batches, read back for queries and checks."""
 
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
         """Insert rows atomically (all or none); (writer_id, seq) is unique."""
+        ...
+
+    def audit_batch(self, work: Callable[[AuditBatch], R]) -> R:
+        """work(batch) in one transaction, committed if it returns, rolled back if it raises:
+        a mutation and its audit record are stored together or not at all."""
+        ...
+
+    def purge_revoked(self) -> None:
+        """After a revoke committed through an audit batch, purge freed copies of the
+        envelope (revoke_credential's purge); Unavailable(SHRED_INCOMPLETE) if busy."""
         ...
 
     def audit_head(self, writer_id: str) -> AuditRow | None:
@@ -194,6 +242,8 @@ class Store(ServiceKeyStore, TenantStore, CredentialStore, MountStore, AuditStor
 
 
 __all__ = [
+    "HASH_VERSION",
+    "AuditBatch",
     "AuditFilter",
     "AuditRow",
     "AuditStore",
@@ -204,4 +254,5 @@ __all__ = [
     "Store",
     "StoredCredential",
     "TenantStore",
+    "Writes",
 ]

@@ -39,7 +39,14 @@ from bucketvault.store._rows import (
     Table,
     TimeCodec,
 )
-from bucketvault.store.base import AuditFilter, AuditRow, ServiceKeyRecord, StoredCredential
+from bucketvault.store.base import (
+    AuditBatch,
+    AuditFilter,
+    AuditRow,
+    ServiceKeyRecord,
+    StoredCredential,
+    Writes,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -178,6 +185,132 @@ def _refusing(
     raise failure
 
 
+def _translated(dialect: Dialect, run: Callable[[], R]) -> R:
+    """run(), a driver error answered by its fault's service error (no driver text)."""
+    failure: BucketVaultError
+    try:
+        return run()
+    except dialect.driver_error as exc:
+        failure = fault_error(dialect.fault(exc))
+    raise failure
+
+
+class _Writes:
+    """The mutating statements, on one open transaction: a store method runs them in its
+    own transaction, an audit batch in the batch's (see Writes)."""
+
+    def __init__(self, dialect: Dialect, rows: RowMapper, tx: Session) -> None:
+        self._dialect = dialect
+        self._rows = rows
+        self._tx = tx
+
+    def insert_credential(self, stored: StoredCredential) -> StoredCredential:
+        """Insert, or return the row already holding (tenant, idempotency_key)."""
+        c = stored.credential
+        tx = self._tx
+        cur = tx.execute(
+            f"{CREDENTIALS.insert} ON CONFLICT DO NOTHING", self._rows.credential_params(stored)
+        )
+        if cur.rowcount == 1:
+            return stored
+        if stored.idempotency_key:
+            # PostgreSQL: a fresh statement snapshot sees the competing insert that made
+            # ours a no-op, once that one committed (ON CONFLICT waited for it).
+            row = tx.execute(
+                f"{CREDENTIALS.select} WHERE tenant = ? AND idempotency_key = ?",
+                (c.tenant, stored.idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return self._rows.stored_credential(row)
+        raise AlreadyExists(f"credential {c.credential_id!r} exists", reason="CREDENTIAL_EXISTS")
+
+    def revoke_credential(
+        self, tenant: str, credential_id: str, by: str, reason: str, now: datetime
+    ) -> StoredCredential | None:
+        """Mark revoked and drop the envelope; the caller purges once committed."""
+        self._tx.execute(_REVOKE, (self._rows.timestamp(now), by, reason, credential_id, tenant))
+        row = self._tx.execute(
+            f"{CREDENTIALS.select} WHERE credential_id = ? AND tenant = ?",
+            (credential_id, tenant),
+        ).fetchone()
+        return None if row is None else self._rows.stored_credential(row)
+
+    def insert_mount(self, mount: Mount) -> None:
+        """Insert; AlreadyExists(MOUNT_NAME_TAKEN) if the tenant already has that name."""
+        refusals = {
+            Fault.FOREIGN_KEY: NotFound(
+                f"credential {mount.credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
+            ),
+            Fault.UNIQUE_MOUNT_NAME: AlreadyExists(
+                f"mount name {mount.name!r} is taken", reason="MOUNT_NAME_TAKEN"
+            ),
+            Fault.UNIQUE: AlreadyExists(f"mount {mount.mount_id!r} exists", reason="MOUNT_EXISTS"),
+        }
+        params = self._rows.mount_params(mount)
+        _refusing(self._dialect, lambda: self._tx.execute(MOUNTS.insert, params), refusals)
+
+    def rebind_mount(
+        self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
+    ) -> Mount:
+        """Compare-and-swap on version: point the mount at another credential."""
+        params = (credential_id, self._rows.timestamp(now), mount_id, tenant, expected_version)
+        tx = self._tx
+        row = _refusing(
+            self._dialect,
+            lambda: tx.execute(_REBIND, params).fetchone(),
+            {
+                Fault.FOREIGN_KEY: NotFound(
+                    f"credential {credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
+                )
+            },
+        )
+        if row is not None:
+            return self._rows.mount(row)
+        exists = tx.execute(
+            "SELECT 1 FROM mounts WHERE mount_id = ? AND tenant = ?", (mount_id, tenant)
+        ).fetchone()
+        if exists is None:
+            raise NotFound(f"mount {mount_id!r} not found", reason="MOUNT_NOT_FOUND")
+        raise Aborted(
+            f"mount {mount_id!r} changed since version {expected_version}",
+            reason="VERSION_MISMATCH",
+        )
+
+
+class _Batch:
+    """An audit writer's transaction (see AuditBatch)."""
+
+    def __init__(self, dialect: Dialect, rows: RowMapper, tx: Session) -> None:
+        self._dialect = dialect
+        self._rows = rows
+        self._writes = _Writes(dialect, rows, tx)
+        self._tx = tx
+
+    def apply(self, change: Callable[[Writes], R]) -> R:
+        """change in a savepoint: a failing one (a unique conflict ...) undoes only itself,
+        and PostgreSQL's transaction stays usable for the rest of the batch."""
+        self._tx.execute("SAVEPOINT audit_change", ())
+        try:
+            result = _translated(self._dialect, lambda: change(self._writes))
+        except BaseException:
+            self._tx.execute("ROLLBACK TO SAVEPOINT audit_change", ())
+            raise
+        self._tx.execute("RELEASE SAVEPOINT audit_change", ())
+        return result
+
+    def append(self, rows: Sequence[AuditRow]) -> None:
+        """Insert rows; a duplicate (writer_id, seq) aborts the batch."""
+        if not rows:
+            return
+        taken = Aborted(
+            "audit sequence already taken; re-read the writer's head", reason="AUDIT_SEQ_CONFLICT"
+        )
+        params = [self._rows.audit_params(r) for r in rows]
+        _refusing(
+            self._dialect, lambda: self._tx.executemany(AUDIT.insert, params), {Fault.UNIQUE: taken}
+        )
+
+
 class SqlStore:
     """The Store protocol on a SQL database; the dialect owns connections and encodings."""
 
@@ -292,28 +425,14 @@ class SqlStore:
             return str(row[0])
 
     # -- credentials --------------------------------------------------------
+    def _writes(self, tx: Session) -> _Writes:
+        return _Writes(self._dialect, self._rows, tx)
+
     @_translating
     def insert_credential(self, stored: StoredCredential) -> StoredCredential:
         """Insert, or return the row already holding (tenant, idempotency_key)."""
-        c = stored.credential
         with self._dialect.transaction() as tx:
-            cur = tx.execute(
-                f"{CREDENTIALS.insert} ON CONFLICT DO NOTHING", self._rows.credential_params(stored)
-            )
-            if cur.rowcount == 1:
-                return stored
-            if stored.idempotency_key:
-                # PostgreSQL: a fresh statement snapshot sees the competing insert that made
-                # ours a no-op, once that one committed (ON CONFLICT waited for it).
-                row = tx.execute(
-                    f"{CREDENTIALS.select} WHERE tenant = ? AND idempotency_key = ?",
-                    (c.tenant, stored.idempotency_key),
-                ).fetchone()
-                if row is not None:
-                    return self._rows.stored_credential(row)
-            raise AlreadyExists(
-                f"credential {c.credential_id!r} exists", reason="CREDENTIAL_EXISTS"
-            )
+            return self._writes(tx).insert_credential(stored)
 
     @_translating
     def get_credential(self, tenant: str, credential_id: str) -> StoredCredential | None:
@@ -350,16 +469,17 @@ class SqlStore:
         """Mark revoked, drop the envelope, then purge old copies of it (the dialect's
         purge_freed: SQLite checkpoints its WAL); a revoked credential comes back unchanged."""
         with self._dialect.transaction() as tx:
-            tx.execute(_REVOKE, (self._rows.timestamp(now), by, reason, credential_id, tenant))
-            row = tx.execute(
-                f"{CREDENTIALS.select} WHERE credential_id = ? AND tenant = ?",
-                (credential_id, tenant),
-            ).fetchone()
-        if row is None:
+            stored = self._writes(tx).revoke_credential(tenant, credential_id, by, reason, now)
+        if stored is None:
             return None
         # Also on a repeated revoke: a retry finishes a purge that was busy before.
         self._dialect.purge_freed()
-        return self._rows.stored_credential(row)
+        return stored
+
+    @_translating
+    def purge_revoked(self) -> None:
+        """After a revoke committed in an audit batch: purge freed copies of its envelope."""
+        self._dialect.purge_freed()
 
     @_translating
     def replace_credential_envelope(self, credential_id: str, old: bytes, new: bytes) -> bool:
@@ -393,16 +513,8 @@ class SqlStore:
     @_translating
     def insert_mount(self, mount: Mount) -> None:
         """Insert; AlreadyExists(MOUNT_NAME_TAKEN) if the tenant already has that name."""
-        refusals = {
-            Fault.FOREIGN_KEY: NotFound(
-                f"credential {mount.credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
-            ),
-            Fault.UNIQUE_MOUNT_NAME: AlreadyExists(
-                f"mount name {mount.name!r} is taken", reason="MOUNT_NAME_TAKEN"
-            ),
-            Fault.UNIQUE: AlreadyExists(f"mount {mount.mount_id!r} exists", reason="MOUNT_EXISTS"),
-        }
-        self._insert(MOUNTS, [self._rows.mount_params(mount)], refusals)
+        with self._dialect.transaction() as tx:
+            self._writes(tx).insert_mount(mount)
 
     @_translating
     def get_mount(self, tenant: str, mount_id: str) -> Mount | None:
@@ -424,39 +536,22 @@ class SqlStore:
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
     ) -> Mount:
         """Compare-and-swap on version: point the mount at another credential."""
-        params = (credential_id, self._rows.timestamp(now), mount_id, tenant, expected_version)
         with self._dialect.transaction() as tx:
-            row = _refusing(
-                self._dialect,
-                lambda: tx.execute(_REBIND, params).fetchone(),
-                {
-                    Fault.FOREIGN_KEY: NotFound(
-                        f"credential {credential_id!r} not found", reason="CREDENTIAL_NOT_FOUND"
-                    )
-                },
+            return self._writes(tx).rebind_mount(
+                tenant, mount_id, credential_id, expected_version, now
             )
-            if row is not None:
-                return self._rows.mount(row)
-            exists = tx.execute(
-                "SELECT 1 FROM mounts WHERE mount_id = ? AND tenant = ?", (mount_id, tenant)
-            ).fetchone()
-        if exists is None:
-            raise NotFound(f"mount {mount_id!r} not found", reason="MOUNT_NOT_FOUND")
-        raise Aborted(
-            f"mount {mount_id!r} changed since version {expected_version}",
-            reason="VERSION_MISMATCH",
-        )
 
     # -- audit --------------------------------------------------------------
-    @_translating
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
         """Insert rows atomically; a duplicate (writer_id, seq) aborts the whole batch."""
-        if not rows:
-            return
-        taken = Aborted(
-            "audit sequence already taken; re-read the writer's head", reason="AUDIT_SEQ_CONFLICT"
-        )
-        self._insert(AUDIT, [self._rows.audit_params(r) for r in rows], {Fault.UNIQUE: taken})
+        if rows:
+            self.audit_batch(lambda batch: batch.append(rows))
+
+    @_translating
+    def audit_batch(self, work: Callable[[AuditBatch], R]) -> R:
+        """work(batch) in one write transaction: mutations and their records, or nothing."""
+        with self._dialect.transaction() as tx:
+            return work(_Batch(self._dialect, self._rows, tx))
 
     @_translating
     def audit_head(self, writer_id: str) -> AuditRow | None:
@@ -475,11 +570,15 @@ class SqlStore:
             f"{AUDIT.select} WHERE (time, writer_id, seq) > (?, ?, ?) AND time < ?"
             " AND (CAST(? AS TEXT) = '' OR tenant = ?) AND (CAST(? AS TEXT) = '' OR action = ?)"
             " AND (CAST(? AS TEXT) = '' OR principal = ?)"
+            " AND (CAST(? AS TEXT) = '' OR outcome = ?)"
             " ORDER BY time, writer_id, seq LIMIT ?",
             # A keyset cursor just below the first possible row: "since" stays inclusive.
             (since, "", _MIN_SEQ),
             lambda row: (row[2], row[0], row[1]),  # (time, writer_id, seq)
-            fixed=(until, f.tenant, f.tenant, f.action, f.action, f.principal, f.principal),
+            fixed=(
+                *(until, f.tenant, f.tenant, f.action, f.action, f.principal, f.principal),
+                *(f.outcome, f.outcome),
+            ),
             limit=f.limit,
         ):
             yield self._rows.audit_row(row)

@@ -1,0 +1,83 @@
+"""What the transport tells a call's audit draft: the action an RPC is recorded as, and
+the request fields every record carries (tenant, mount, credential, keys, method, TTL).
+
+Read from the request before anything can fail, so that a call refused by authentication
+or validation is recorded with what it asked for. Only these named, non-secret fields are
+read: a sealed credential or a token never reaches the draft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+
+from bucketvault.audit.draft import AuditDraft
+from bucketvault.audit.event import KeyList, bounded
+from bucketvault.v1 import common_pb2
+
+# "Service/Method" -> the action its records carry (the use cases record the same names).
+ACTIONS = {
+    "Vault/GetRegistrationKey": "vault.registration_key",
+    "Vault/GetAwsTrustPolicy": "vault.trust_policy",
+    "Vault/RegisterCredential": "vault.register",
+    "Vault/GetCredential": "vault.get_credential",
+    "Vault/ListCredentials": "vault.list_credentials",
+    "Vault/RevokeCredential": "vault.revoke",
+    "Vault/CreateMount": "vault.create_mount",
+    "Vault/GetMount": "vault.get_mount",
+    "Vault/ListMounts": "vault.list_mounts",
+    "Vault/RebindMount": "vault.rebind_mount",
+    "Vault/CheckMount": "vault.check_mount",
+    "Signer/SignURL": "signer.sign",
+    "Signer/SignURLs": "signer.sign",
+    "Signer/ListPrefix": "signer.list",
+    "Audit/QueryAudit": "audit.query",
+    "Audit/VerifyAudit": "audit.verify",
+}
+
+
+def action_of(method: str) -> str:
+    """The action of a full gRPC method name ("/bucketvault.v1.Vault/GetMount")."""
+    service, _, name = method.lstrip("/").partition("/")
+    short = f"{service.rsplit('.', 1)[-1]}/{name}"
+    return ACTIONS.get(short, "rpc." + short)
+
+
+def _method_name(value: int) -> str:
+    if value == common_pb2.METHOD_UNSPECIFIED:
+        return ""
+    try:
+        return common_pb2.Method.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        return f"UNKNOWN({value})"
+
+
+def draft_for(method: str, request: Message, request_id: str, peer: str) -> AuditDraft:
+    """A call's draft from its method and request."""
+    fields = request.DESCRIPTOR.fields_by_name
+
+    def text(name: str) -> str:
+        return bounded(getattr(request, name)) if name in fields else ""
+
+    keys: Sequence[str] = ()
+    if "keys" in fields:
+        # The repeated field itself, not a copy: a batch holds up to 1000 keys.
+        keys = getattr(request, "keys")  # noqa: B009 - a field only some requests have
+    elif "key" in fields:
+        keys = (getattr(request, "key"),)  # noqa: B009
+    ttl = next((getattr(request, n) for n in ("ttl_seconds", "sign_ttl_seconds") if n in fields), 0)
+    return AuditDraft(
+        request_id=request_id,
+        action=action_of(method),
+        peer=bounded(peer),
+        tenant=text("tenant"),
+        mount_id=text("mount_id"),
+        credential_id=text("credential_id"),
+        keys=KeyList.of(keys),
+        method=_method_name(getattr(request, "method")) if "method" in fields else "",  # noqa: B009
+        requested_ttl_seconds=int(ttl),
+    )
+
+
+__all__ = ["ACTIONS", "action_of", "draft_for"]
