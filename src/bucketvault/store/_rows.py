@@ -24,11 +24,11 @@ from bucketvault.models import (
     Mount,
     MountPolicy,
 )
-from bucketvault.store.base import AuditRow, ServiceKeyRecord, StoredCredential
+from bucketvault.store.base import AuditCheckpoint, AuditRow, ServiceKeyRecord, StoredCredential
 
 # Columns that hold a timestamp or bytes, in whichever table they occur.
 _TIMES = frozenset({"created_at", "updated_at", "retired_at", "revoked_at", "time"})
-_BLOBS = frozenset({"public_key", "envelope"})
+_BLOBS = frozenset({"public_key", "envelope", "signature"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ AUDIT = Table.of(
     "writer_id, seq, time, principal, tenant, action, resource, outcome, request_id,"
     " detail_json, prev_hash, hash",
 )
+
+CHECKPOINTS = Table.of("audit_checkpoints", "writer_id, seq, hash, kind, time, key_id, signature")
 
 
 class TimeCodec(Protocol):
@@ -149,6 +151,12 @@ class RowMapper:
     def audit_row(self, row: Sequence[Any]) -> AuditRow:
         return AuditRow(**self._values(AUDIT, row))
 
+    def checkpoint_params(self, record: AuditCheckpoint) -> tuple[Any, ...]:
+        return self._params(CHECKPOINTS, _fields(record))
+
+    def checkpoint(self, row: Sequence[Any]) -> AuditCheckpoint:
+        return AuditCheckpoint(**self._values(CHECKPOINTS, row))
+
     # -- credentials ----------------------------------------------------------------------
     def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:
         c = stored.credential
@@ -202,6 +210,7 @@ class RowMapper:
 
 __all__ = [
     "AUDIT",
+    "CHECKPOINTS",
     "CREDENTIALS",
     "MOUNTS",
     "SERVICE_KEYS",
