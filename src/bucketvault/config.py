@@ -58,6 +58,9 @@ class Config:
     grpc_workers: int = 16
     audit_jsonl: Path | None = None
     audit_writer_id: str = ""
+    # Audit rows older than this many days are archived and pruned; 0 keeps them forever.
+    audit_retention_days: int = 0
+    audit_archive_dir: Path = Path(".bucketvault/audit-archive")
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -94,6 +97,10 @@ class Config:
             grpc_workers=env_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
             audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
+            audit_retention_days=env_int(merged, "BUCKETVAULT_AUDIT_RETENTION_DAYS", 0, 0, 36500),
+            audit_archive_dir=Path(
+                merged.get("BUCKETVAULT_AUDIT_ARCHIVE_DIR", str(data_dir / "audit-archive"))
+            ),
             env=dict(merged),
         )
 

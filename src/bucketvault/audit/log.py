@@ -65,6 +65,7 @@ class AuditLog:
         self.writer_id = writer_id or "w-" + secrets.token_hex(6)
         head = store.audit_head(self.writer_id)
         self._seq, self._prev = (head.seq, head.hash) if head else (0, GENESIS)
+        self._head = (self._seq, self._prev)
         self._queue: list[_Pending] = []
         self._cv = threading.Condition()
         self._closed = False
@@ -86,6 +87,10 @@ class AuditLog:
             raise Unavailable(
                 "the audit log could not be written", reason="AUDIT_UNAVAILABLE"
             ) from pending.error
+
+    def head(self) -> tuple[int, str]:
+        """The last committed (seq, hash): what a checkpoint signs."""
+        return self._head
 
     def close(self) -> None:
         with self._cv:
@@ -136,6 +141,8 @@ class AuditLog:
                 p.done.set()
             return
         self._seq, self._prev = seq, prev
+        # One attribute store, so head() never pairs one batch's seq with another's hash.
+        self._head = (seq, prev)
         for p in batch:
             p.done.set()
         for sink in self._sinks:
