@@ -117,6 +117,9 @@ class Config:
     audit_writer_id: str = ""
     tls: TlsConfig | None = None
     allow_plaintext: bool = False
+    # Audit rows older than this many days are archived and pruned; 0 keeps them forever.
+    audit_retention_days: int = 0
+    audit_archive_dir: Path = Path(".bucketvault/audit-archive")
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -159,6 +162,10 @@ class Config:
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
             tls=tls,
             allow_plaintext=allow_plaintext,
+            audit_retention_days=env_int(merged, "BUCKETVAULT_AUDIT_RETENTION_DAYS", 0, 0, 36500),
+            audit_archive_dir=Path(
+                merged.get("BUCKETVAULT_AUDIT_ARCHIVE_DIR", str(data_dir / "audit-archive"))
+            ),
             env=dict(merged),
         )
 

@@ -9,6 +9,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,8 @@ import grpc
 from bucketvault.app import App, build_app
 from bucketvault.app.servicekeys import ServiceKeys
 from bucketvault.audit import AuditLog, JsonLinesSink
+from bucketvault.audit.checkpointer import Checkpointer, Job, Periodic
+from bucketvault.audit.retention import Retention
 from bucketvault.audit.sinks import AuditSink
 from bucketvault.auth.authn import hash_token
 from bucketvault.auth.reload import PolicyWatcher
@@ -33,6 +36,8 @@ from bucketvault.store.base import Store
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"
+# Retention runs this often; the first run is one period after start.
+RETENTION_PERIOD = timedelta(hours=1)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -74,6 +79,8 @@ class Service:
     audit: AuditLog
     server: grpc.Server
     port: int
+    checkpointer: Checkpointer
+    periodic: Periodic
     sinks: list[AuditSink] = field(default_factory=list)
     # Reloads the policy file when it changes; reload_policy() forces it (SIGHUP).
     policy: PolicyWatcher | None = None
@@ -82,18 +89,23 @@ class Service:
         """Read the policy file again; a bad file keeps the policy serving (False)."""
         return self.policy.reload() if self.policy is not None else False
 
+    retention: Retention | None = None
+
     @property
     def address(self) -> str:
         host = self.config.listen.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
 
     def stop(self, grace: float | None = 2.0) -> None:
-        """Stop serving, then flush the audit log and close the store."""
+        """Stop serving, then flush the audit log, sign its head and close the store."""
         if self.policy is not None:
             self.policy.stop()
         self.server.stop(grace).wait()
         self.app.close()
+        self.periodic.close()
         self.audit.close()
+        # After the last row is committed: the shutdown checkpoint covers the whole run.
+        self.checkpointer.checkpoint_now()
         for sink in self.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
@@ -140,6 +152,22 @@ def build_service(
     )
     sinks: list[AuditSink] = [JsonLinesSink(config.audit_jsonl)] if config.audit_jsonl else []
     audit = AuditLog(store, clock, writer_id=config.audit_writer_id or None, sinks=sinks)
+    signer = service_keys.audit_signer()
+    checkpointer = Checkpointer(audit, store, signer, clock)
+    # The checkpointer keeps its own interval; it is asked every poll.
+    jobs = [Job("checkpoint", timedelta(0), checkpointer.tick)]
+    retention = None
+    if config.audit_retention_days:
+        retention = Retention(
+            store,
+            signer,
+            service_keys.audit_keys(),
+            clock,
+            max_age=timedelta(days=config.audit_retention_days),
+            archive_dir=config.audit_archive_dir,
+        )
+        jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
+    periodic = Periodic(clock, jobs)
     app = build_app(config, store, envelope, service_keys, registry, audit, clock)
     server, port = build_grpc_server(
         app,
@@ -151,7 +179,19 @@ def build_service(
     )
     server.start()
     watcher.start()
-    return Service(config, app, store, audit, server, port, sinks, policy=watcher)
+    return Service(
+        config,
+        app,
+        store,
+        audit,
+        server,
+        port,
+        checkpointer,
+        periodic,
+        sinks,
+        policy=watcher,
+        retention=retention,
+    )
 
 
 __all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service"]

@@ -175,3 +175,17 @@ def test_a_signed_batch_lists_its_keys_and_no_record_holds_a_secret(
     everything = "\n".join(str(r) for r in records) + stored_rows
     for secret in (canary, *tokens):
         assert secret not in everything
+
+
+def test_every_rpc_of_the_contract_has_an_action_name() -> None:
+    from bucketvault.grpc.auditing import action_of
+    from bucketvault.v1 import audit_pb2, signer_pb2, vault_pb2
+
+    methods = [
+        f"/{s.full_name}/{m.name}"
+        for module in (vault_pb2, signer_pb2, audit_pb2)
+        for s in module.DESCRIPTOR.services_by_name.values()
+        for m in s.methods
+    ]
+    assert len(methods) >= 18
+    assert [m for m in methods if action_of(m).startswith("rpc.")] == []

@@ -86,6 +86,10 @@ ROWS = [
     # VerifyAudit reads every tenant's chain: only an all-tenant auditor (the admin here,
     # test_all_tenant_auditor_verifies) may; both principals are bound to acme.
     Row("VerifyAudit", AUD, scoped="D-----", wide="D-----"),
+    # The audit key's public half: any authenticated caller, like the registration key.
+    Row("GetAuditKey", ALL, scoped="A-----", wide="A-----"),
+    # An export spans every tenant's records, like VerifyAudit.
+    Row("ExportAudit", AUD, scoped="D-----", wide="D-----"),
 ]
 
 
@@ -220,6 +224,8 @@ CALLS: dict[str, Call] = {
     "ListPrefix": _list_prefix,
     "QueryAudit": lambda w, c, t: list(c.query_audit(t.tenant, limit=1)),
     "VerifyAudit": lambda w, c, t: c.verify_audit(),
+    "GetAuditKey": lambda w, c, t: c.audit_key(),
+    "ExportAudit": lambda w, c, t: list(c.export_audit()),
 }
 
 

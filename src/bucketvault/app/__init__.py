@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bucketvault.app.audit import Audit
+from bucketvault.app.audit import Audit, AuditKey
 from bucketvault.app.common import Recorder, Seams
 from bucketvault.app.handles import ExternalIds, Handles
 from bucketvault.app.mounts import MountInput, Mounts
@@ -17,6 +17,7 @@ from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
 from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signing, SignInput
 from bucketvault.app.vault import RegisterInput, SealedSecret, Vault
 from bucketvault.audit import AuditLog, VerifyResult
+from bucketvault.audit.verifier import AuditVerifier
 from bucketvault.clock import Clock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
@@ -61,7 +62,11 @@ def build_app(
         vault=Vault(seams, envelope, service_keys, external_ids),
         mounts=mounts,
         signing=Signing(seams, mounts, config.default_ttl_seconds),
-        audit=Audit(seams),
+        audit=Audit(
+            seams,
+            AuditVerifier(store, service_keys.audit_signer(), service_keys.audit_keys(), clock),
+            service_keys.audit_signer(),
+        ),
         handles=handles,
         recorder=recorder,
     )
@@ -71,6 +76,7 @@ __all__ = [
     "MAX_BATCH_KEYS",
     "App",
     "AuditFilter",
+    "AuditKey",
     "AuditRow",
     "ListInput",
     "MountInput",

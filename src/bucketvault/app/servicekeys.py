@@ -1,4 +1,5 @@
-"""Keys the service owns: HPKE registration key pairs and the fingerprint key.
+"""Keys the service owns: HPKE registration key pairs, the fingerprint key and the audit
+signing key.
 
 Their private parts are stored envelope-encrypted under the KEK, like credentials, and
 are decrypted once into memory.
@@ -7,19 +8,27 @@ are decrypted once into memory.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
 from hashlib import sha256
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bucketvault.audit.signing import AuditSigner, TrustedKeys, key_id_of
 from bucketvault.clock import Clock
 from bucketvault.crypto import hpke
 from bucketvault.crypto.envelope import Envelope, associated_data
-from bucketvault.errors import FailedPrecondition, InvalidArgument
+from bucketvault.errors import BucketVaultError, FailedPrecondition, InvalidArgument
 from bucketvault.store.base import ServiceKeyRecord, Store
+
+log = logging.getLogger(__name__)
 
 REGISTRATION = "registration"
 FINGERPRINT = "fingerprint"
+AUDIT_SIGNING = "audit-signing"
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,15 @@ class ServiceKeys:
         self._lock = threading.Lock()
         self._private: dict[str, bytes] = {}
         self._fingerprint_key = b""
+        self._audit_signer: AuditSigner | None = None
+        self._audit_keys = TrustedKeys({})
 
     def __repr__(self) -> str:
         return "ServiceKeys()"
 
     def ensure(self) -> None:
-        """Create a registration key per suite and the fingerprint key if missing."""
+        """Create a registration key per suite, the fingerprint key and the audit signing
+        key if missing, and load the secret ones."""
         for suite in hpke.Suite:
             if self._current(suite) is None:
                 private, public = hpke.generate(suite)
@@ -60,9 +72,48 @@ class ServiceKeys:
         self._fingerprint_key = self._envelope.decrypt(
             record.envelope, _ad(record.key_id, FINGERPRINT)
         )
+        if not self._store.list_service_keys(AUDIT_SIGNING):
+            signing_key = Ed25519PrivateKey.generate()
+            self._add(
+                AUDIT_SIGNING,
+                "ed25519",
+                _raw_public(signing_key),
+                signing_key.private_bytes_raw(),
+                key_id=key_id_of(signing_key.public_key()),
+            )
+        self._load_audit_keys()
 
-    def _add(self, purpose: str, suite: str, public: bytes, secret: bytes) -> None:
-        key_id = ("rk_" if purpose == REGISTRATION else "fk_") + secrets.token_hex(8)
+    def _load_audit_keys(self) -> None:
+        """Trust an audit key only if its private half opens under the KEK.
+
+        The public_key column is not read: whoever can write the database could add a
+        row with a public key of their own and sign forged checkpoints with it. An
+        envelope that decrypts under the KEK (bound to the key id) cannot be forged.
+        """
+        signers: list[AuditSigner] = []
+        for record in self._store.list_service_keys(AUDIT_SIGNING):
+            try:
+                secret = self._envelope.decrypt(record.envelope, _ad(record.key_id, AUDIT_SIGNING))
+                signer = AuditSigner(Ed25519PrivateKey.from_private_bytes(secret))
+            except (BucketVaultError, ValueError):
+                log.error("audit key %s does not open under the KEK: not trusted", record.key_id)
+                continue
+            if signer.key_id != record.key_id:
+                log.error("audit key %s is stored under another id: not trusted", record.key_id)
+                continue
+            if record.retired_at is None:
+                signers.append(signer)
+            self._audit_keys = TrustedKeys(
+                {**self._audit_keys.keys, signer.key_id: signer.public_key}
+            )
+        if not signers:
+            raise FailedPrecondition("no usable audit signing key", reason="NO_AUDIT_SIGNING_KEY")
+        self._audit_signer = signers[-1]
+
+    def _add(
+        self, purpose: str, suite: str, public: bytes, secret: bytes, *, key_id: str = ""
+    ) -> None:
+        key_id = key_id or ("rk_" if purpose == REGISTRATION else "fk_") + secrets.token_hex(8)
         self._store.add_service_key(
             ServiceKeyRecord(
                 key_id=key_id,
@@ -111,10 +162,26 @@ class ServiceKeys:
                 self._private[key_id] = private
         return hpke.open_sealed(hpke.Suite(record.suite), private, tenant, kind, sealed)
 
+    def audit_signer(self) -> AuditSigner:
+        """The key the audit checkpoints are signed with (after ensure())."""
+        if self._audit_signer is None:
+            raise FailedPrecondition("no usable audit signing key", reason="NO_AUDIT_SIGNING_KEY")
+        return self._audit_signer
+
+    def audit_keys(self) -> TrustedKeys:
+        """Every audit key whose private half opened under the KEK, retired ones included."""
+        return self._audit_keys
+
     def fingerprint(self, kind: str, canonical: bytes) -> str:
         """A keyed fingerprint: equal secrets compare equal, nothing can be learned from it."""
         digest = hmac.new(self._fingerprint_key, kind.encode() + b"\x00" + canonical, sha256)
         return "hmac-sha256:" + digest.hexdigest()[:32]
 
 
-__all__ = ["FINGERPRINT", "REGISTRATION", "RegistrationKey", "ServiceKeys"]
+def _raw_public(private: Ed25519PrivateKey) -> bytes:
+    return private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+__all__ = ["AUDIT_SIGNING", "FINGERPRINT", "REGISTRATION", "RegistrationKey", "ServiceKeys"]

@@ -77,6 +77,7 @@ class AuditLog:
         self.writer_id = writer_id or "w-" + secrets.token_hex(6)
         head = store.audit_head(self.writer_id)
         self._seq, self._prev = (head.seq, head.hash) if head else (0, GENESIS)
+        self._head = (self._seq, self._prev)
         self._queue: list[_Pending] = []
         self._cv = threading.Condition()
         self._closed = False
@@ -104,6 +105,10 @@ class AuditLog:
                 "the audit log could not be written", reason="AUDIT_UNAVAILABLE"
             ) from pending.error
         return Committed(pending.value, pending.refused)
+
+    def head(self) -> tuple[int, str]:
+        """The last committed (seq, hash): what a checkpoint signs."""
+        return self._head
 
     def close(self) -> None:
         with self._cv:
@@ -162,6 +167,8 @@ class AuditLog:
             return
         seq, prev = rows[-1].seq, rows[-1].hash
         self._seq, self._prev = seq, prev
+        # One attribute store, so head() never pairs one batch's seq with another's hash.
+        self._head = (seq, prev)
         for p in batch:
             p.done.set()
         for sink in self._sinks:

@@ -8,6 +8,7 @@ by the SDK before they leave this process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bucketvault.audit.archive import ArchiveError, read_archive, verify_archive
+from bucketvault.audit.signing import TrustedKeys, load_public_pem
 from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
@@ -291,19 +295,51 @@ TABLES: dict[tuple[str, str], tuple[Fetch, Sequence[str], bool]] = {
 }
 
 
-def _verify(args: argparse.Namespace, c: BucketVaultClient) -> int:
-    """Print the verdict (every field, ok included); exit 1 when a chain is broken, so that
+def _verdict(args: argparse.Namespace, fields: dict[str, Any]) -> int:
+    """Print the verdict (every field, ok included); exit 1 unless ok, so that
     `bucketvault audit verify && ...` never passes a tampered log."""
-    result = c.verify_audit()
-    fields = MessageToDict(
-        result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
     if args.json:
         print(json.dumps(fields, indent=2))
     else:
         for k, v in fields.items():
-            print(f"{k:>22}: {v}")
-    return 0 if result.ok else 1
+            print(f"{k:>24}: {v}")
+    return 0 if fields.get("ok") is True else 1
+
+
+def _verify(args: argparse.Namespace, c: BucketVaultClient) -> int:
+    result = c.verify_audit(full=args.full)
+    return _verdict(
+        args,
+        MessageToDict(
+            result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        ),
+    )
+
+
+def _verify_file(args: argparse.Namespace) -> int:
+    """Offline: an archive or export file's chains and checkpoint signatures, no server."""
+    try:
+        pinned = (
+            TrustedKeys.of(load_public_pem(Path(args.public_key).read_bytes()))
+            if args.public_key
+            else None
+        )
+        with open(args.file, encoding="utf-8") as fh:
+            verdict = verify_archive(read_archive(fh), pinned)
+    except (OSError, ValueError, ArchiveError) as exc:
+        return _verdict(args, {"ok": False, "detail": f"cannot read {args.file}: {exc}"})
+    fields = dataclasses.asdict(verdict)
+    fields["unanchored"] = list(verdict.unanchored)
+    return _verdict(args, fields)
+
+
+def _export(args: argparse.Namespace, c: BucketVaultClient) -> int:
+    since = datetime.fromisoformat(args.since) if args.since else None
+    until = datetime.fromisoformat(args.until) if args.until else None
+    for line in c.export_audit(since=since, until=until):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -316,6 +352,10 @@ def _run(args: argparse.Namespace) -> int:
             _emit(args, fetch(args, c), columns)
         elif (cmd, getattr(args, "sub", "")) == ("audit", "verify"):
             return _verify(args, c)
+        elif (cmd, getattr(args, "sub", "")) == ("audit", "export"):
+            return _export(args, c)
+        elif (cmd, getattr(args, "sub", "")) == ("audit", "public-key"):
+            print(c.audit_key().public_key_pem, end="")
         elif cmd == "trust-policy":
             p = c.trust_policy(args.tenant)
             if args.json:
@@ -454,7 +494,7 @@ def parser() -> argparse.ArgumentParser:
         ls.add_argument(flag)
     ls.add_argument("--sign-ttl", type=int)
 
-    au = sub.add_parser("audit", help="query or verify the audit log").add_subparsers(
+    au = sub.add_parser("audit", help="query, verify or export the audit log").add_subparsers(
         dest="sub", required=True
     )
     q = au.add_parser("query")
@@ -462,7 +502,14 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--action")
     q.add_argument("--outcome", choices=("ok", "denied", "error", "replayed"))
     q.add_argument("--limit", type=int)
-    au.add_parser("verify")
+    v = au.add_parser("verify", help="verify chains and signed checkpoints (exit 1 if not ok)")
+    v.add_argument("--full", action="store_true", help="re-hash every row, not only new ones")
+    v.add_argument("--file", help="verify an archive or export offline instead of the server")
+    v.add_argument("--public-key", help="with --file: the pinned audit public key (PEM)")
+    e = au.add_parser("export", help="records and their checkpoints as JSON lines, to stdout")
+    e.add_argument("--since", help="ISO 8601 time, inclusive")
+    e.add_argument("--until", help="ISO 8601 time, exclusive")
+    au.add_parser("public-key", help="the audit signing public key (PEM), to pin")
 
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
     h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
@@ -511,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         offline = OFFLINE.get((args.cmd, getattr(args, "sub", "")))
         if offline is not None:
             return offline(args)
+        if args.cmd == "audit" and args.sub == "verify" and args.file:
+            return _verify_file(args)
         return _run(args)
     except BucketVaultError as exc:
         print(f"bucketvault: {exc.code.name}: {exc.message} [{exc.reason}]", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -390,10 +391,30 @@ class BucketVaultClient:
             ),
         )
 
-    def verify_audit(self) -> audit_pb2.VerifyAuditResponse:
+    def verify_audit(self, *, full: bool = False) -> audit_pb2.VerifyAuditResponse:
         return self._call(
-            self.audit.VerifyAudit, audit_pb2.VerifyAuditRequest(), audit_pb2.VerifyAuditResponse
+            self.audit.VerifyAudit,
+            audit_pb2.VerifyAuditRequest(full=full),
+            audit_pb2.VerifyAuditResponse,
         )
+
+    def audit_key(self) -> audit_pb2.AuditKey:
+        """The public key audit checkpoints are signed with (pin it for offline checks)."""
+        return self._call(
+            self.audit.GetAuditKey, audit_pb2.GetAuditKeyRequest(), audit_pb2.AuditKey
+        )
+
+    def export_audit(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[str]:
+        """Archive-format lines (no newlines) for records in [since, until)."""
+        request = audit_pb2.ExportAuditRequest()
+        if since is not None:
+            request.since.FromDatetime(since)
+        if until is not None:
+            request.until.FromDatetime(until)
+        for item in self._stream(self.audit.ExportAudit, request):
+            yield item.line
 
 
 __all__ = ["BucketVaultClient", "tls_credentials", "translate"]

@@ -34,6 +34,8 @@ ACTIONS = {
     "Signer/ListPrefix": "signer.list",
     "Audit/QueryAudit": "audit.query",
     "Audit/VerifyAudit": "audit.verify",
+    "Audit/GetAuditKey": "audit.key",
+    "Audit/ExportAudit": "audit.export",
 }
 
 

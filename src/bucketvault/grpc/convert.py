@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bucketvault.app import (
     AuditFilter,
+    AuditKey,
     AuditRow,
     ListInput,
     MountInput,
@@ -111,6 +112,11 @@ def to_message(cls: type[Reply], record: DataclassInstance, **converted: Any) ->
 
 def _when(request: Message, name: str) -> datetime | None:
     return getattr(request, name).ToDatetime(tzinfo=UTC) if request.HasField(name) else None
+
+
+def time_field(name: str) -> Callable[[Message], datetime | None]:
+    """A use case argument read from an optional Timestamp field of the request."""
+    return lambda request: _when(request, name)
 
 
 def register_input(request: vault_pb2.RegisterCredentialRequest) -> RegisterInput:
@@ -306,3 +312,11 @@ def audit_to_pb(row: AuditRow) -> audit_pb2.AuditRecord:
 
 def verify_to_pb(result: VerifyResult) -> audit_pb2.VerifyAuditResponse:
     return to_message(audit_pb2.VerifyAuditResponse, result)
+
+
+def audit_key_to_pb(key: AuditKey) -> audit_pb2.AuditKey:
+    return to_message(audit_pb2.AuditKey, key)
+
+
+def archive_line_to_pb(line: str) -> audit_pb2.AuditArchiveLine:
+    return audit_pb2.AuditArchiveLine(line=line)

@@ -137,7 +137,17 @@ class AuditServicer(_Servicer, audit_pb2_grpc.AuditServicer):
     QueryAudit = _stream(
         lambda app: app.audit.query, convert.audit_filter, reply=convert.audit_to_pb
     )
-    VerifyAudit = _unary(lambda app: app.audit.verify, reply=convert.verify_to_pb)
+    VerifyAudit = _unary(lambda app: app.audit.verify, "full", reply=convert.verify_to_pb)
+    ExportAudit = _stream(
+        lambda app: app.audit.export,
+        convert.time_field("since"),
+        convert.time_field("until"),
+        reply=convert.archive_line_to_pb,
+    )
+
+    def GetAuditKey(self, request: Any, context: Any) -> audit_pb2.AuditKey:
+        # Not a row: the key is public, so this use case takes no request id.
+        return convert.audit_key_to_pb(self._app.audit.audit_key(current_call().principal))
 
 
 # (service name in the contract, how to add its servicer to a server, the servicer)

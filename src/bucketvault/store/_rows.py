@@ -25,11 +25,11 @@ from bucketvault.models import (
     Mount,
     MountPolicy,
 )
-from bucketvault.store.base import AuditRow, ServiceKeyRecord, StoredCredential
+from bucketvault.store.base import AuditCheckpoint, AuditRow, ServiceKeyRecord, StoredCredential
 
 # Columns that hold a timestamp or bytes, in whichever table they occur.
 _TIMES = frozenset({"created_at", "updated_at", "retired_at", "revoked_at", "time", "expires_at"})
-_BLOBS = frozenset({"public_key", "envelope"})
+_BLOBS = frozenset({"public_key", "envelope", "signature"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ AUDIT = Table.of(
 )
 # The row's own columns; every other audit column is a field of its event.
 _CHAIN = ("writer_id", "seq", "prev_hash", "hash", "v")
+
+CHECKPOINTS = Table.of("audit_checkpoints", "writer_id, seq, hash, kind, time, key_id, signature")
 
 
 class TimeCodec(Protocol):
@@ -167,6 +169,12 @@ class RowMapper:
         v["keys"] = tuple(json.loads(v.pop("keys_json")))
         return AuditRow(**chain, event=AuditEvent(**v))
 
+    def checkpoint_params(self, record: AuditCheckpoint) -> tuple[Any, ...]:
+        return self._params(CHECKPOINTS, _fields(record))
+
+    def checkpoint(self, row: Sequence[Any]) -> AuditCheckpoint:
+        return AuditCheckpoint(**self._values(CHECKPOINTS, row))
+
     # -- credentials ----------------------------------------------------------------------
     def credential_params(self, stored: StoredCredential) -> tuple[Any, ...]:
         c = stored.credential
@@ -222,6 +230,7 @@ class RowMapper:
 
 __all__ = [
     "AUDIT",
+    "CHECKPOINTS",
     "CREDENTIALS",
     "MOUNTS",
     "SERVICE_KEYS",

@@ -63,6 +63,25 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class AuditCheckpoint:
+    """A signed statement that one writer's row at ``seq`` has ``hash``.
+
+    kind: "head" (the writer's head, every minute and at shutdown), "verified" (a
+    verification passed through seq) or "pruned" (rows through seq were archived and
+    deleted; the chain resumes after it). Only the signature makes it worth anything:
+    whoever can write the database can write this table too.
+    """
+
+    writer_id: str
+    seq: int
+    hash: str
+    kind: str
+    time: datetime
+    key_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class AuditFilter:
     tenant: str = ""
     action: str = ""
@@ -233,7 +252,45 @@ class AuditStore(Protocol):
         ...
 
 
-class Store(ServiceKeyStore, TenantStore, CredentialStore, MountStore, AuditStore, Protocol):
+class AuditCheckpointStore(Protocol):
+    """Signed checkpoints of the audit chains, and the reads and prune they need."""
+
+    def add_audit_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        """Insert; one already stored for (writer_id, seq, kind) is kept and this one dropped."""
+        ...
+
+    def list_audit_checkpoints(self, writer_id: str, from_seq: int = 0) -> list[AuditCheckpoint]:
+        """The writer's checkpoints with seq >= from_seq, ordered by (seq, kind)."""
+        ...
+
+    def audit_writers(self) -> list[str]:
+        """Every writer with a row or a checkpoint, sorted: a writer whose rows were all
+        deleted still has its checkpoints, and must still be verified."""
+        ...
+
+    def iter_audit_writer(self, writer_id: str, from_seq: int = 0) -> Iterator[AuditRow]:
+        """The writer's rows with seq >= from_seq, ordered by seq."""
+        ...
+
+    def last_audit_seq_before(self, writer_id: str, cutoff: datetime) -> int:
+        """The highest seq among the writer's rows older than cutoff (0 if none)."""
+        ...
+
+    def prune_audit(self, anchor: AuditCheckpoint) -> int:
+        """In one transaction: store the "pruned" anchor, delete its writer's rows with
+        seq <= anchor.seq and its checkpoints with seq < anchor.seq. Returns rows deleted."""
+        ...
+
+
+class Store(
+    ServiceKeyStore,
+    TenantStore,
+    CredentialStore,
+    MountStore,
+    AuditStore,
+    AuditCheckpointStore,
+    Protocol,
+):
     """Everything the service persists; a component that needs one role takes that role."""
 
     def close(self) -> None:
@@ -244,6 +301,8 @@ class Store(ServiceKeyStore, TenantStore, CredentialStore, MountStore, AuditStor
 __all__ = [
     "HASH_VERSION",
     "AuditBatch",
+    "AuditCheckpoint",
+    "AuditCheckpointStore",
     "AuditFilter",
     "AuditRow",
     "AuditStore",

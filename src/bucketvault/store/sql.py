@@ -32,6 +32,7 @@ from bucketvault.errors import (
 from bucketvault.models import Mount
 from bucketvault.store._rows import (
     AUDIT,
+    CHECKPOINTS,
     CREDENTIALS,
     MOUNTS,
     SERVICE_KEYS,
@@ -41,6 +42,7 @@ from bucketvault.store._rows import (
 )
 from bucketvault.store.base import (
     AuditBatch,
+    AuditCheckpoint,
     AuditFilter,
     AuditRow,
     ServiceKeyRecord,
@@ -591,6 +593,73 @@ class SqlStore:
             lambda row: (row[0], row[1]),
         ):
             yield self._rows.audit_row(row)
+
+    # -- audit checkpoints --------------------------------------------------
+    @_translating
+    def add_audit_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        """Insert; one already stored for (writer_id, seq, kind) wins."""
+        with self._dialect.transaction() as tx:
+            tx.execute(
+                f"{CHECKPOINTS.insert} ON CONFLICT DO NOTHING",
+                self._rows.checkpoint_params(checkpoint),
+            )
+
+    @_translating
+    def list_audit_checkpoints(self, writer_id: str, from_seq: int = 0) -> list[AuditCheckpoint]:
+        """The writer's checkpoints with seq >= from_seq, by (seq, kind)."""
+        rows = self._all(
+            f"{CHECKPOINTS.select} WHERE writer_id = ? AND seq >= ? ORDER BY seq, kind",
+            (writer_id, from_seq),
+        )
+        return [self._rows.checkpoint(r) for r in rows]
+
+    @_translating
+    def audit_writers(self) -> list[str]:
+        """Writers with a row or a checkpoint, sorted."""
+        rows = self._all(
+            "SELECT writer_id FROM audit UNION SELECT writer_id FROM audit_checkpoints"
+            " ORDER BY writer_id",
+            (),
+        )
+        return [str(r[0]) for r in rows]
+
+    def iter_audit_writer(self, writer_id: str, from_seq: int = 0) -> Iterator[AuditRow]:
+        """The writer's rows with seq >= from_seq, by seq, a page at a time."""
+        for row in self._pages(
+            f"{AUDIT.select} WHERE seq > ? AND writer_id = ? ORDER BY seq LIMIT ?",
+            (from_seq - 1,),
+            lambda row: (row[1],),
+            fixed=(writer_id,),
+        ):
+            yield self._rows.audit_row(row)
+
+    @_translating
+    def last_audit_seq_before(self, writer_id: str, cutoff: datetime) -> int:
+        """The highest seq among the writer's rows older than cutoff (0 if none)."""
+        row = self._one(
+            "SELECT MAX(seq) FROM audit WHERE writer_id = ? AND time < ?",
+            (writer_id, self._rows.timestamp(cutoff)),
+        )
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    @_translating
+    def prune_audit(self, anchor: AuditCheckpoint) -> int:
+        """Anchor in, old rows and checkpoints out, in one transaction."""
+        writer_id = anchor.writer_id
+        with self._dialect.transaction() as tx:
+            tx.execute(
+                f"{CHECKPOINTS.insert} ON CONFLICT DO NOTHING",
+                self._rows.checkpoint_params(anchor),
+            )
+            # Read now: a driver may hand back one cursor for every statement.
+            deleted = tx.execute(
+                "DELETE FROM audit WHERE writer_id = ? AND seq <= ?", (writer_id, anchor.seq)
+            ).rowcount
+            tx.execute(
+                "DELETE FROM audit_checkpoints WHERE writer_id = ? AND seq < ?",
+                (writer_id, anchor.seq),
+            )
+            return deleted
 
     def close(self) -> None:
         """Close the connections; later calls raise Unavailable(STORE_CLOSED)."""
