@@ -241,6 +241,24 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Onboarding:
+    """What a customer does so that the service may use a kind: whom to grant, and how.
+
+    Keyless kinds (impersonation, delegated access) hold no customer secret: the customer
+    grants the service's own cloud identity access instead.
+    """
+
+    kind: CredentialKind
+    # The service's own identity the customer grants access to (a Google service account,
+    # an Entra application id, an AWS principal ARN).
+    identity: str
+    # What to do, in order, in words an operator can follow.
+    steps: tuple[str, ...]
+    # Named links or snippets to use (a consent URL, a gcloud command ...).
+    links: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RegistrationContext:
     """What a provider may need to verify a credential at registration."""
 
@@ -272,6 +290,7 @@ __all__ = [
     "MountPolicy",
     "MountState",
     "NO_OVERRIDES",
+    "Onboarding",
     "Overrides",
     "Preparation",
     "Principal",

@@ -29,6 +29,7 @@ from bucketvault.models import (
     ListPage,
     ListRequest,
     Mount,
+    Onboarding,
     Preparation,
     RegistrationContext,
     SignOptions,
@@ -137,11 +138,21 @@ class TrustPolicySource(Protocol):
         ...
 
 
+@runtime_checkable
+class OnboardingSource(Protocol):
+    """Implemented by providers with kinds a customer must set up on their side first."""
+
+    def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
+        """How the tenant grants the service access for kind (None: nothing to set up)."""
+        ...
+
+
 __all__ = [
     "SAS_EXPIRY",
     "SESSION_EXPIRY",
     "BatchSigner",
     "CloudProvider",
+    "OnboardingSource",
     "CredentialHandle",
     "SignedBatch",
     "TrustPolicy",

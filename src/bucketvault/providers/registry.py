@@ -15,8 +15,8 @@ from typing import cast
 from bucketvault import providers as _package
 from bucketvault.clock import Clock
 from bucketvault.errors import Unimplemented
-from bucketvault.models import CredentialKind
-from bucketvault.providers.base import CloudProvider, TrustPolicySource
+from bucketvault.models import CredentialKind, Onboarding
+from bucketvault.providers.base import CloudProvider, OnboardingSource, TrustPolicySource
 from bucketvault.providers.kinds import KindSpec
 from bucketvault.urlpolicy import UrlPolicy
 
@@ -58,6 +58,13 @@ class ProviderRegistry:
         """The cloud family of kind ("" if no provider serves it)."""
         provider = self._by_kind.get(kind)
         return provider.name if provider is not None else ""
+
+    def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
+        """How a tenant sets up kind on its side, if the kind's provider says."""
+        provider = self.provider(kind)
+        if isinstance(provider, OnboardingSource):
+            return provider.onboarding(kind, tenant)
+        return None
 
     def trust_policy_source(self) -> TrustPolicySource | None:
         """The provider whose customers must trust our own identity, if any."""
