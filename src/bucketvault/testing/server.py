@@ -47,6 +47,8 @@ class RunningServer:
     tls_ca: Path | None = None
     # The certificate clients present when the server requires one and a test names none.
     tls_client: TlsFiles | None = None
+    # The server's process id when it runs in a child process (start_server_process).
+    pid: int = 0
     _clients: list[BucketVaultClient] = field(default_factory=list)
 
     def client(
@@ -197,6 +199,8 @@ def start_server_process(
         # Keep draining the child's output: a full pipe would block its logging.
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         running = RunningServer(address, admin, data_dir, tokens)
+        # The child's PID, for tests that signal it (SIGHUP, SIGTERM).
+        running.pid = proc.pid
         yield running
         running.close_clients()
     finally:
