@@ -218,6 +218,17 @@ def sp_secret(account_url: str, secret: str = CLIENT_SECRET) -> RawSecret:
     )
 
 
+def delegated_env(token_endpoint: TokenEndpoint, tls: Tls, **app: str) -> dict[str, str]:
+    """Server settings for AZURE_DELEGATED: the authority stand-in and the service's app
+    (its client secret unless app names BUCKETVAULT_AZURE_APP_* values instead)."""
+    return {
+        "BUCKETVAULT_AZURE_AUTHORITY_HOST": token_endpoint.authority,
+        "BUCKETVAULT_AZURE_CA_BUNDLE": str(tls.cert),
+        "BUCKETVAULT_AZURE_APP_CLIENT_ID": APP_CLIENT_ID,
+        **(app or {"BUCKETVAULT_AZURE_APP_CLIENT_SECRET": APP_CLIENT_SECRET}),
+    }
+
+
 def delegated_secret(account_url: str, tenant_id: str = TENANT_ID) -> RawSecret:
     return RawSecret(
         CredentialKind("AZURE_DELEGATED"), {"account_url": account_url, "tenant_id": tenant_id}

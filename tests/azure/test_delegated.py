@@ -22,6 +22,7 @@ from azure.azurite_support import (
     Tls,
     TokenEndpoint,
     context,
+    delegated_env,
     delegated_secret,
     make_credential,
     make_mount,
@@ -44,14 +45,7 @@ pytestmark = pytest.mark.azurite
 KIND = CredentialKind("AZURE_DELEGATED")
 
 
-def env(token_endpoint: TokenEndpoint, tls: Tls, **app: str) -> dict[str, str]:
-    """The server's settings: the authority stand-in and the service's own app."""
-    return {
-        "BUCKETVAULT_AZURE_AUTHORITY_HOST": token_endpoint.authority,
-        "BUCKETVAULT_AZURE_CA_BUNDLE": str(tls.cert),
-        "BUCKETVAULT_AZURE_APP_CLIENT_ID": APP_CLIENT_ID,
-        **(app or {"BUCKETVAULT_AZURE_APP_CLIENT_SECRET": APP_CLIENT_SECRET}),
-    }
+env = delegated_env
 
 
 @pytest.fixture(scope="module")
