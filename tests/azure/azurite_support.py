@@ -8,9 +8,14 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from bucketvault.clock import Clock, SystemClock
 from bucketvault.models import (
@@ -35,6 +40,14 @@ TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "0d5f3b1a-1111-2222-3333-444455556666"
 CLIENT_SECRET = "local-test-client-secret"  # the local token endpoint checks it
 SP_OBJECT_ID = "a1b2c3d4-0000-1111-2222-333344445555"
+# The service's own multi-tenant app (AZURE_DELEGATED) and the customer tenants the local
+# token endpoint plays: consented, not consented (AADSTS700016), consented but holding
+# no role on the account (its tokens are refused by Azurite, see conftest).
+APP_CLIENT_ID = "5e1f0a9b-aaaa-bbbb-cccc-ddddeeeeffff"
+APP_CLIENT_SECRET = "local-test-app-secret-do-not-leak"  # the local token endpoint checks it
+APP_OBJECT_ID = "b2c3d4e5-0000-1111-2222-333344445555"
+UNCONSENTED_TENANT = "0b7e0e0e-1111-2222-3333-000000000001"
+ROLELESS_TENANT = "0b7e0e0e-1111-2222-3333-000000000002"
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,40 @@ class TokenEndpoint:
     requests: list[dict[str, str]]
 
 
+@dataclass(frozen=True)
+class AppCertificate:
+    """The service app's certificate: one PEM file with certificate and RSA key."""
+
+    pem_file: Path
+    public_key: rsa.RSAPublicKey
+
+
+def app_certificate(directory: Path) -> AppCertificate:
+    """Make the app's certificate at test time (never committed)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bucketvault-app")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path = directory / "app.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return AppCertificate(path, key.public_key())
+
+
 def unique(prefix: str = "c") -> str:
     """A fresh container name (3-63 lowercase letters, digits, dashes)."""
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
@@ -62,19 +109,26 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def make_jwt(tenant: str, *, lifetime: int = 3600) -> str:
+def make_jwt(
+    tenant: str,
+    *,
+    lifetime: int = 3600,
+    appid: str = CLIENT_ID,
+    oid: str = SP_OBJECT_ID,
+    audience: str = "https://storage.azure.com",
+) -> str:
     """An unsigned-in-spirit JWT: Azurite checks iss/aud/nbf/exp/iat, not the signature."""
     now = int(time.time())
     header = {"alg": "RS256", "typ": "JWT"}
     claims = {
-        "aud": "https://storage.azure.com",
+        "aud": audience,
         "iss": f"https://sts.windows.net/{tenant}/",
         "iat": now - 60,
         "nbf": now - 60,
         "exp": now + lifetime,
-        "oid": SP_OBJECT_ID,
+        "oid": oid,
         "tid": tenant,
-        "appid": CLIENT_ID,
+        "appid": appid,
     }
     return ".".join(
         [
@@ -161,6 +215,23 @@ def sp_secret(account_url: str, secret: str = CLIENT_SECRET) -> RawSecret:
             "client_id": CLIENT_ID,
             "client_secret": secret,
         },
+    )
+
+
+def delegated_env(token_endpoint: TokenEndpoint, tls: Tls, **app: str) -> dict[str, str]:
+    """Server settings for AZURE_DELEGATED: the authority stand-in and the service's app
+    (its client secret unless app names BUCKETVAULT_AZURE_APP_* values instead)."""
+    return {
+        "BUCKETVAULT_AZURE_AUTHORITY_HOST": token_endpoint.authority,
+        "BUCKETVAULT_AZURE_CA_BUNDLE": str(tls.cert),
+        "BUCKETVAULT_AZURE_APP_CLIENT_ID": APP_CLIENT_ID,
+        **(app or {"BUCKETVAULT_AZURE_APP_CLIENT_SECRET": APP_CLIENT_SECRET}),
+    }
+
+
+def delegated_secret(account_url: str, tenant_id: str = TENANT_ID) -> RawSecret:
+    return RawSecret(
+        CredentialKind("AZURE_DELEGATED"), {"account_url": account_url, "tenant_id": tenant_id}
     )
 
 

@@ -6,6 +6,8 @@ echo the string to sign or request URLs, which have no place in our errors.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
@@ -20,6 +22,10 @@ from bucketvault.errors import (
     PermissionDenied,
     Unavailable,
 )
+from bucketvault.providers.azure.onboarding import consent_url
+
+if TYPE_CHECKING:
+    from bucketvault.providers.azure.credentials import EntraIdentity
 
 # Error codes Azure Storage answers when the caller is known but not allowed.
 FORBIDDEN_CODES = frozenset(
@@ -48,8 +54,45 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+# AADSTS codes meaning the app has no service principal in the tenant, or no consent
+# there: 700016 "not installed by the administrator of the tenant or consented to",
+# 650052 "your organization lacks a service principal for", 65001 consent missing,
+# 650051 as reported in issue 10. Microsoft warns codes may change: anything else is
+# still a plain AZURE_AUTH_FAILED, never a wrong diagnosis.
+CONSENT_CODES = frozenset({"65001", "650051", "650052", "700016"})
+
+
 class TokenError(Exception):
     """Getting an Entra token failed (raised by our credential wrapper, cause attached)."""
+
+    def __init__(self, what: str, *, code: str = "", identity: EntraIdentity | None = None) -> None:
+        super().__init__(what)
+        # The AADSTS number only: Entra's description is not ours to repeat.
+        self.code = code
+        self.identity = identity
+
+
+def _token_failure(exc: BaseException, what: str) -> BucketVaultError:
+    identity = exc.identity if isinstance(exc, TokenError) else None
+    if identity is not None and identity.delegated:
+        code = exc.code if isinstance(exc, TokenError) else ""
+        if code in CONSENT_CODES:
+            url = consent_url(identity.authority, identity.client_id, identity.tenant_id)
+            return FailedPrecondition(
+                f"{what}: the application {identity.client_id} is not consented in tenant "
+                f"{identity.tenant_id} (AADSTS{code}): an administrator of that tenant must "
+                f"open the consent URL {url}",
+                reason="AZURE_APP_NOT_CONSENTED",
+            )
+        return FailedPrecondition(
+            f"{what}: the service's application {identity.client_id} could not get a token "
+            f"in tenant {identity.tenant_id}" + (f" (AADSTS{code})" if code else ""),
+            reason="AZURE_AUTH_FAILED",
+        )
+    return FailedPrecondition(
+        f"{what}: the service principal could not get a token",
+        reason="AZURE_AUTH_FAILED",
+    )
 
 
 def is_identity_error(exc: BaseException) -> bool:
@@ -60,10 +103,7 @@ def is_identity_error(exc: BaseException) -> bool:
 def translate(exc: BaseException, what: str) -> BucketVaultError:
     """Map an SDK error raised while doing `what` to our hierarchy."""
     if is_identity_error(exc):
-        return FailedPrecondition(
-            f"{what}: the service principal could not get a token",
-            reason="AZURE_AUTH_FAILED",
-        )
+        return _token_failure(exc, what)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return Unavailable(
             f"{what}: the storage account is unreachable", reason="AZURE_UNREACHABLE"
@@ -78,4 +118,11 @@ def translate(exc: BaseException, what: str) -> BucketVaultError:
     return Unavailable(f"{what}: {describe(exc)}", reason="AZURE_ERROR")
 
 
-__all__ = ["FORBIDDEN_CODES", "TokenError", "describe", "is_identity_error", "translate"]
+__all__ = [
+    "CONSENT_CODES",
+    "FORBIDDEN_CODES",
+    "TokenError",
+    "describe",
+    "is_identity_error",
+    "translate",
+]

@@ -1,8 +1,9 @@
 """Credential handles: one per active Azure credential, holding its decrypted material.
 
-The three kinds share URL building, expiry capping, listing and CheckMount; they differ
+The kinds share URL building, expiry capping, listing and CheckMount; they differ
 in where the SAS comes from (the customer's own token, a service SAS signed with the
-account key, or a user-delegation SAS signed with a cached delegation key).
+account key, or a user-delegation SAS signed with a cached delegation key, for a
+customer's service principal or for delegated access alike).
 """
 
 from __future__ import annotations
@@ -312,7 +313,9 @@ class SharedKeyHandle(AzureHandle):
 
 
 class ServicePrincipalHandle(AzureHandle):
-    """AZURE_SERVICE_PRINCIPAL: per-blob user-delegation SAS from a cached delegation key."""
+    """AZURE_SERVICE_PRINCIPAL and AZURE_DELEGATED: per-blob user-delegation SAS from a
+    cached delegation key. The kinds differ only in whose Entra credential asks for the
+    key (the customer's app, or the service's own app in the customer's tenant)."""
 
     def __init__(
         self, config: AzureConfig, clock: Clock, account: Account, credential: GuardedCredential

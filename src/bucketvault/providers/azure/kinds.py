@@ -1,4 +1,5 @@
-"""The Azure kinds: a customer SAS, an account's shared key, a service principal.
+"""The Azure kinds: a customer SAS, an account's shared key, a service principal, and
+delegated access (the service's own Entra app, consented in the customer's tenant).
 
 The account URL and the SAS token are understood here and only here: the account a URL
 names, and what a SAS grants and until when, are read once, the same way at
@@ -23,6 +24,7 @@ from bucketvault.providers.kinds import Field, KindSpec, ParseContext, SecretFie
 AZURE_SAS = CredentialKind("AZURE_SAS")
 AZURE_SHARED_KEY = CredentialKind("AZURE_SHARED_KEY")
 AZURE_SERVICE_PRINCIPAL = CredentialKind("AZURE_SERVICE_PRINCIPAL")
+AZURE_DELEGATED = CredentialKind("AZURE_DELEGATED")
 
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _GUIDISH = re.compile(r"^[A-Za-z0-9.-]{1,64}$")
@@ -220,6 +222,26 @@ class ServicePrincipalSecret:
         }
 
 
+@dataclass(frozen=True)
+class DelegatedSecret:
+    """Where the service's own app signs for a customer: an account in an Entra tenant.
+
+    Nothing here is secret (the app's credential is the service's, configured once); it
+    is still sealed and stored like every credential so that one path serves all kinds.
+    """
+
+    account: Account
+    tenant_id: str
+
+    def metadata(self) -> Mapping[str, str]:
+        """The account and the customer's tenant."""
+        return {
+            "account_url": self.account.url,
+            "account_name": self.account.name,
+            "tenant_id": self.tenant_id,
+        }
+
+
 def parse_sas(f: SecretFields, context: ParseContext) -> SasSecret:
     """The account URL and the SAS token."""
     return SasSecret(_account(f, context), parse_sas_token(f[_SAS]))
@@ -269,6 +291,11 @@ def parse_service_principal(f: SecretFields, context: ParseContext) -> ServicePr
     )
 
 
+def parse_delegated(f: SecretFields, context: ParseContext) -> DelegatedSecret:
+    """The account URL (the one account parser) and the customer's tenant id."""
+    return DelegatedSecret(_account(f, context), f["tenant_id"])
+
+
 _ACCOUNT_URL = Field("account_url", "the account's blob endpoint (https)", max_len=2048)
 
 KINDS: Mapping[CredentialKind, KindSpec] = {
@@ -300,14 +327,23 @@ KINDS: Mapping[CredentialKind, KindSpec] = {
         ),
         parse_service_principal,
     ),
+    AZURE_DELEGATED: KindSpec(
+        AZURE_DELEGATED,
+        "Delegated access: the service's own Entra app, consented in the customer's tenant "
+        "and granted roles on the account, signs per-object user-delegation SAS",
+        (_ACCOUNT_URL, Field("tenant_id", "the customer's Entra tenant id", pattern=_GUIDISH)),
+        parse_delegated,
+    ),
 }
 
 __all__ = [
+    "AZURE_DELEGATED",
     "AZURE_SAS",
     "AZURE_SERVICE_PRINCIPAL",
     "AZURE_SHARED_KEY",
     "KINDS",
     "Account",
+    "DelegatedSecret",
     "SasSecret",
     "SasToken",
     "ServicePrincipalSecret",

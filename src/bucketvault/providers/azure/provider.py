@@ -1,4 +1,5 @@
-"""The Azure Blob provider: AZURE_SAS, AZURE_SHARED_KEY, AZURE_SERVICE_PRINCIPAL."""
+"""The Azure Blob provider: AZURE_SAS, AZURE_SHARED_KEY, AZURE_SERVICE_PRINCIPAL and
+AZURE_DELEGATED (the last two differ only in where the Entra credential comes from)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ from azure.storage.blob import BlobServiceClient
 
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError, FailedPrecondition, PermissionDenied
-from bucketvault.models import Credential, CredentialKind, Preparation, RegistrationContext
-from bucketvault.providers.azure.credentials import service_principal
+from bucketvault.models import (
+    Credential,
+    CredentialKind,
+    Onboarding,
+    Preparation,
+    RegistrationContext,
+)
+from bucketvault.providers.azure.credentials import (
+    GuardedCredential,
+    delegated_app,
+    require_app,
+    service_principal,
+)
 from bucketvault.providers.azure.errors import translate
 from bucketvault.providers.azure.handles import (
     AzureHandle,
@@ -23,20 +35,24 @@ from bucketvault.providers.azure.handles import (
     fetch_delegation_key,
 )
 from bucketvault.providers.azure.kinds import (
+    AZURE_DELEGATED,
     AZURE_SAS,
     KINDS,
+    Account,
+    DelegatedSecret,
     SasSecret,
     ServicePrincipalSecret,
     SharedKeySecret,
     parse_sas_time,
 )
+from bucketvault.providers.azure.onboarding import ROLES, delegated_onboarding
 from bucketvault.providers.azure.settings import MAX_SAS_LIFETIME, AzureConfig
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
 
 
 @dataclass(frozen=True)
 class AzureProvider:
-    """Serves the three Azure credential kinds."""
+    """Serves the four Azure credential kinds."""
 
     name: ClassVar[str] = "azure"
     kinds: ClassVar[Mapping[CredentialKind, KindSpec]] = KINDS
@@ -48,11 +64,16 @@ class AzureProvider:
     # -- registration --------------------------------------------------------------------
 
     def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
-        """Shared keys and service principals: one real call to the account."""
+        """Shared keys, service principals and delegated access: one real call to the account."""
         if isinstance(secret, SharedKeySecret):
             return self._prepare_shared_key(secret)
         if isinstance(secret, ServicePrincipalSecret):
-            return self._prepare_service_principal(secret)
+            credential = service_principal(
+                self.config, secret.tenant_id, secret.client_id, secret.client_secret
+            )
+            return self._prove_delegation(secret.account, credential)
+        if isinstance(secret, DelegatedSecret):
+            return self._prepare_delegated(secret)
         # A customer SAS was checked by its kind (expiry, permissions): nothing to call.
         return Preparation()
 
@@ -71,24 +92,41 @@ class AzureProvider:
             handle.close()
         return Preparation()
 
-    def _prepare_service_principal(self, secret: ServicePrincipalSecret) -> Preparation:
-        credential = service_principal(
-            self.config, secret.tenant_id, secret.client_id, secret.client_secret
-        )
+    def _prove_delegation(self, account: Account, credential: GuardedCredential) -> Preparation:
+        """A token and a user delegation key: what signing will need, proven once."""
         now = self.clock.now()
         try:
             key = fetch_delegation_key(
                 self.config,
-                secret.account.url,
+                account.url,
                 credential,
                 (now - timedelta(minutes=5)).replace(microsecond=0),
                 (now + timedelta(hours=1)).replace(microsecond=0),
             )
         except BucketVaultError as exc:
-            raise _refused(exc) from exc
+            raise _refused(exc, credential, account) from exc
         finally:
             credential.close()
         return Preparation(metadata={"principal_object_id": key.signed_oid})
+
+    def _prepare_delegated(self, secret: DelegatedSecret) -> Preparation:
+        credential = delegated_app(self.config, secret.tenant_id)
+        proven = self._prove_delegation(secret.account, credential)
+        # Which of the service's apps the customer granted: rotating to another app
+        # would need their consent again, so the record says which one it was.
+        app = {"application_id": credential.identity.client_id}
+        return Preparation(metadata={**proven.metadata, **app}, warnings=proven.warnings)
+
+    def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
+        """AZURE_DELEGATED: consent to the service's app, then its roles; None otherwise.
+
+        ``tenant`` is bucketvault's tenant, not the customer's Entra tenant: the consent
+        URL carries a placeholder for the latter.
+        """
+        if kind != AZURE_DELEGATED:
+            return None
+        app = require_app(self.config)
+        return delegated_onboarding(kind, self.config.authority_host, app.client_id)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -122,16 +160,33 @@ class AzureProvider:
                 self.config, secret.tenant_id, secret.client_id, secret.client_secret
             )
             return ServicePrincipalHandle(self.config, self.clock, secret.account, entra)
+        if isinstance(secret, DelegatedSecret):
+            # The same handle and key cache: only the Entra credential is the service's own.
+            entra = delegated_app(self.config, secret.tenant_id)
+            return ServicePrincipalHandle(self.config, self.clock, secret.account, entra)
         raise FailedPrecondition(
             f"the azure provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
         )
 
 
-def _refused(exc: BucketVaultError) -> BucketVaultError:
+def _refused(
+    exc: BucketVaultError,
+    credential: GuardedCredential | None = None,
+    account: Account | None = None,
+) -> BucketVaultError:
     """At registration a refusal means the credential is wrong, not that access is denied."""
-    if isinstance(exc, PermissionDenied):
-        return FailedPrecondition(exc.message, reason="AZURE_AUTH_FAILED")
-    return exc
+    if not isinstance(exc, PermissionDenied):
+        return exc
+    identity = credential.identity if credential is not None else None
+    if identity is not None and identity.delegated and account is not None:
+        # The token came, the key did not: the app is consented but holds no role.
+        return FailedPrecondition(
+            f"the storage account refused the application {identity.client_id} a user "
+            f"delegation key ({exc.message}): assign {' and '.join(ROLES)} on the account "
+            f"{account.name} to the app",
+            reason="AZURE_ROLE_MISSING",
+        )
+    return FailedPrecondition(exc.message, reason="AZURE_AUTH_FAILED")
 
 
 __all__ = ["AzureProvider"]

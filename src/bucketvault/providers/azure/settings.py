@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bucketvault.config import env_int
 from bucketvault.errors import InvalidArgument
@@ -15,6 +21,72 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 MAX_DELEGATION_KEY_LIFETIME = 7 * 24 * 3600 - 3600
 # The longest URL we sign, whatever the mount allows: a SAS is a bearer token.
 MAX_SAS_LIFETIME = 7 * 24 * 3600
+
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_APP = "BUCKETVAULT_AZURE_APP_"
+
+
+def _config_error(message: str) -> InvalidArgument:
+    return InvalidArgument(message, reason="INVALID_CONFIG")
+
+
+def _read_certificate(path: str) -> bytes:
+    """A PEM file with the app's certificate and its unencrypted private key, checked now
+    so that a bad file stops start-up instead of failing the first customer's call."""
+    name = f"{_APP}CERTIFICATE_FILE"
+    try:
+        pem = Path(path).read_bytes()
+    except OSError:
+        raise _config_error(f"{name} cannot be read") from None
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        # No detail: a parser's message could quote the key file.
+        raise _config_error(
+            f"{name} must hold a PEM certificate and its unencrypted private key"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        # Entra's client assertions are RS256: azure-identity refuses any other key.
+        raise _config_error(f"{name} must hold an RSA key")
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, raw) != (
+        certificate.public_key().public_bytes(serialization.Encoding.DER, raw)
+    ):
+        raise _config_error(f"{name}: the private key does not match the certificate")
+    return pem
+
+
+@dataclass(frozen=True)
+class EntraApp:
+    """The service's own multi-tenant Entra application (AZURE_DELEGATED).
+
+    Exactly one of a client secret or a certificate (PEM, certificate and key) proves it;
+    either is read once at start-up and never shown.
+    """
+
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    certificate_pem: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EntraApp | None:
+        """BUCKETVAULT_AZURE_APP_*; None when no app is configured."""
+        client_id = env.get(f"{_APP}CLIENT_ID", "").strip()
+        secret = env.get(f"{_APP}CLIENT_SECRET", "")
+        certificate = env.get(f"{_APP}CERTIFICATE_FILE", "").strip()
+        if not client_id:
+            if secret or certificate:
+                raise _config_error(f"{_APP}CLIENT_ID is required with a secret or certificate")
+            return None
+        if not _CLIENT_ID.match(client_id):
+            raise _config_error(f"{_APP}CLIENT_ID is not an application (client) id")
+        if bool(secret) == bool(certificate):
+            raise _config_error(f"set exactly one of {_APP}CLIENT_SECRET or {_APP}CERTIFICATE_FILE")
+        if certificate:
+            return cls(client_id, certificate_pem=_read_certificate(certificate))
+        return cls(client_id, client_secret=secret)
 
 
 @dataclass(frozen=True)
@@ -32,6 +104,8 @@ class AzureConfig:
     sas_expiry_warning_days: int = 14
     retry_total: int = 2
     timeout_seconds: int = 20
+    # The service's own app (AZURE_DELEGATED); None: that kind is refused.
+    app: EntraApp | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureConfig:
@@ -58,6 +132,7 @@ class AzureConfig:
             ),
             retry_total=env_int(env, "BUCKETVAULT_AZURE_RETRY_TOTAL", 2, 0, 10),
             timeout_seconds=env_int(env, "BUCKETVAULT_AZURE_TIMEOUT_SECONDS", 20, 1, 300),
+            app=EntraApp.from_env(env),
         )
 
     def transport_options(self) -> dict[str, Any]:
@@ -70,4 +145,10 @@ class AzureConfig:
         }
 
 
-__all__ = ["DEFAULT_AUTHORITY", "MAX_DELEGATION_KEY_LIFETIME", "MAX_SAS_LIFETIME", "AzureConfig"]
+__all__ = [
+    "DEFAULT_AUTHORITY",
+    "MAX_DELEGATION_KEY_LIFETIME",
+    "MAX_SAS_LIFETIME",
+    "AzureConfig",
+    "EntraApp",
+]
