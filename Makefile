@@ -70,9 +70,11 @@ docs: proto
 	PYTHONPATH=src $(BIN)/python -m bucketvault.reasons --write README.md
 
 lint: proto
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench setup.py
+	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy
+	$(BIN)/hadolint --failure-threshold info deploy/Dockerfile
+	$(BIN)/kubernetes-validate --quiet --strict -k 1.31.0 deploy/kubernetes/*.yaml
 
 bench: proto
 	$(BIN)/python bench/run.py

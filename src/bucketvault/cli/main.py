@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -408,9 +409,18 @@ def _ls(args: argparse.Namespace, c: BucketVaultClient) -> None:
         print(f"\r  listed {count} objects.    ", file=sys.stderr)
 
 
+def _version() -> str:
+    # The installed distribution's version (pyproject.toml), not a copy kept in the code.
+    try:
+        return version("bucketvault")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="bucketvault", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--address", default=os.environ.get("BUCKETVAULT_ADDRESS", DEFAULT_ADDRESS))
     p.add_argument(
         "--token-file", help="file holding the bearer token (default .bucketvault/admin.token)"
