@@ -255,3 +255,9 @@ def test_rotate_registration_key_command(
         with pytest.raises(errors.FailedPrecondition) as exc:
             c.register_sealed("acme", "GCS_HMAC", stale)
         assert exc.value.reason == "REGISTRATION_KEY_RETIRED"
+        # The SDK that cached the old key seals again to the current one, by itself.
+        assert c.registration_key(X25519).key_id == old.key_id
+        assert c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC")).state == (
+            vault_pb2.ACTIVE
+        )
+        assert c.registration_key(X25519).key_id == fresh.key_id
