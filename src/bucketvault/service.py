@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"
 # Retention runs this often; the first run is one period after start.
 RETENTION_PERIOD = timedelta(hours=1)
+# A revoked credential's open handle (its decrypted secret) lives at most this long in a
+# replica that no longer serves it (requests re-read the credential's state every time).
+HANDLE_SWEEP_PERIOD = timedelta(seconds=30)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -167,8 +170,9 @@ def build_service(
             archive_dir=config.audit_archive_dir,
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
-    periodic = Periodic(clock, jobs)
     app = build_app(config, store, envelope, service_keys, registry, audit, clock)
+    jobs.append(Job("evict-revoked-handles", HANDLE_SWEEP_PERIOD, app.handles.evict_revoked))
+    periodic = Periodic(clock, jobs)
     server, port = build_grpc_server(
         app,
         authenticator,

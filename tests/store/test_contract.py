@@ -537,3 +537,28 @@ def test_created_at_is_utc_datetime(store: Store, make: Factory) -> None:
     assert got is not None
     assert got.created_at == datetime(2030, 5, 6, 7, 8, 9, 1, tzinfo=UTC)
     assert got.created_at.utcoffset() == timedelta(0)
+
+
+def test_iter_live_credentials_pages_through_every_tenant(store: Store, make: Factory) -> None:
+    creds = [make.credential(tenant=f"t{i % 3}") for i in range(503)]
+    for c in creds:
+        store.insert_credential(c)
+    first = creds[0].credential
+    store.revoke_credential(first.tenant, first.credential_id, "o", "r", T0)
+
+    seen = list(store.iter_live_credentials())
+    assert [s.credential.credential_id for s in seen] == sorted(
+        c.credential.credential_id for c in creds[1:]
+    )
+    assert {s.envelope for s in seen} == {c.envelope for c in creds[1:]}
+
+
+def test_retire_service_key_sets_the_time_once(store: Store, make: Factory) -> None:
+    k = make.service_key()
+    store.add_service_key(k)
+    later = T0 + timedelta(days=7)
+    assert store.retire_service_key(k.key_id, later) is True
+    assert store.retire_service_key(k.key_id, T0) is False
+    got = store.get_service_key(k.key_id)
+    assert got is not None and got.retired_at == later
+    assert store.retire_service_key("no-such-key", T0) is False

@@ -56,6 +56,8 @@ class Handles:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _handles: dict[tuple[str, int], CredentialHandle] = field(default_factory=dict, repr=False)
     _opening: dict[tuple[str, int], threading.Lock] = field(default_factory=dict, repr=False)
+    # The tenant of each credential with an open handle, for evict_revoked().
+    _tenant_of: dict[str, str] = field(default_factory=dict, repr=False)
 
     def stored(self, tenant: str, credential_id: str) -> StoredCredential:
         """The tenant's credential record, or NOT_FOUND."""
@@ -87,6 +89,7 @@ class Handles:
                 with self._lock:
                     self._handles[slot] = handle
                     self._opening.pop(slot, None)
+                    self._tenant_of[cred.credential_id] = cred.tenant
         return cred, handle
 
     def _open(self, cred: Credential, envelope: bytes) -> CredentialHandle:
@@ -102,8 +105,35 @@ class Handles:
         with self._lock:
             gone = [k for k in self._handles if k[0] == credential_id]
             handles = [self._handles.pop(k) for k in gone]
+            self._tenant_of.pop(credential_id, None)
         for handle in handles:
             handle.close()
+
+    def open_credentials(self) -> frozenset[str]:
+        """Ids of the credentials this process holds an open handle for."""
+        with self._lock:
+            return frozenset(k[0] for k in self._handles)
+
+    def evict_revoked(self) -> int:
+        """Close the handles of credentials revoked (or deleted) since they were opened.
+
+        for_mount() reads the credential's state on every request, so a revoked handle is
+        never used; but a replica that no longer serves a mount bound to it would keep
+        the opened secret in memory until it stops. The service runs this periodically.
+        """
+        with self._lock:
+            held = dict(self._tenant_of)
+        evicted = 0
+        for credential_id, tenant in held.items():
+            stored = self.store.get_credential(tenant, credential_id)
+            if (
+                stored is None
+                or stored.credential.state is CredentialState.REVOKED
+                or stored.envelope is None
+            ):
+                self.evict(credential_id)
+                evicted += 1
+        return evicted
 
     def close(self) -> None:
         """Close every handle (shutdown)."""

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from hashlib import sha256
 
 from cryptography.hazmat.primitives import serialization
@@ -41,8 +42,23 @@ class RegistrationKey:
     info_template: str = hpke.INFO_TEMPLATE
 
 
-def _ad(record_id: str, purpose: str) -> bytes:
+def service_key_ad(record_id: str, purpose: str) -> bytes:
+    """The associated data binding a service key's envelope to its id and purpose."""
     return associated_data("service-key", record_id, purpose)
+
+
+_ad = service_key_ad
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """One suite's registration key rotation: the new current key, and until when the
+    previous one (if any) is still accepted."""
+
+    suite: str
+    new_key_id: str
+    previous_key_id: str = ""
+    previous_accepted_until: datetime | None = None
 
 
 class ServiceKeys:
@@ -110,9 +126,32 @@ class ServiceKeys:
             raise FailedPrecondition("no usable audit signing key", reason="NO_AUDIT_SIGNING_KEY")
         self._audit_signer = signers[-1]
 
+    def rotate_registration_keys(self, overlap: timedelta) -> list[Rotated]:
+        """A new current registration key per suite; each previous one is still accepted
+        for overlap, then refused (REGISTRATION_KEY_RETIRED).
+
+        The end of the window is stored with the key (retired_at), so every replica
+        reading the store agrees on it and a restart does not move it.
+        """
+        if overlap < timedelta(0):
+            raise InvalidArgument("the overlap window cannot be negative", reason="INVALID_FIELD")
+        until = self._clock.now() + overlap
+        out: list[Rotated] = []
+        for suite in hpke.Suite:
+            previous = self._current(suite)
+            private, public = hpke.generate(suite)
+            # The new key first: there is never a moment without a current key.
+            new_id = self._add(REGISTRATION, suite.value, public, private)
+            if previous is None:
+                out.append(Rotated(suite.value, new_id))
+                continue
+            self._store.retire_service_key(previous.key_id, until)
+            out.append(Rotated(suite.value, new_id, previous.key_id, until))
+        return out
+
     def _add(
         self, purpose: str, suite: str, public: bytes, secret: bytes, *, key_id: str = ""
-    ) -> None:
+    ) -> str:
         key_id = key_id or ("rk_" if purpose == REGISTRATION else "fk_") + secrets.token_hex(8)
         self._store.add_service_key(
             ServiceKeyRecord(
@@ -124,6 +163,7 @@ class ServiceKeys:
                 created_at=self._clock.now(),
             )
         )
+        return key_id
 
     def _current(self, suite: hpke.Suite) -> ServiceKeyRecord | None:
         live = [
@@ -149,10 +189,20 @@ class ServiceKeys:
     def unseal(self, key_id: str, tenant: str, kind: str, sealed: bytes) -> bytes:
         """Open a sealed registration made for tenant and kind with key_id."""
         record = self._store.get_service_key(key_id) if key_id else None
-        if record is None or record.purpose != REGISTRATION or record.retired_at is not None:
+        if record is None or record.purpose != REGISTRATION:
             raise FailedPrecondition(
-                "unknown or retired registration key; fetch GetRegistrationKey and seal again",
+                "unknown registration key; fetch GetRegistrationKey and seal again",
                 reason="UNKNOWN_REGISTRATION_KEY",
+                field="sealed_secret.key_id",
+            )
+        # A rotated key is accepted until its overlap window ends (retired_at).
+        if record.retired_at is not None and self._clock.now() >= record.retired_at:
+            with self._lock:
+                self._private.pop(key_id, None)
+            raise FailedPrecondition(
+                f"registration key {key_id} was rotated and its overlap window ended at "
+                f"{record.retired_at.isoformat()}; fetch GetRegistrationKey and seal again",
+                reason="REGISTRATION_KEY_RETIRED",
                 field="sealed_secret.key_id",
             )
         with self._lock:
@@ -184,4 +234,12 @@ def _raw_public(private: Ed25519PrivateKey) -> bytes:
     )
 
 
-__all__ = ["AUDIT_SIGNING", "FINGERPRINT", "REGISTRATION", "RegistrationKey", "ServiceKeys"]
+__all__ = [
+    "AUDIT_SIGNING",
+    "FINGERPRINT",
+    "REGISTRATION",
+    "RegistrationKey",
+    "Rotated",
+    "ServiceKeys",
+    "service_key_ad",
+]

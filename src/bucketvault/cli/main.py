@@ -30,6 +30,7 @@ from bucketvault.audit.signing import TrustedKeys, load_public_pem
 from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
+from bucketvault.cli import keys
 from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
@@ -521,6 +522,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--until", help="ISO 8601 time, exclusive")
     au.add_parser("public-key", help="the audit signing public key (PEM), to pin")
 
+    keys.add_parser(sub)
+
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
     h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
     h.add_argument("--timeout", type=float, default=5.0)
@@ -555,6 +558,7 @@ def parser() -> argparse.ArgumentParser:
 OFFLINE: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
     ("token", "create"): _token_create,
     ("policy", "explain"): _policy_explain,
+    **keys.OFFLINE,
 }
 
 

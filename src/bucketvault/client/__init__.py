@@ -31,6 +31,8 @@ T = TypeVar("T")
 # The listing replies: a page of items and the token of the next page.
 Page = TypeVar("Page", vault_pb2.ListCredentialsResponse, vault_pb2.ListMountsResponse)
 
+# The service's answers to a blob sealed to a registration key it no longer takes.
+_STALE_KEY_REASONS = frozenset({"UNKNOWN_REGISTRATION_KEY", "REGISTRATION_KEY_RETIRED"})
 _BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
     grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
@@ -199,14 +201,25 @@ class BucketVaultClient:
         idempotency_key: str = "",
         suite: Any = vault_pb2.X25519_SHA256_AES256GCM,
     ) -> vault_pb2.Credential:
-        """Seal secret locally and register it; the plaintext is never sent."""
-        return self.register_sealed(
-            tenant,
-            kind,
-            self.seal(tenant, kind, secret, suite=suite),
-            display_name=display_name,
-            idempotency_key=idempotency_key,
-        )
+        """Seal secret locally and register it; the plaintext is never sent.
+
+        If the service rotated its registration key since this client fetched it, the
+        cached key is dropped and the secret sealed again to the current one, once.
+        """
+        for attempt in (1, 2):
+            try:
+                return self.register_sealed(
+                    tenant,
+                    kind,
+                    self.seal(tenant, kind, secret, suite=suite),
+                    display_name=display_name,
+                    idempotency_key=idempotency_key,
+                )
+            except errors.FailedPrecondition as exc:
+                if attempt == 2 or exc.reason not in _STALE_KEY_REASONS:
+                    raise
+                self._reg_keys.pop(suite, None)
+        raise AssertionError("unreachable")
 
     def register_sealed(
         self,

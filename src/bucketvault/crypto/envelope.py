@@ -78,6 +78,17 @@ class Envelope:
     def kek_id_of(self, blob: bytes) -> str:
         return _split(blob)[0]
 
+    @property
+    def current_kek_id(self) -> str:
+        """The KEK new records are wrapped under."""
+        return self._keys.current.kek_id
+
+    @staticmethod
+    def ciphertext_of(blob: bytes) -> bytes:
+        """Nonce and ciphertext: the part of an envelope a re-wrap never changes."""
+        _, _, nonce, body = _split(blob)
+        return nonce + body
+
     def encrypt(self, plaintext: bytes, ad: bytes) -> bytes:
         """Seal under a fresh DEK; decrypts the result once before returning it."""
         kek = self._keys.current
@@ -103,7 +114,11 @@ class Envelope:
         target = to or self._keys.current
         kek_id, wrapped, nonce, body = _split(blob)
         dek = self._keys.get(kek_id).unwrap(wrapped, ad)
-        return _join(target.kek_id, target.wrap(dek, ad), nonce, body)
+        rewrapped = target.wrap(dek, ad)
+        # Unwrap-after-wrap: the caller replaces the only copy of the old wrapped key.
+        if target.unwrap(rewrapped, ad) != dek:
+            raise Internal("re-wrap self-check failed", reason="ENVELOPE_SELF_CHECK")
+        return _join(target.kek_id, rewrapped, nonce, body)
 
 
 __all__ = ["MAGIC", "VERSION", "Envelope", "associated_data"]

@@ -111,6 +111,11 @@ class ServiceKeyStore(Protocol):
         """Compare-and-swap the envelope (KEK rotation); False if it changed meanwhile."""
         ...
 
+    def retire_service_key(self, key_id: str, at: datetime) -> bool:
+        """Set retired_at (the key is refused from then on) if it is not set yet; False if
+        the key does not exist or was retired already (the earlier time stays)."""
+        ...
+
 
 class TenantStore(Protocol):
     """Per-tenant facts the service issues itself."""
@@ -154,6 +159,12 @@ class CredentialStore(Protocol):
 
     def replace_credential_envelope(self, credential_id: str, old: bytes, new: bytes) -> bool:
         """Compare-and-swap the envelope (KEK rotation)."""
+        ...
+
+    def iter_live_credentials(self) -> Iterator[StoredCredential]:
+        """Every credential that still has an envelope, of every tenant, ordered by
+        credential_id, fetched a page at a time (KEK rotation needs each one's identity
+        to rebuild its associated data)."""
         ...
 
     def iter_envelopes(self) -> Iterator[tuple[str, str, bytes]]:

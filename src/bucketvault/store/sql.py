@@ -58,6 +58,7 @@ _PAGE = 500
 _FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _MIN_SEQ = -(2**63)
+_CREDENTIAL_ID = CREDENTIALS.columns.index("credential_id")
 
 _REBIND = (
     "UPDATE mounts SET credential_id = ?, version = version + 1, updated_at = ?"  # noqa: S608
@@ -409,6 +410,16 @@ class SqlStore:
             )
             return cur.rowcount == 1
 
+    @_translating
+    def retire_service_key(self, key_id: str, at: datetime) -> bool:
+        """Set retired_at once; a key retired already keeps its time."""
+        with self._dialect.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE service_keys SET retired_at = ? WHERE key_id = ? AND retired_at IS NULL",
+                (self._rows.timestamp(at), key_id),
+            )
+            return cur.rowcount == 1
+
     # -- tenants ------------------------------------------------------------
     @_translating
     def ensure_external_id(self, tenant: str, candidate: str, now: datetime) -> str:
@@ -493,6 +504,16 @@ class SqlStore:
                 (new, credential_id, old),
             )
             return cur.rowcount == 1
+
+    def iter_live_credentials(self) -> Iterator[StoredCredential]:
+        """Every credential with an envelope, all tenants, by credential_id, paged."""
+        for row in self._pages(
+            f"{CREDENTIALS.select} WHERE credential_id > ? AND envelope IS NOT NULL"
+            " ORDER BY credential_id LIMIT ?",
+            ("",),
+            lambda row: (row[_CREDENTIAL_ID],),
+        ):
+            yield self._rows.stored_credential(row)
 
     def iter_envelopes(self) -> Iterator[tuple[str, str, bytes]]:
         """(kind, id, envelope) of every live envelope, fetched a page at a time."""

