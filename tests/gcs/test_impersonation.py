@@ -101,7 +101,7 @@ def test_same_bytes_as_the_key_file_signer_for_the_same_key(
     provider: Ruled, iam_calls: IamCredentialsStandIn, tmp_path: Path
 ) -> None:
     # Only the last stage differs: with the account's own key the RSA signer must agree.
-    key: RSAPrivateKey = iam_calls._keys[CUSTOMER_SA][1]
+    key = iam_calls.private_key(CUSTOMER_SA)
     keyed = open_handle(
         provider,
         CredentialKind("GCS_SERVICE_ACCOUNT"),

@@ -86,6 +86,11 @@ class IamCredentialsStandIn:
         with self._lock:
             return self._keys[email][1].public_key()
 
+    def private_key(self, email: str) -> RSAPrivateKey:
+        """The account's key itself, for differential tests against a key-file signer."""
+        with self._lock:
+            return self._keys[email][1]
+
     def fail(self, status: int | None) -> None:
         """Answer every call with status from now on (None: answer normally again)."""
         with self._lock:
