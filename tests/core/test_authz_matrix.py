@@ -67,6 +67,7 @@ ROWS = [
     Row("GetRegistrationKey", ALL, scoped="A-----", wide="A-----"),
     # Tenant-wide calls: a grant limited to some mounts does not reach them.
     Row("GetAwsTrustPolicy", OP, scoped="TD----", wide="AD----"),
+    Row("GetOnboarding", OP, scoped="TD----", wide="AD----"),
     Row("RegisterCredential", OP, scoped="TD----", wide="AD----"),
     Row("GetCredential", OP | AUD, scoped="TD----", wide="AD----"),
     Row("ListCredentials", OP | AUD, scoped="TD----", wide="AD----"),
@@ -202,6 +203,8 @@ Call = Callable[[World, BucketVaultClient, Target], object]
 CALLS: dict[str, Call] = {
     "GetRegistrationKey": lambda w, c, t: c.registration_key(),
     "GetAwsTrustPolicy": lambda w, c, t: c.trust_policy(t.tenant),
+    # The local providers' first family (the one issuing trust policies) onboards its kinds.
+    "GetOnboarding": lambda w, c, t: c.onboarding(t.tenant, "AWS_ROLE"),
     "RegisterCredential": lambda w, c, t: c.register_credential(
         t.tenant, "GCS_HMAC", sample("GCS_HMAC")
     ),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -208,3 +210,26 @@ class TokenEndpoint:
 
     def close(self) -> None:
         self._server.close()
+
+
+# The customer's service account the keyless kind impersonates (the service's own
+# identity is CLIENT_EMAIL, whose key file points at the local TokenEndpoint).
+CUSTOMER_SA = "bucket-reader@customer-prj.iam.gserviceaccount.com"
+
+
+def identity_env(
+    directory: Path, key: RSAPrivateKey, token_url: str, iam_url: str
+) -> dict[str, str]:
+    """The service's own Google identity (a key file, 0600) and the IAM Credentials endpoint."""
+    path = directory / "bucketvault-identity.json"
+    path.write_text(json.dumps(sa_info(key, token_url)))
+    path.chmod(0o600)
+    return {
+        "BUCKETVAULT_GCP_CREDENTIALS_FILE": str(path),
+        "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": iam_url,
+    }
+
+
+def accepts_issued(endpoint: TokenEndpoint) -> Callable[[str], bool]:
+    """For the IAM stand-in: a bearer token is good if the token endpoint issued it."""
+    return lambda token: token in endpoint.state.issued

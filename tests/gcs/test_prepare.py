@@ -51,6 +51,7 @@ def test_service_account_metadata(provider: Ruled, rsa_key: RSAPrivateKey) -> No
     assert set(provider.provider.kinds) == {
         CredentialKind("GCS_SERVICE_ACCOUNT"),
         CredentialKind("GCS_HMAC"),
+        CredentialKind("GCS_IMPERSONATION"),
     }
 
 

@@ -1,4 +1,5 @@
-"""Vault use cases: registration key, trust policy, credentials (register, read, revoke).
+"""Vault use cases: registration key, trust policy, onboarding, credentials (register,
+read, revoke).
 
 Authorization comes before any lookup, so a denied caller learns nothing about what
 exists. Credentials belong to the whole tenant: a principal granted only some mounts
@@ -32,6 +33,7 @@ from bucketvault.models import (
     Credential,
     CredentialKind,
     CredentialState,
+    Onboarding,
     Principal,
     RegistrationContext,
     Role,
@@ -94,6 +96,23 @@ class Vault:
         policy = source.trust_policy(self.external_ids(tenant))
         self.seams.record(principal, tenant, "vault.trust_policy", tenant, request_id)
         return policy
+
+    def onboarding(
+        self, principal: Principal, tenant: str, kind: CredentialKind | None, request_id: str
+    ) -> Onboarding:
+        """What the tenant sets up on its side so that the service may use a keyless kind."""
+        tenant = tenant_name(tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
+        if kind is None:
+            raise InvalidArgument("kind is required", reason="MISSING_FIELD", field="kind")
+        onboarding = self.seams.registry.onboarding(kind, tenant)
+        if onboarding is None:
+            raise FailedPrecondition(
+                f"{kind.value} needs no onboarding: register its secret directly",
+                reason="NO_ONBOARDING",
+            )
+        self.seams.record(principal, tenant, "vault.onboarding", kind.value, request_id)
+        return onboarding
 
     def register(self, principal: Principal, req: RegisterInput, request_id: str) -> Credential:
         """Unseal, parse with the kind's spec, verify with the cloud, store encrypted."""

@@ -365,6 +365,21 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print(f"ExternalId: {p.external_id}\nPrincipal:  {p.service_principal_arn}\n")
                 print(p.policy_json)
+        elif cmd == "onboarding":
+            o = c.onboarding(args.tenant, args.kind)
+            if args.json:
+                print(json.dumps(_dict(o), indent=2))
+            else:
+                print(f"Grant access to: {o.identity}\n")
+                for number, step in enumerate(o.steps, 1):
+                    print(f"{number}. {step}")
+                if o.links:
+                    print()
+                    print(
+                        _table(
+                            [{"name": k, "value": v} for k, v in o.links.items()], ("name", "value")
+                        )
+                    )
         elif cmd == "sign":
             s = c.sign_url(
                 args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
@@ -447,6 +462,10 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("trust-policy", help="the tenant's ExternalId and IAM trust policy")
     t.add_argument("--tenant", required=True)
+
+    o = sub.add_parser("onboarding", help="how a tenant grants our identity a keyless kind")
+    o.add_argument("--tenant", required=True)
+    o.add_argument("--kind", required=True, help="a wire kind name")
 
     cr = sub.add_parser(
         "credentials", help="register, list, show, revoke credentials"

@@ -265,6 +265,11 @@ class BucketVaultClient:
         request = vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
         return self._call(self.vault.GetAwsTrustPolicy, request, vault_pb2.AwsTrustPolicy)
 
+    def onboarding(self, tenant: str, kind: str | int) -> vault_pb2.Onboarding:
+        """How the tenant grants the service's own identity access for a keyless kind."""
+        request = vault_pb2.GetOnboardingRequest(tenant=tenant, kind=_kind(kind))
+        return self._call(self.vault.GetOnboarding, request, vault_pb2.Onboarding)
+
     def create_mount(
         self,
         tenant: str,

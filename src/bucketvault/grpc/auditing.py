@@ -29,6 +29,7 @@ ACTIONS = {
     "Vault/ListMounts": "vault.list_mounts",
     "Vault/RebindMount": "vault.rebind_mount",
     "Vault/CheckMount": "vault.check_mount",
+    "Vault/GetOnboarding": "vault.onboarding",
     "Signer/SignURL": "signer.sign",
     "Signer/SignURLs": "signer.sign",
     "Signer/ListPrefix": "signer.list",

@@ -31,6 +31,7 @@ from bucketvault.models import (
     ListPage,
     Method,
     Mount,
+    Onboarding,
     Overrides,
     SignedUrl,
 )
@@ -182,6 +183,16 @@ def trust_policy_to_pb(policy: TrustPolicy) -> vault_pb2.AwsTrustPolicy:
         external_id=policy.external_id,
         service_principal_arn=policy.service_principal,
         policy_json=policy.policy_json,
+    )
+
+
+def onboarding_input(request: vault_pb2.GetOnboardingRequest) -> CredentialKind | None:
+    return kind_from_pb(request.kind)
+
+
+def onboarding_to_pb(o: Onboarding) -> vault_pb2.Onboarding:
+    return vault_pb2.Onboarding(
+        kind=kind_to_pb(o.kind), identity=o.identity, steps=list(o.steps), links=dict(o.links)
     )
 
 

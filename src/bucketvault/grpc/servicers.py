@@ -119,6 +119,11 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
     CheckMount = _unary(
         lambda app: app.mounts.check, "tenant", "mount_id", reply=convert.check_to_pb
     )
+    GetOnboarding = _unary(
+        lambda app: app.vault.onboarding,
+        *("tenant", convert.onboarding_input),
+        reply=convert.onboarding_to_pb,
+    )
 
 
 class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):

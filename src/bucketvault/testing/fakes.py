@@ -30,6 +30,7 @@ from bucketvault.models import (
     ListRequest,
     Mount,
     MountState,
+    Onboarding,
     Preparation,
     RegistrationContext,
     SignOptions,
@@ -136,6 +137,10 @@ class LocalTrustingProvider(LocalProvider):
     def trust_policy(self, external_id: str) -> TrustPolicy:
         """A policy naming a made-up service principal."""
         return TrustPolicy(external_id, "arn:aws:iam::000000000000:role/local", "{}")
+
+    def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
+        """Made-up steps for every kind of this family (the matrix needs one that answers)."""
+        return Onboarding(kind, "arn:aws:iam::000000000000:role/local", ("trust it",))
 
 
 def local_providers(keys: Sequence[str] = ("a.jpg",)) -> list[CloudProvider]:

@@ -1,4 +1,5 @@
-"""The GCS provider: V4 signed URLs (service-account RSA keys, HMAC keys) and listing."""
+"""The GCS provider: V4 signed URLs (service-account RSA keys, HMAC keys, impersonated
+service accounts) and listing."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ from collections.abc import Mapping
 
 from bucketvault.clock import Clock
 from bucketvault.providers.base import CloudProvider
+from bucketvault.providers.gcs.iamcredentials import IamCredentials
+from bucketvault.providers.gcs.identity import GcpIdentityConfig, GoogleIdentity
 from bucketvault.providers.gcs.provider import GcsHandle, GcsProvider
 from bucketvault.urlpolicy import UrlPolicy
 
 
 def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudProvider | None:
-    """Build the GCS provider; it needs no configuration beyond the URL policy."""
-    return GcsProvider(clock, url_policy)
+    """Build the GCS provider; the service's own Google identity is read from env but
+    loaded only when a keyless credential first needs it."""
+    config = GcpIdentityConfig.from_env(env, url_policy)
+    identity = GoogleIdentity(config, clock, url_policy)
+    return GcsProvider(clock, url_policy, IamCredentials(config.iam_endpoint, identity))
 
 
 __all__ = ["GcsHandle", "GcsProvider", "build"]

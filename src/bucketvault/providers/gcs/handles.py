@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition, NotFound, PermissionDenied
@@ -19,6 +19,10 @@ class Lister(Protocol):
     def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]: ...
 
 
+# How a batch's keys are spread over threads (parallel.map_keys or map_remote).
+FanOut = Callable[..., list[str]]
+
+
 def mount_endpoint(mount: Mount) -> str:
     """Where the mount's bucket lives: its own endpoint (path-style) or Google's."""
     return mount.endpoint.rstrip("/") if mount.endpoint else DEFAULT_ENDPOINT
@@ -27,12 +31,19 @@ def mount_endpoint(mount: Mount) -> str:
 class _Signer:
     """V4 signing of one batch; a GCS key does not expire by itself."""
 
-    valid_until: datetime | None = None
     limit_reason = SESSION_EXPIRY
 
-    def __init__(self, key: KeySigner, mount: Mount) -> None:
+    def __init__(
+        self,
+        key: KeySigner,
+        mount: Mount,
+        fan_out: FanOut = map_keys,
+        valid_until: datetime | None = None,
+    ) -> None:
         self._key = key
         self._mount = mount
+        self._fan_out = fan_out
+        self.valid_until = valid_until
 
     def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
         """Sign every key, same order; large RSA batches spread over the cores."""
@@ -42,7 +53,7 @@ class _Signer:
             self._mount.bucket,
             V4Options(options.method, options.expires_in, options.signed_at, options.overrides),
         )
-        urls = map_keys(batch.url, keys, parallel=batch.parallel)
+        urls = self._fan_out(batch.url, keys, parallel=batch.parallel)
         return SignedBatch(urls, batch.required_headers)
 
 
@@ -55,6 +66,9 @@ class GcsHandle:
     # Who signs, for messages: "service account x@y" or "HMAC key GOOG1...".
     principal: str
     on_close: Callable[[], None] = field(repr=False)
+    fan_out: FanOut = field(default=map_keys, repr=False)
+    # How long a signature stays good after signing (None: as long as the key exists).
+    key_lifetime: timedelta | None = None
     _closed: bool = field(default=False, init=False, repr=False)
 
     def _open(self) -> None:
@@ -65,7 +79,8 @@ class GcsHandle:
     def signer(self, mount: Mount, options: SignOptions) -> _Signer:
         """A V4 signer for the mount's bucket."""
         self._open()
-        return _Signer(self.key, mount)
+        until = None if self.key_lifetime is None else options.signed_at + self.key_lifetime
+        return _Signer(self.key, mount, self.fan_out, until)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """Pages as the cloud returns them."""
@@ -95,4 +110,4 @@ class GcsHandle:
         self.on_close()
 
 
-__all__ = ["GcsHandle", "mount_endpoint"]
+__all__ = ["FanOut", "GcsHandle", "mount_endpoint"]

@@ -1,4 +1,5 @@
-"""The GCS kinds: GCS_SERVICE_ACCOUNT (a JSON key file, V4 RSA) and GCS_HMAC."""
+"""The GCS kinds: GCS_SERVICE_ACCOUNT (a JSON key file, V4 RSA), GCS_HMAC and
+GCS_IMPERSONATION (no key: the service signs as the customer's service account)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ from bucketvault.urlpolicy import GOOGLE_TOKEN_URI
 
 GCS_SERVICE_ACCOUNT = CredentialKind("GCS_SERVICE_ACCOUNT")
 GCS_HMAC = CredentialKind("GCS_HMAC")
+GCS_IMPERSONATION = CredentialKind("GCS_IMPERSONATION")
 
 MIN_RSA_BITS = 2048
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# A Google service account: the address goes into IAM Credentials URL paths, so only
+# the characters Google allows in account ids and project domains get through.
+SERVICE_ACCOUNT_EMAIL = re.compile(
+    r"^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,250}\.gserviceaccount\.com$"
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,17 @@ class HmacSecret:
         return {"access_id": self.access_id}
 
 
+@dataclass(frozen=True)
+class ImpersonationSecret:
+    """The customer's service account the service impersonates; nothing in it is secret."""
+
+    service_account: str
+
+    def metadata(self) -> Mapping[str, str]:
+        """The impersonated account."""
+        return {"service_account": self.service_account}
+
+
 def parse_service_account(f: SecretFields, context: ParseContext) -> ServiceAccountSecret:
     """Check the key file and load its RSA private key; the token_uri must be allowed."""
     if f["type"] != "service_account":
@@ -93,6 +111,11 @@ def parse_hmac(f: SecretFields, context: ParseContext) -> HmacSecret:
     return HmacSecret(f["access_id"], f["secret"])
 
 
+def parse_impersonation(f: SecretFields, context: ParseContext) -> ImpersonationSecret:
+    """The account's address, checked by its declaration."""
+    return ImpersonationSecret(f["service_account"])
+
+
 KINDS: Mapping[CredentialKind, KindSpec] = {
     GCS_SERVICE_ACCOUNT: KindSpec(
         GCS_SERVICE_ACCOUNT,
@@ -117,14 +140,32 @@ KINDS: Mapping[CredentialKind, KindSpec] = {
         ),
         parse_hmac,
     ),
+    GCS_IMPERSONATION: KindSpec(
+        GCS_IMPERSONATION,
+        "A service account the service impersonates (IAM Credentials signBlob): no key",
+        (
+            Field(
+                "service_account",
+                "the customer's service account email; grant the service's identity "
+                "roles/iam.serviceAccountTokenCreator on it (GetOnboarding)",
+                max_len=320,
+                pattern=SERVICE_ACCOUNT_EMAIL,
+            ),
+        ),
+        parse_impersonation,
+    ),
 }
 
 __all__ = [
     "GCS_HMAC",
+    "GCS_IMPERSONATION",
     "GCS_SERVICE_ACCOUNT",
     "KINDS",
+    "SERVICE_ACCOUNT_EMAIL",
     "HmacSecret",
+    "ImpersonationSecret",
     "ServiceAccountSecret",
     "parse_hmac",
+    "parse_impersonation",
     "parse_service_account",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -19,7 +19,6 @@ from bucketvault.errors import (
 )
 from bucketvault.models import ListEntry, ListPage, ListRequest
 from bucketvault.providers.gcs.errors import ListTarget, http_error
-from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.signing import encode_value
 
 # Only what a ListPage carries: smaller responses from GCS.
@@ -37,10 +36,16 @@ def parse_time(value: object) -> datetime | None:
         return None
 
 
-class JsonApiLister:
-    """Lists a bucket with an OAuth token from the handle's TokenCache."""
+class TokenSource(Protocol):
+    def token(self) -> str:
+        """A valid OAuth access token for storage reads."""
+        ...
 
-    def __init__(self, session: requests.Session, tokens: TokenCache) -> None:
+
+class JsonApiLister:
+    """Lists a bucket with an OAuth token from the handle's token source."""
+
+    def __init__(self, session: requests.Session, tokens: TokenSource) -> None:
         self._session = session
         self._tokens = tokens
 
@@ -108,4 +113,4 @@ def _to_page(body: dict[str, Any]) -> ListPage:
     )
 
 
-__all__ = ["JsonApiLister", "ListTarget", "parse_time"]
+__all__ = ["JsonApiLister", "ListTarget", "TokenSource", "parse_time"]

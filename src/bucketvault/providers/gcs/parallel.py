@@ -1,9 +1,14 @@
-"""Spreads RSA signing of a large batch over the machine's cores.
+"""Spreads the signing of a large batch over threads.
 
 OpenSSL's RSA signing releases the GIL, so threads give real parallelism. One pool
 for the whole process, sized to the cores: several concurrent batches then share
 the cores instead of oversubscribing them. Small batches stay on the caller's thread
 because a hand-off costs more than a few signatures.
+
+Remote signing (IAM Credentials signBlob, one HTTP call per URL) waits on the network,
+not the cores: it has its own bounded pool (``map_remote``), shared by every batch of
+the process so that concurrent batches together never hold more than REMOTE_WORKERS
+calls open against Google's quota.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 # Below this many keys the hand-off to the pool costs more than it saves.
 PARALLEL_MIN_KEYS = 32
 
+REMOTE_WORKERS = 16
+
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_remote_pool: ThreadPoolExecutor | None = None
 
 
 def workers() -> int:
@@ -58,4 +66,31 @@ def _run(fn: Callable[[str], str], chunk: Sequence[str]) -> list[str]:
     return [fn(key) for key in chunk]
 
 
-__all__ = ["PARALLEL_MIN_KEYS", "map_keys", "workers"]
+def _shared_remote_pool() -> ThreadPoolExecutor:
+    global _remote_pool  # noqa: PLW0603 - one lazily created pool per process, by design
+    with _lock:
+        if _remote_pool is None:
+            _remote_pool = ThreadPoolExecutor(
+                max_workers=REMOTE_WORKERS, thread_name_prefix="gcs-signblob"
+            )
+        return _remote_pool
+
+
+def map_remote(fn: Callable[[str], str], keys: Sequence[str], *, parallel: bool) -> list[str]:
+    """fn over keys, same order, one call per key on the bounded remote pool.
+
+    The first failure fails the batch: calls not yet started are cancelled, so a
+    refused grant costs one round of calls, not a thousand.
+    """
+    if len(keys) <= 1:
+        return [fn(key) for key in keys]
+    pool = _shared_remote_pool()
+    futures: list[Future[str]] = [pool.submit(fn, key) for key in keys]
+    try:
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+__all__ = ["PARALLEL_MIN_KEYS", "REMOTE_WORKERS", "map_keys", "map_remote", "workers"]

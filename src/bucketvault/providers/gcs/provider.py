@@ -1,20 +1,40 @@
-"""The GCS provider: service-account keys (RSA) and HMAC keys, behind CloudProvider."""
+"""The GCS provider: service-account keys (RSA), HMAC keys and impersonation (no key),
+behind CloudProvider."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import requests
 
 from bucketvault.clock import Clock
 from bucketvault.errors import FailedPrecondition
-from bucketvault.models import Credential, CredentialKind, Preparation, RegistrationContext
+from bucketvault.models import (
+    Credential,
+    CredentialKind,
+    Onboarding,
+    Preparation,
+    RegistrationContext,
+)
 from bucketvault.providers.gcs.handles import GcsHandle, mount_endpoint
+from bucketvault.providers.gcs.iamcredentials import IamCredentials
+from bucketvault.providers.gcs.impersonation import (
+    SIGN_BLOB_KEY_LIFETIME,
+    IamKeySigner,
+    ImpersonatedTokens,
+    impersonation_onboarding,
+)
 from bucketvault.providers.gcs.interop import InteropLister
-from bucketvault.providers.gcs.kinds import KINDS, HmacSecret, ServiceAccountSecret
+from bucketvault.providers.gcs.kinds import (
+    KINDS,
+    HmacSecret,
+    ImpersonationSecret,
+    ServiceAccountSecret,
+)
 from bucketvault.providers.gcs.listing import JsonApiLister
+from bucketvault.providers.gcs.parallel import map_remote
 from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.gcs.v4 import MAX_EXPIRES, HmacKeySigner, RsaKeySigner
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
@@ -23,7 +43,11 @@ from bucketvault.urlpolicy import UrlPolicy
 
 @dataclass(frozen=True)
 class GcsProvider:
-    """CloudProvider for GCS_SERVICE_ACCOUNT and GCS_HMAC credentials."""
+    """CloudProvider for GCS_SERVICE_ACCOUNT, GCS_HMAC and GCS_IMPERSONATION credentials.
+
+    ``iam`` calls IAM Credentials as the service's own identity (None: this deployment
+    has no Google identity, so the keyless kind is refused).
+    """
 
     name: ClassVar[str] = "gcs"
     kinds: ClassVar[Mapping[CredentialKind, KindSpec]] = KINDS
@@ -31,10 +55,30 @@ class GcsProvider:
 
     clock: Clock
     url_policy: UrlPolicy
+    iam: IamCredentials | None = field(default=None, repr=False)
+
+    def _iam(self) -> IamCredentials:
+        if self.iam is None:
+            raise FailedPrecondition(
+                "this deployment has no Google identity to impersonate service accounts with",
+                reason="GCP_IDENTITY_UNAVAILABLE",
+            )
+        return self.iam
 
     def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
-        """Nothing to ask Google: a key alone names no bucket to try (CheckMount does)."""
+        """A key alone names no bucket to try (CheckMount does); an impersonated account
+        is checked with one signBlob, so a missing grant fails registration, not signing."""
+        if isinstance(secret, ImpersonationSecret):
+            iam = self._iam()
+            iam.sign_blob(secret.service_account, b"bucketvault registration check")
+            return Preparation({"impersonated_by": iam.identity.email})
         return Preparation()
+
+    def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
+        """The grant GCS_IMPERSONATION needs; the key kinds need none."""
+        if kind not in self.kinds or impersonation_onboarding(kind, "") is None:
+            return None
+        return impersonation_onboarding(kind, self._iam().identity.email)
 
     def warnings(self, credential: Credential) -> tuple[str, ...]:
         """GCS keys do not expire by themselves: nothing time-dependent to say."""
@@ -65,6 +109,24 @@ class GcsProvider:
                 signer.forget()
 
             return GcsHandle(signer, lister, f"HMAC key {secret.access_id}", close_hmac)
+        if isinstance(secret, ImpersonationSecret):
+            iam = self._iam()
+            account = secret.service_account
+            minted = ImpersonatedTokens(iam, account, self.clock)
+            listing = requests.Session()
+
+            def close_impersonation() -> None:
+                minted.clear()
+                listing.close()
+
+            return GcsHandle(
+                IamKeySigner(account, iam),
+                JsonApiLister(listing, minted),
+                f"service account {account} (impersonated)",
+                close_impersonation,
+                fan_out=map_remote,
+                key_lifetime=SIGN_BLOB_KEY_LIFETIME,
+            )
         raise FailedPrecondition(
             f"the gcs provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
         )

@@ -9,11 +9,12 @@ token with less than a minute left is never handed out.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import google.auth.credentials
 import google.auth.exceptions
 import google.auth.transport
 import google.auth.transport.requests
@@ -82,8 +83,83 @@ def _lifetime(body: bytes) -> timedelta:
         return DEFAULT_LIFETIME
 
 
-class TokenCache:
-    """A service account's access token: cached, refreshed ahead of expiry, single-flight."""
+class GoogleTokens:
+    """One google-auth credential's access token: cached, refreshed ahead, single-flight.
+
+    ``check`` runs before every grant (the token endpoint must still be allowed);
+    ``principal`` names the account in messages.
+    """
+
+    def __init__(
+        self,
+        credentials: google.auth.credentials.Credentials,
+        principal: str,
+        clock: Clock,
+        session: requests.Session,
+        *,
+        check: Callable[[], None] = lambda: None,
+        timeout: float = TIMEOUT_SECONDS,
+        spawn: Spawn = start_thread,
+    ) -> None:
+        self._credentials = credentials
+        self._principal = principal
+        self._check = check
+        self._clock = clock
+        self._request = _RecordingRequest(session, timeout)
+        self._tokens: RefreshingValue[AccessToken] = RefreshingValue(
+            lambda: self._mint(self._clock.now()),
+            clock,
+            TOKEN_WINDOWS,
+            spawn=spawn,
+            what="GCS access token",
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(principal={self._principal!r})"
+
+    def token(self) -> str:
+        """A valid access token (cached, or minted now)."""
+        return self._tokens.get().value.token
+
+    def _mint(self, now: datetime) -> Expiring[AccessToken]:
+        self._check()
+        try:
+            self._credentials.refresh(self._request)  # type: ignore[no-untyped-call]
+        except google.auth.exceptions.RefreshError as exc:
+            # The endpoint answered and refused the key (deleted, disabled, wrong audience).
+            # Its body is not repeated: a token endpoint's error text is not ours to relay.
+            if getattr(exc, "retryable", False):
+                raise Unavailable(
+                    f"the token endpoint failed for {self._principal}",
+                    reason="GCS_TOKEN_UNAVAILABLE",
+                ) from exc
+            raise FailedPrecondition(
+                f"the token endpoint refused the key of {self._principal}",
+                reason="GCS_TOKEN_REFUSED",
+            ) from exc
+        except (google.auth.exceptions.TransportError, requests.RequestException) as exc:
+            raise Unavailable(
+                f"the token endpoint for {self._principal} is unreachable",
+                reason="GCS_TOKEN_UNAVAILABLE",
+            ) from exc
+        token = self._credentials.token
+        if not isinstance(token, str) or not token:
+            raise FailedPrecondition(
+                f"the token endpoint returned no access token for {self._principal}",
+                reason="GCS_TOKEN_REFUSED",
+            )
+        # The response's expires_in, counted on the injected clock (google-auth's own
+        # expiry reads the system clock).
+        expires_at = now + _lifetime(self._request.last_body)
+        return Expiring(AccessToken(token=token, expires_at=expires_at), expires_at)
+
+    def clear(self) -> None:
+        """Forget the cached token; later calls fail (the handle is closed)."""
+        self._tokens.close()
+
+
+class TokenCache(GoogleTokens):
+    """A customer's service-account key's access token (read-only storage scope)."""
 
     def __init__(
         self,
@@ -95,69 +171,25 @@ class TokenCache:
         timeout: float = TIMEOUT_SECONDS,
         spawn: Spawn = start_thread,
     ) -> None:
-        self._client_email = str(info.get("client_email", ""))
-        self._token_uri = str(info.get("token_uri", ""))
-        self._credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        client_email = str(info.get("client_email", ""))
+        token_uri = str(info.get("token_uri", ""))
+        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             dict(info), scopes=[READ_ONLY_SCOPE]
         )
-        self._clock = clock
-        self._url_policy = url_policy
-        self._request = _RecordingRequest(session, timeout)
-        self._tokens: RefreshingValue[AccessToken] = RefreshingValue(
-            lambda: self._mint(self._clock.now()),
-            clock,
-            TOKEN_WINDOWS,
-            spawn=spawn,
-            what="GCS access token",
+
+        def check() -> None:
+            try:
+                # Checked again here, not only at registration: the allow-list may have shrunk.
+                url_policy.check_token_uri(token_uri)
+            except InvalidArgument as exc:
+                raise FailedPrecondition(
+                    f"the token_uri of {client_email} is not an allowed token endpoint",
+                    reason="TOKEN_URI_NOT_ALLOWED",
+                ) from exc
+
+        super().__init__(
+            credentials, client_email, clock, session, check=check, timeout=timeout, spawn=spawn
         )
 
-    def __repr__(self) -> str:
-        return f"TokenCache(client_email={self._client_email!r})"
 
-    def token(self) -> str:
-        """A valid access token (cached, or minted now)."""
-        return self._tokens.get().value.token
-
-    def _mint(self, now: datetime) -> Expiring[AccessToken]:
-        try:
-            # Checked again here, not only at registration: the allow-list may have shrunk.
-            self._url_policy.check_token_uri(self._token_uri)
-        except InvalidArgument as exc:
-            raise FailedPrecondition(
-                f"the token_uri of {self._client_email} is not an allowed token endpoint",
-                reason="TOKEN_URI_NOT_ALLOWED",
-            ) from exc
-        try:
-            self._credentials.refresh(self._request)
-        except google.auth.exceptions.RefreshError as exc:
-            # The endpoint answered and refused the key (deleted, disabled, wrong audience).
-            # Its body is not repeated: a token endpoint's error text is not ours to relay.
-            if getattr(exc, "retryable", False):
-                raise Unavailable(
-                    f"the token endpoint failed for {self._client_email}",
-                    reason="GCS_TOKEN_UNAVAILABLE",
-                ) from exc
-            raise FailedPrecondition(
-                f"the token endpoint refused the key of {self._client_email}",
-                reason="GCS_TOKEN_REFUSED",
-            ) from exc
-        except (google.auth.exceptions.TransportError, requests.RequestException) as exc:
-            raise Unavailable(
-                f"the token endpoint for {self._client_email} is unreachable",
-                reason="GCS_TOKEN_UNAVAILABLE",
-            ) from exc
-        token = self._credentials.token
-        if not isinstance(token, str) or not token:
-            raise FailedPrecondition(
-                f"the token endpoint returned no access token for {self._client_email}",
-                reason="GCS_TOKEN_REFUSED",
-            )
-        expires_at = now + _lifetime(self._request.last_body)
-        return Expiring(AccessToken(token=token, expires_at=expires_at), expires_at)
-
-    def clear(self) -> None:
-        """Forget the cached token; later calls fail (the handle is closed)."""
-        self._tokens.close()
-
-
-__all__ = ["TOKEN_WINDOWS", "AccessToken", "TokenCache"]
+__all__ = ["READ_ONLY_SCOPE", "TOKEN_WINDOWS", "AccessToken", "GoogleTokens", "TokenCache"]
