@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import signal
 import sys
@@ -33,6 +32,7 @@ from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
 from bucketvault.models import Role
+from bucketvault.observe.logs import configure_logging
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2
 
@@ -47,10 +47,8 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("BUCKETVAULT_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py).
+    configure_logging(os.environ)
     config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
     service = build_service(config)
     token_file = config.data_dir / ADMIN_TOKEN_FILE
@@ -69,7 +67,8 @@ def _serve(args: argparse.Namespace) -> int:
     # The conventional "re-read your configuration": the policy file, here.
     signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
     stop.wait()
-    service.stop(grace=5.0)
+    # NOT_SERVING, refuse new calls, drain in-flight ones, flush and checkpoint the audit.
+    service.shutdown(config.drain_seconds)
     return 0
 
 
