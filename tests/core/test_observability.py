@@ -31,9 +31,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bucketvault import errors
 from bucketvault.clock import FrozenClock
+from bucketvault.config import Config
 from bucketvault.grpc.observing import RefreshTelemetry
-from bucketvault.observe.logs import JsonFormatter, TextFormatter
-from bucketvault.observe.prometheus import PrometheusMetrics
+from bucketvault.observe.logs import (
+    QUIET_LOGGERS,
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+)
+from bucketvault.observe.prometheus import MetricsServer, PrometheusMetrics
 from bucketvault.observe.tracing import OtelTracer
 from bucketvault.providers.refresh import Expiring, RefreshingValue, RefreshWindows, observing
 from bucketvault.testing.fakes import local_providers
@@ -388,3 +394,62 @@ def test_json_formatter_keeps_exception_text_out() -> None:
     entry = json.loads(stream.getvalue())
     assert entry["exception"] == "ValueError" and entry["request_id"] == "r1"
     assert "secret-in-message" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("raw", ["9464", "localhost:", ":9464", "host:port", "h:99999"])
+def test_a_bad_metrics_listen_address_stops_start_up(raw: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        Config.from_env({"BUCKETVAULT_METRICS_LISTEN": raw})
+
+
+def test_observability_settings_parse() -> None:
+    config = Config.from_env(
+        {"BUCKETVAULT_METRICS_LISTEN": "[::1]:9464", "BUCKETVAULT_DRAIN_SECONDS": "5"}
+    )
+    assert (config.metrics_listen, config.drain_seconds) == ("[::1]:9464", 5)
+    default = Config.from_env({})
+    assert (default.metrics_listen, default.drain_seconds) == ("", 20)
+    with pytest.raises(errors.InvalidArgument):
+        Config.from_env({"BUCKETVAULT_DRAIN_SECONDS": "-1"})
+
+
+def test_metrics_listen_on_ipv6_loopback() -> None:
+    metrics = PrometheusMetrics()
+    metrics.urls_signed("aws", 2)
+    try:
+        server = MetricsServer(metrics.registry, "[::1]:0")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{server.port}/metrics", timeout=5) as r:
+            assert 'bucketvault_urls_signed_total{family="aws"} 2.0' in r.read().decode()
+    finally:
+        server.stop()
+
+
+def test_configure_logging_formats_and_quiets_http_clients() -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        stream = io.StringIO()
+        configure_logging({}, stream)
+        logging.getLogger("bucketvault.test").info("hello", extra={"request_id": "r2"})
+        logging.getLogger("botocore.endpoint").info("a header")
+        assert logging.getLogger("urllib3").level == logging.WARNING
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 1 and json.loads(lines[0])["request_id"] == "r2"
+        stream = io.StringIO()
+        configure_logging({"BUCKETVAULT_LOG_FORMAT": "text"}, stream)
+        logging.getLogger("bucketvault.test").info("hello", extra={"request_id": "r3"})
+        assert stream.getvalue().rstrip().endswith("hello request_id=r3")
+        with pytest.raises(errors.InvalidArgument):
+            configure_logging({"BUCKETVAULT_LOG_FORMAT": "xml"})
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)

@@ -3,6 +3,7 @@ in one process never share or clash), served on /metrics by a small threaded ser
 
 from __future__ import annotations
 
+import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -181,16 +182,21 @@ def _only_metrics(app: Callable[..., Any]) -> Callable[..., Any]:
     return serve
 
 
+class _V6Server(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
     """/metrics of one registry over HTTP, on a daemon thread; stop() closes it."""
 
     def __init__(self, registry: CollectorRegistry, listen: str) -> None:
         host, _, port = listen.rpartition(":")
+        v6 = host.startswith("[")
         self._httpd = make_server(
             host.strip("[]"),
             int(port),
             _only_metrics(make_wsgi_app(registry)),
-            ThreadingWSGIServer,
+            _V6Server if v6 else ThreadingWSGIServer,
             handler_class=_QuietHandler,
         )
         self._httpd.daemon_threads = True
