@@ -14,11 +14,11 @@ import textwrap
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from bucketvault import errors
 from bucketvault.clock import FrozenClock
 from bucketvault.config import Config
 from bucketvault.grpc.observing import RefreshTelemetry
+from bucketvault.models import Credential, Mount, SignOptions
 from bucketvault.observe.logs import (
     QUIET_LOGGERS,
     JsonFormatter,
@@ -41,8 +42,10 @@ from bucketvault.observe.logs import (
 )
 from bucketvault.observe.prometheus import MetricsServer, PrometheusMetrics
 from bucketvault.observe.tracing import OtelTracer
+from bucketvault.providers.base import CloudProvider, CredentialHandle, SignedBatch
+from bucketvault.providers.kinds import ParsedSecret
 from bucketvault.providers.refresh import Expiring, RefreshingValue, RefreshWindows, observing
-from bucketvault.testing.fakes import local_providers
+from bucketvault.testing.fakes import LocalHandle, LocalProvider, local_providers
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.v1 import signer_pb2, signer_pb2_grpc
 
@@ -453,3 +456,49 @@ def test_configure_logging_formats_and_quiets_http_clients() -> None:
         root.setLevel(saved[1])
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
+
+
+@dataclass(frozen=True)
+class _SasSigner:
+    valid_until: datetime
+    limit_reason: str = "SAS_EXPIRY"
+
+    def sign(self, keys: Sequence[str], options: SignOptions) -> SignedBatch:
+        return SignedBatch([f"https://signed.invalid/{k}?sas" for k in keys])
+
+
+class _SasProvider(LocalProvider):
+    """A family whose credentials expire by themselves, like a customer SAS."""
+
+    def __init__(self, base: LocalProvider, until: datetime) -> None:
+        super().__init__(base.name, base.kinds, base.max_url_seconds, ("a.jpg",))
+        self.until = until
+
+    def open(self, credential: Credential, secret: ParsedSecret) -> CredentialHandle:
+        until = self.until
+
+        @dataclass(frozen=True)
+        class Handle(LocalHandle):
+            def signer(self, mount: Mount, options: SignOptions) -> _SasSigner:  # type: ignore[override]
+                return _SasSigner(until)
+
+        return Handle(credential.credential_id, ("a.jpg",))
+
+
+def test_soonest_expiry_of_self_expiring_credentials_in_use(tmp_path: Path) -> None:
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+    providers: list[CloudProvider] = [
+        _SasProvider(p, until) if p.name == "gcs" and isinstance(p, LocalProvider) else p
+        for p in local_providers()
+    ]
+    with start_server(tmp_path, env=METRICS_ON, providers=providers) as srv:
+        c = srv.client()
+        cred = c.register_credential(TENANT, "GCS_HMAC", sample("GCS_HMAC"))
+        mount = c.create_mount(TENANT, name="m", bucket="b", credential_id=cred.credential_id)
+        url = c.sign_url(TENANT, mount.mount_id, "a.jpg")
+        assert url.url.endswith("?sas")
+        text = scrape(srv)
+        name = "bucketvault_credential_soonest_expiry_timestamp_seconds"
+        assert value(text, name, family="gcs") == until.timestamp()
+        c.revoke_credential(TENANT, cred.credential_id)
+        assert f'{name}{{family="gcs"}}' not in scrape(srv)

@@ -1,4 +1,6 @@
-"""Credential handles that count the URLs they sign, by cloud family."""
+"""Credential handles that count the URLs they sign, by cloud family, and report the
+expiry of credentials that expire by themselves (a customer SAS: its signers say
+SAS_EXPIRY), so that an operator hears of it before the tenant's URLs stop working."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from datetime import datetime
 
 from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, SignOptions
 from bucketvault.observe.metrics import NO_METRICS, Metrics
-from bucketvault.providers.base import BatchSigner, CredentialHandle, SignedBatch
+from bucketvault.providers.base import SAS_EXPIRY, BatchSigner, CredentialHandle, SignedBatch
 
 
 class _CountingSigner:
@@ -43,7 +45,10 @@ class CountingHandle:
 
     def signer(self, mount: Mount, options: SignOptions) -> BatchSigner:
         """The inner signer, counted."""
-        return _CountingSigner(self._inner.signer(mount, options), self._family, self._metrics)
+        inner = self._inner.signer(mount, options)
+        if inner.limit_reason == SAS_EXPIRY and inner.valid_until is not None:
+            self._metrics.credential_expiry(self, self._family, inner.valid_until.timestamp())
+        return _CountingSigner(inner, self._family, self._metrics)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """The inner listing."""
@@ -55,6 +60,7 @@ class CountingHandle:
 
     def close(self) -> None:
         """Close the inner handle."""
+        self._metrics.credential_expiry(self, self._family, None)
         self._inner.close()
 
 

@@ -29,6 +29,11 @@ class Metrics(Protocol):
         """holder now holds a value expiring at this Unix time (None: forget holder)."""
         ...
 
+    def credential_expiry(self, holder: object, family: str, expires_at: float | None) -> None:
+        """A credential in use that itself expires (a customer SAS) does so at this Unix
+        time (None: forget holder)."""
+        ...
+
     def kms(self, operation: str, backend: str, outcome: str, seconds: float) -> None:
         """One KEK wrap or unwrap."""
         ...
@@ -62,6 +67,9 @@ class NoMetrics:
         """Nothing."""
 
     def expiry(self, holder: object, cache: str, expires_at: float | None) -> None:
+        """Nothing."""
+
+    def credential_expiry(self, holder: object, family: str, expires_at: float | None) -> None:
         """Nothing."""
 
     def kms(self, operation: str, backend: str, outcome: str, seconds: float) -> None:

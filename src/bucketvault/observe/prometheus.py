@@ -22,34 +22,30 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 
 class _Expiries(Collector):
-    """The soonest expiry each cache holds, computed at scrape time."""
+    """The soonest expiry per label value of what holders hold, computed at scrape time."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self._name, self._documentation, self._label = name, documentation, label
         self._lock = threading.Lock()
         # Weak: a holder dropped without being closed must not pin the gauge forever.
         self._held: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
 
-    def set(self, holder: object, cache: str, expires_at: float | None) -> None:
+    def set(self, holder: object, value: str, expires_at: float | None) -> None:
         with self._lock:
             if expires_at is None:
                 self._held.pop(holder, None)
             else:
-                self._held[holder] = (cache, expires_at)
+                self._held[holder] = (value, expires_at)
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             held = list(self._held.values())
         soonest: dict[str, float] = {}
-        for cache, at in held:
-            soonest[cache] = min(at, soonest.get(cache, at))
-        family = GaugeMetricFamily(
-            "bucketvault_cache_soonest_expiry_timestamp_seconds",
-            "Unix time at which the soonest-expiring value of each refresh-ahead cache "
-            "(AWS sessions, GCS tokens, Azure user delegation keys) expires",
-            labels=["cache"],
-        )
-        for cache, at in sorted(soonest.items()):
-            family.add_metric([cache], at)
+        for value, at in held:
+            soonest[value] = min(at, soonest.get(value, at))
+        family = GaugeMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, at in sorted(soonest.items()):
+            family.add_metric([value], at)
         yield family
 
 
@@ -123,8 +119,20 @@ class PrometheusMetrics:
             "bucketvault_audit_queue_depth", "Audit records waiting for the writer", registry=r
         )
         self._in_flight = Gauge("bucketvault_rpcs_in_flight", "RPCs being served", registry=r)
-        self._expiries = _Expiries()
+        self._expiries = _Expiries(
+            "bucketvault_cache_soonest_expiry_timestamp_seconds",
+            "Unix time at which the soonest-expiring value of each refresh-ahead cache "
+            "(AWS sessions, GCS tokens, Azure user delegation keys) expires",
+            "cache",
+        )
         r.register(self._expiries)
+        self._credential_expiries = _Expiries(
+            "bucketvault_credential_soonest_expiry_timestamp_seconds",
+            "Unix time at which the soonest-expiring credential in use that expires by "
+            "itself (a customer SAS) expires, by cloud family",
+            "family",
+        )
+        r.register(self._credential_expiries)
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
         """Count and time one RPC."""
@@ -147,6 +155,10 @@ class PrometheusMetrics:
     def expiry(self, holder: object, cache: str, expires_at: float | None) -> None:
         """Track the value holder holds."""
         self._expiries.set(holder, cache, expires_at)
+
+    def credential_expiry(self, holder: object, family: str, expires_at: float | None) -> None:
+        """Track the expiry of a credential in use."""
+        self._credential_expiries.set(holder, family, expires_at)
 
     def kms(self, operation: str, backend: str, outcome: str, seconds: float) -> None:
         """Count and time one KEK operation."""
