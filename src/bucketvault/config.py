@@ -101,6 +101,18 @@ def _check_plaintext(listen: str, tls: TlsConfig | None, allow_plaintext: bool) 
         )
 
 
+def _metrics_listen(env: Mapping[str, str]) -> str:
+    """BUCKETVAULT_METRICS_LISTEN: host:port for /metrics, or "" (off)."""
+    raw = env.get("BUCKETVAULT_METRICS_LISTEN", "").strip()
+    host, _, port = raw.rpartition(":")
+    if raw and not (host and port.isdigit() and int(port) <= 65535):
+        raise InvalidArgument(
+            "BUCKETVAULT_METRICS_LISTEN must be host:port (e.g. 127.0.0.1:9464)",
+            reason="INVALID_CONFIG",
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     listen: str
@@ -120,6 +132,10 @@ class Config:
     # Audit rows older than this many days are archived and pruned; 0 keeps them forever.
     audit_retention_days: int = 0
     audit_archive_dir: Path = Path(".bucketvault/audit-archive")
+    # Observability and shutdown: /metrics listener ("" = off); seconds in-flight calls
+    # get to finish after SIGTERM.
+    metrics_listen: str = ""
+    drain_seconds: int = 20
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -166,6 +182,8 @@ class Config:
             audit_archive_dir=Path(
                 merged.get("BUCKETVAULT_AUDIT_ARCHIVE_DIR", str(data_dir / "audit-archive"))
             ),
+            metrics_listen=_metrics_listen(merged),
+            drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
             env=dict(merged),
         )
 

@@ -1,5 +1,6 @@
 """The composition root: config in, a running service out. The only place that picks
-implementations for the seams (store, KEK provider, cloud providers, audit sinks)."""
+implementations for the seams (store, KEK provider, cloud providers, audit sinks,
+metrics and traces)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
+from grpc_health.v1 import health
 
 from bucketvault.app import App, build_app
 from bucketvault.app.servicekeys import ServiceKeys
@@ -26,8 +30,12 @@ from bucketvault.clock import Clock, SystemClock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
+from bucketvault.grpc.observing import CallObserver, DrainGate
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.tls import listener_credentials
+from bucketvault.observe.keys import ObservedKeyProvider, kek_backend
+from bucketvault.observe.metrics import NO_METRICS, Metrics
+from bucketvault.observe.tracing import Tracer, build_tracer
 from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
@@ -93,6 +101,13 @@ class Service:
         return self.policy.reload() if self.policy is not None else False
 
     retention: Retention | None = None
+    metrics: Metrics = NO_METRICS
+    # The /metrics listener (prometheus.MetricsServer) when BUCKETVAULT_METRICS_LISTEN is set.
+    metrics_server: Any = None
+    tracer: Tracer | None = None
+    health: health.HealthServicer | None = None
+    gate: DrainGate | None = None
+    stopped: bool = False
 
     @property
     def address(self) -> str:
@@ -100,7 +115,12 @@ class Service:
         return f"{host}:{self.port}"
 
     def stop(self, grace: float | None = 2.0) -> None:
-        """Stop serving, then flush the audit log, sign its head and close the store."""
+        """Stop serving, then flush the audit log, sign its head and close the store.
+
+        Once: a drained shutdown has already done it when the caller's own stop runs."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.policy is not None:
             self.policy.stop()
         self.server.stop(grace).wait()
@@ -114,6 +134,53 @@ class Service:
             if close is not None:
                 close()
         self.store.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        if self.tracer is not None:
+            self.tracer.close()
+
+    def shutdown(self, drain_seconds: float) -> dict[str, float]:
+        """SIGTERM: NOT_SERVING at once, no new calls, in-flight calls and streams get
+        drain_seconds to finish, then stop() (audit flushed and checkpointed).
+
+        Returns what was drained (also logged, in one line)."""
+        start = time.monotonic()
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()
+        in_flight = self.gate.close() if self.gate is not None else 0
+        idle = self.gate.wait_idle(drain_seconds) if self.gate is not None else True
+        left = self.gate.in_flight if self.gate is not None else 0
+        remaining = max(drain_seconds - (time.monotonic() - start), 0.0)
+        # Idle: a moment for the last answers to leave; else what is left of the bound,
+        # after which grpc cancels the stragglers.
+        self.stop(grace=min(remaining, 1.0) if idle else remaining)
+        report = {
+            "in_flight": in_flight,
+            "finished": in_flight - left,
+            "cancelled": left,
+            "refused": self.gate.refused if self.gate is not None else 0,
+            "seconds": round(time.monotonic() - start, 3),
+        }
+        log.info(
+            "drained: %d in flight at shutdown, %d finished, %d cancelled, %d refused, %.3fs",
+            report["in_flight"],
+            report["finished"],
+            report["cancelled"],
+            report["refused"],
+            report["seconds"],
+            extra={"drain": report},
+        )
+        return report
+
+
+def _metrics(config: Config) -> tuple[Metrics, Any]:
+    """Prometheus metrics and their listener when BUCKETVAULT_METRICS_LISTEN is set."""
+    if not config.metrics_listen:
+        return NO_METRICS, None
+    from bucketvault.observe.prometheus import MetricsServer, PrometheusMetrics  # noqa: PLC0415
+
+    metrics = PrometheusMetrics()
+    return metrics, MetricsServer(metrics.registry, config.metrics_listen)
 
 
 def build_service(
@@ -122,11 +189,13 @@ def build_service(
     clock: Clock | None = None,
     providers: Sequence[CloudProvider] | None = None,
     server_credentials: grpc.ServerCredentials | None = None,
+    tracer: Tracer | None = None,
 ) -> Service:
     """Wire every seam and start serving.
 
     server_credentials, when given, replace the ones config.tls describes (and then no
-    caller is named by a client certificate).
+    caller is named by a client certificate). tracer, when given, replaces the one
+    OTEL_EXPORTER_OTLP_ENDPOINT describes (tests inject an in-memory exporter).
     """
     clock = clock or SystemClock()
     # First: a bad certificate or key stops start-up before any store is opened.
@@ -140,10 +209,15 @@ def build_service(
     bootstrap_admin(config)
     watcher = PolicyWatcher.open(config.policy_file)
     authenticator = watcher.authenticator
-    keyring = KeyRing(
-        key_provider_from_uri(config.kek_uri, config.env),
-        [key_provider_from_uri(u, config.env) for u in config.previous_kek_uris],
-    )
+    tracer = tracer or build_tracer(config.env)
+    metrics, metrics_server = _metrics(config)
+
+    def kek(uri: str) -> ObservedKeyProvider:
+        return ObservedKeyProvider(
+            key_provider_from_uri(uri, config.env), kek_backend(uri), metrics, tracer
+        )
+
+    keyring = KeyRing(kek(config.kek_uri), [kek(u) for u in config.previous_kek_uris])
     store = open_store(config.store_url)
     envelope = Envelope(keyring)
     service_keys = ServiceKeys(store, envelope, clock)
@@ -154,7 +228,14 @@ def build_service(
         else ProviderRegistry(providers)
     )
     sinks: list[AuditSink] = [JsonLinesSink(config.audit_jsonl)] if config.audit_jsonl else []
-    audit = AuditLog(store, clock, writer_id=config.audit_writer_id or None, sinks=sinks)
+    audit = AuditLog(
+        store,
+        clock,
+        writer_id=config.audit_writer_id or None,
+        sinks=sinks,
+        on_commit=metrics.audit_commit,
+    )
+    metrics.audit_queue(audit.queue_depth)
     signer = service_keys.audit_signer()
     checkpointer = Checkpointer(audit, store, signer, clock)
     # The checkpointer keeps its own interval; it is asked every poll.
@@ -170,9 +251,12 @@ def build_service(
             archive_dir=config.audit_archive_dir,
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
-    app = build_app(config, store, envelope, service_keys, registry, audit, clock)
+    app = build_app(config, store, envelope, service_keys, registry, audit, clock, metrics)
     jobs.append(Job("evict-revoked-handles", HANDLE_SWEEP_PERIOD, app.handles.evict_revoked))
     periodic = Periodic(clock, jobs)
+    gate = DrainGate()
+    metrics.drain(lambda: gate.in_flight)
+    health_servicer = health.HealthServicer()
     server, port = build_grpc_server(
         app,
         authenticator,
@@ -180,6 +264,9 @@ def build_service(
         workers=config.grpc_workers,
         credentials=credentials,
         client_certs=client_certs,
+        hook=CallObserver(metrics, tracer),
+        outer=(gate,),
+        health_servicer=health_servicer,
     )
     server.start()
     watcher.start()
@@ -195,6 +282,11 @@ def build_service(
         sinks,
         policy=watcher,
         retention=retention,
+        metrics=metrics,
+        metrics_server=metrics_server,
+        tracer=tracer,
+        health=health_servicer,
+        gate=gate,
     )
 
 

@@ -21,6 +21,7 @@ from bucketvault.audit.verifier import AuditVerifier
 from bucketvault.clock import Clock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
+from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.registry import ProviderRegistry
 from bucketvault.store.base import AuditFilter, AuditRow, Store
@@ -51,10 +52,11 @@ def build_app(
     registry: ProviderRegistry,
     audit_log: AuditLog,
     clock: Clock,
+    metrics: Metrics = NO_METRICS,
 ) -> App:
     """Wire the use cases over the seams the composition root chose."""
     external_ids = ExternalIds(store, clock)
-    handles = Handles(store, envelope, registry, config.url_policy, external_ids)
+    handles = Handles(store, envelope, registry, config.url_policy, external_ids, metrics)
     recorder = Recorder(audit_log)
     seams = Seams(store, registry, handles, recorder, clock, config.url_policy)
     mounts = Mounts(seams, config.default_mount_max_ttl_seconds)

@@ -16,6 +16,8 @@ from bucketvault.clock import Clock
 from bucketvault.crypto.envelope import Envelope, associated_data
 from bucketvault.errors import FailedPrecondition, NotFound
 from bucketvault.models import Credential, CredentialState, Mount
+from bucketvault.observe.handles import counting
+from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.providers.base import CredentialHandle
 from bucketvault.providers.kinds import ParseContext, decode_secret
 from bucketvault.providers.registry import ProviderRegistry
@@ -53,6 +55,8 @@ class Handles:
     registry: ProviderRegistry
     url_policy: UrlPolicy
     external_ids: ExternalIds
+    # Counts the URLs each handle signs, by cloud family.
+    metrics: Metrics = NO_METRICS
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _handles: dict[tuple[str, int], CredentialHandle] = field(default_factory=dict, repr=False)
     _opening: dict[tuple[str, int], threading.Lock] = field(default_factory=dict, repr=False)
@@ -98,7 +102,7 @@ class Handles:
         document, _ = decode_secret(plaintext)
         context = ParseContext(cred.tenant, self.url_policy, lambda: self.external_ids(cred.tenant))
         secret = provider.kinds[cred.kind].reopen(document, context)
-        return provider.open(cred, secret)
+        return counting(provider.open(cred, secret), provider.name, self.metrics)
 
     def evict(self, credential_id: str) -> None:
         """Close and forget every handle of a credential (revoked)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,11 +70,14 @@ class AuditLog:
         writer_id: str | None = None,
         sinks: Sequence[AuditSink] = (),
         commit_timeout: float = 10.0,
+        on_commit: Callable[[float, int, bool], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._sinks = tuple(sinks)
         self._timeout = commit_timeout
+        # (seconds, records, committed) after every group commit: the metrics seam.
+        self._on_commit = on_commit
         self.writer_id = writer_id or "w-" + secrets.token_hex(6)
         head = store.audit_head(self.writer_id)
         self._seq, self._prev = (head.seq, head.hash) if head else (0, GENESIS)
@@ -106,6 +110,10 @@ class AuditLog:
             ) from pending.error
         return Committed(pending.value, pending.refused)
 
+    def queue_depth(self) -> int:
+        """Records waiting for the writer thread."""
+        return len(self._queue)
+
     def head(self) -> tuple[int, str]:
         """The last committed (seq, hash): what a checkpoint signs."""
         return self._head
@@ -115,6 +123,13 @@ class AuditLog:
             self._closed = True
             self._cv.notify()
         self._thread.join(timeout=self._timeout)
+
+    def _observe(self, start: float, rows: int, *, ok: bool) -> None:
+        if self._on_commit is not None:
+            try:
+                self._on_commit(time.perf_counter() - start, rows, ok)
+            except Exception:  # a metrics fault must not stop the writer thread
+                log.exception("audit commit observer failed")
 
     def _run(self) -> None:
         while True:
@@ -156,11 +171,13 @@ class AuditLog:
             tx.append(rows)
             return rows
 
+        start = time.perf_counter()
         try:
             rows = self._store.audit_batch(work)
         except Exception as exc:  # any store fault must fail the callers, not the thread
             # Nothing was committed: the chain head stays where it was.
             log.error("audit commit failed: %s", type(exc).__name__)
+            self._observe(start, len(batch), ok=False)
             for p in batch:
                 p.error = exc
                 p.done.set()
@@ -169,6 +186,7 @@ class AuditLog:
         self._seq, self._prev = seq, prev
         # One attribute store, so head() never pairs one batch's seq with another's hash.
         self._head = (seq, prev)
+        self._observe(start, len(rows), ok=True)
         for p in batch:
             p.done.set()
         for sink in self._sinks:

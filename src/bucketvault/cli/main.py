@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import signal
 import sys
@@ -35,6 +34,7 @@ from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
 from bucketvault.models import Role
+from bucketvault.observe.logs import configure_logging
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2
 
@@ -49,12 +49,17 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("BUCKETVAULT_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py).
+    configure_logging(os.environ)
     config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
     service = build_service(config)
+    # Handlers first, then the "listening" line: whoever waits for that line (a supervisor,
+    # a test) may signal at once, and SIGHUP's default action would end the process.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    # The conventional "re-read your configuration": the policy file, here.
+    signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
     token_file = config.data_dir / ADMIN_TOKEN_FILE
     print(f"bucketvault: listening on {service.address}", flush=True)
     if token_file.exists():
@@ -65,13 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
         f"{service.address}{tls_flag} --token-file {token_file} credentials list --tenant acme",
         flush=True,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    # The conventional "re-read your configuration": the policy file, here.
-    signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
     stop.wait()
-    service.stop(grace=5.0)
+    # NOT_SERVING, refuse new calls, drain in-flight ones, flush and checkpoint the audit.
+    service.shutdown(config.drain_seconds)
     return 0
 
 

@@ -17,9 +17,9 @@ import contextvars
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -60,12 +60,33 @@ def _request_id(metadata: dict[str, str]) -> str:
     return secrets.token_hex(8)
 
 
+class CallHook(Protocol):
+    def observe(
+        self, method: str, draft: AuditDraft, context: grpc.ServicerContext
+    ) -> AbstractContextManager[None]:
+        """Around the whole of one call (metrics, span, its log line); grpc/observing.py."""
+        ...
+
+
+class _NoHook:
+    def observe(
+        self, method: str, draft: AuditDraft, context: grpc.ServicerContext
+    ) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
 class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(
-        self, authenticator: TokenAuthenticator, recorder: Recorder, *, client_certs: bool = False
+        self,
+        authenticator: TokenAuthenticator,
+        recorder: Recorder,
+        *,
+        client_certs: bool = False,
+        hook: CallHook | None = None,
     ) -> None:
         self._authn = authenticator
         self._recorder = recorder
+        self._hook: CallHook = hook or _NoHook()
         # Only a listener that requires and verifies client certificates may name callers
         # by them; anywhere else a certificate identity is not one we checked.
         self._client_certs = client_certs
@@ -144,7 +165,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         One place for unary and streaming RPCs: a stream's body is its whole iteration."""
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         draft = draft_for(method, request, _request_id(metadata), context.peer())
-        with drafting(draft):
+        with self._hook.observe(method, draft, context), drafting(draft):
             try:
                 call = self._enter(context, metadata, draft.request_id)
                 draft.principal = call.principal.name
@@ -178,4 +199,4 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return handle
 
 
-__all__ = ["CallContext", "ServiceInterceptor", "current_call"]
+__all__ = ["CallContext", "CallHook", "ServiceInterceptor", "current_call"]

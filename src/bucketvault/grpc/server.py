@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
@@ -10,7 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from bucketvault.app import App
 from bucketvault.auth.authn import TokenAuthenticator
-from bucketvault.grpc.interceptor import ServiceInterceptor
+from bucketvault.grpc.interceptor import CallHook, ServiceInterceptor
 from bucketvault.grpc.servicers import SERVICE_NAMES, add_servicers
 
 
@@ -22,17 +23,25 @@ def build_grpc_server(
     workers: int = 16,
     credentials: grpc.ServerCredentials | None = None,
     client_certs: bool = False,
+    hook: CallHook | None = None,
+    outer: Sequence[grpc.ServerInterceptor] = (),
+    health_servicer: health.HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and the port it bound.
 
     client_certs: the credentials require and verify client certificates, so callers may
-    be named by them (policy mtls_id).
+    be named by them (policy mtls_id). hook: observes each call (grpc/observing.py);
+    outer: interceptors that run before authentication (the drain gate);
+    health_servicer: the caller keeps it to report NOT_SERVING at shutdown.
     """
     if client_certs and credentials is None:
         raise ValueError("client certificates need TLS credentials")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(authenticator, app.recorder, client_certs=client_certs)],
+        interceptors=[
+            *outer,
+            ServiceInterceptor(authenticator, app.recorder, client_certs=client_certs, hook=hook),
+        ],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -40,7 +49,8 @@ def build_grpc_server(
         ],
     )
     add_servicers(app, server)
-    health_servicer = health.HealthServicer()
+    if health_servicer is None:
+        health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -15,16 +15,25 @@ network, valid until an instant, that callers must never wait for in the common 
 
 Only bucketvault errors count as failures of the source: providers translate their
 SDK's exceptions at the boundary, and anything else is a bug that must surface.
+
+A ``RefreshObserver`` sees hits, misses, fetches and what each holder holds (metrics,
+spans around the fetch, which is the outbound cloud call). A holder takes the one that
+``observing`` made current when the holder was made: providers are built with a fixed
+signature and make some holders lazily inside calls (an Azure account's delegation key),
+so the transport makes the service's observer current for each call it serves, rather
+than every provider threading one through.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError, Unavailable
@@ -68,6 +77,48 @@ class RefreshWindows:
 Spawn = Callable[[Callable[[], None]], None]
 
 
+class RefreshObserver(Protocol):
+    def served(self, what: str, hit: bool) -> None:
+        """A caller got a cached value (hit) or waited for a fetch (miss)."""
+        ...
+
+    def fetching(self, what: str, background: bool) -> AbstractContextManager[None]:
+        """Around one fetch; a BucketVaultError leaving it is a failed fetch."""
+        ...
+
+    def holding(self, holder: object, what: str, expires_at: datetime | None) -> None:
+        """holder now holds a value expiring then (None also when it was closed)."""
+        ...
+
+
+class _Unobserved:
+    def served(self, what: str, hit: bool) -> None:
+        """Nothing."""
+
+    def fetching(self, what: str, background: bool) -> AbstractContextManager[None]:
+        """Nothing."""
+        return nullcontext()
+
+    def holding(self, holder: object, what: str, expires_at: datetime | None) -> None:
+        """Nothing."""
+
+
+UNOBSERVED: RefreshObserver = _Unobserved()
+_ambient: contextvars.ContextVar[RefreshObserver] = contextvars.ContextVar(
+    "bucketvault_refresh_observer", default=UNOBSERVED
+)
+
+
+@contextmanager
+def observing(observer: RefreshObserver) -> Iterator[None]:
+    """Holders made in the body (on this thread) report to observer."""
+    token = _ambient.set(observer)
+    try:
+        yield
+    finally:
+        _ambient.reset(token)
+
+
 def start_thread(work: Callable[[], None]) -> None:
     """Run work on a daemon thread (the default way to refresh in the background)."""
     threading.Thread(target=work, name="bucketvault-refresh", daemon=True).start()
@@ -107,6 +158,7 @@ class RefreshingValue(Generic[T]):
         what: str = "value",
     ) -> None:
         self._fetch = fetch
+        self._observer = _ambient.get()
         self._clock = clock
         self._windows = windows
         self._spawn = spawn
@@ -136,6 +188,7 @@ class RefreshingValue(Generic[T]):
             start = entry is not None and not entry.fresh(now) and not self._background
             if start:
                 self._background = True
+        self._observer.served(self._what, entry is not None)
         if entry is None:
             return self._refresh(blocking=True)
         if start:
@@ -167,7 +220,8 @@ class RefreshingValue(Generic[T]):
                 return self._fallback(entry, now)
             try:
                 self.fetches += 1
-                held = self._fetch()
+                with self._observer.fetching(self._what, not blocking):
+                    held = self._fetch()
             except BucketVaultError as exc:
                 with self._lock:
                     self._quiet_until = now + self._windows.retry_after
@@ -178,10 +232,13 @@ class RefreshingValue(Generic[T]):
             if held.expires_at is not None:
                 windows = windows.for_lifetime(held.expires_at - now)
             with self._lock:
-                if not self._closed:
+                kept = not self._closed
+                if kept:
                     self._entry = _Entry(held, windows)
                 self._quiet_until = None
                 self._last_error = None
+            if kept:
+                self._observer.holding(self, self._what, held.expires_at)
             return held
 
     def _fallback(self, entry: _Entry[T] | None, now: datetime) -> Expiring[T]:
@@ -197,6 +254,16 @@ class RefreshingValue(Generic[T]):
         with self._lock:
             self._closed = True
             self._entry = None
+        self._observer.holding(self, self._what, None)
 
 
-__all__ = ["Expiring", "RefreshWindows", "RefreshingValue", "Spawn", "start_thread"]
+__all__ = [
+    "UNOBSERVED",
+    "Expiring",
+    "RefreshObserver",
+    "RefreshWindows",
+    "RefreshingValue",
+    "Spawn",
+    "observing",
+    "start_thread",
+]

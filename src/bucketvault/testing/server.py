@@ -24,6 +24,7 @@ from bucketvault.auth.authn import hash_token
 from bucketvault.client import BucketVaultClient
 from bucketvault.clock import Clock
 from bucketvault.config import Config
+from bucketvault.observe.tracing import Tracer
 from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
 from bucketvault.testing.tls import ServerTls, TlsFiles
@@ -125,10 +126,12 @@ def start_server(
     providers: Sequence[CloudProvider] | None = None,
     tls: ServerTls | None = None,
     cert_principals: Sequence[CertPrincipalSpec] = (),
+    tracer: Tracer | None = None,
 ) -> Iterator[RunningServer]:
     """An in-process server on 127.0.0.1:<free port> with a fresh data directory.
 
     tls: serve these files (mTLS when it has a client CA); clients get its CA.
+    tracer: replaces the one the environment describes (an in-memory exporter's).
     """
     data_dir = data_dir or tmp_path / f"bv-{secrets.token_hex(4)}"
     if (data_dir / "policy.json").exists():
@@ -140,7 +143,7 @@ def start_server(
     config = Config.from_env(
         {**merged, "BUCKETVAULT_DATA_DIR": str(data_dir), "BUCKETVAULT_LISTEN": "127.0.0.1:0"}
     )
-    service = build_service(config, clock=clock, providers=providers)
+    service = build_service(config, clock=clock, providers=providers, tracer=tracer)
     running = RunningServer(
         service.address,
         admin,
