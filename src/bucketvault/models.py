@@ -190,6 +190,9 @@ class SignOptions:
     # "PROVIDER_MAX", "SESSION_EXPIRY", "SAS_EXPIRY").
     capped_by: str = ""
     overrides: Overrides = NO_OVERRIDES
+    # The principal the URLs are signed for: providers attribute cloud sessions to it
+    # (AWS SourceIdentity); "" when the service acts for itself.
+    caller: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,8 @@ class ListRequest:
     delimiter: str
     page_size: int
     page_token: str
+    # The principal listing (see SignOptions.caller).
+    caller: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,9 @@ class CheckResult:
     detail: str
     # What works but should not be so (a credential granting more than the mount needs).
     warnings: tuple[str, ...] = ()
+    # What the cloud itself enforces for this mount (a session policy's rights), or
+    # "none: ..." when only bucketvault's checks confine it; "" when not reported.
+    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,6 +273,8 @@ class RegistrationContext:
     tenant: str
     credential_id: str
     kind: CredentialKind
+    # The registering principal (AWS: the proof session's SourceIdentity).
+    caller: str = ""
 
 
 @dataclass(frozen=True)

@@ -184,10 +184,13 @@ def frozen_world(moto: Peer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                         name=f"{kind}-{bucket}-{region}".replace(".", "-"),
                         region=region,
                     )
-        # Open the role's session now, then learn it from the STS answer it came in.
-        c.sign_url(TENANT, mounts["role", "my-bucket", "us-east-1"], "warm", ttl_seconds=60)
-        session = proxy.last_session()
-        identities = {"key": ("AKIDCUSTOMER", "wJalr/K7+MDENG==", ""), "role": session}
+        # Sessions are per scope (bucket, prefix, methods; not region): open each bucket's
+        # session now, then learn it from the STS answer it came in.
+        identities: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for bucket in ("my-bucket", "images.example.com", "My-Bucket"):
+            c.sign_url(TENANT, mounts["role", bucket, "us-east-1"], "warm", ttl_seconds=60)
+            identities["role", bucket] = proxy.last_session()
+            identities["key", bucket] = ("AKIDCUSTOMER", "wJalr/K7+MDENG==", "")
         yield srv, mounts, identities
     proxy.close()
 
@@ -249,7 +252,7 @@ def test_server_urls_equal_botocore(
     )
     operation = {"GET": "get_object", "HEAD": "head_object", "PUT": "put_object"}[method]
     with frozen_botocore(NOW):
-        expected = boto_s3(identities[kind], region).generate_presigned_url(
+        expected = boto_s3(identities[kind, bucket], region).generate_presigned_url(
             operation, Params=params, ExpiresIn=ttl
         )
     assert signed.url == expected

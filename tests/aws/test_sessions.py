@@ -81,7 +81,9 @@ def test_cold_start_assumes_role_once_with_the_credential_parameters() -> None:
     assert call.role_arn == ROLE_ARN
     assert call.external_id == "ext-acme"
     assert call.duration_seconds == 21600
-    assert call.session_name == "bv.acme.cred-1"
+    # Sessions are named for the tenant and the mount's scope (bucket + scope digest).
+    assert call.session_name.startswith("bv.acme.photos.")
+    assert call.policy and call.source_identity == "bucketvault"
     w.sign()
     assert len(w.sts.calls) == 1
 

@@ -27,6 +27,7 @@ from bucketvault.models import (
     Role,
 )
 from bucketvault.objectkeys import check_mount_prefix
+from bucketvault.providers.base import MountAdmission
 from bucketvault.providers.kinds import StoredSecretRefused
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -90,6 +91,13 @@ class Mounts:
             )
         return stored.credential
 
+    def _admit(self, credential: Credential, mount: Mount) -> None:
+        """Let the credential's provider refuse a mount it could never serve, before it is
+        stored (e.g. an AWS session policy over STS's limits)."""
+        provider = self.seams.registry.provider(credential.kind)
+        if isinstance(provider, MountAdmission):
+            provider.admit_mount(credential, mount)
+
     def create(self, principal: Principal, req: MountInput, request_id: str) -> Mount:
         """A new mount on an active credential."""
         tenant = tenant_name(req.tenant)
@@ -111,7 +119,7 @@ class Mounts:
                 reason="TTL_TOO_LONG",
                 field="policy.max_ttl_seconds",
             )
-        self._active_credential(tenant, req.credential_id)
+        credential = self._active_credential(tenant, req.credential_id)
         now = self.seams.clock.now()
         mount = Mount(
             mount_id=new_id("mnt_"),
@@ -132,6 +140,7 @@ class Mounts:
             updated_at=now,
         )
         self.seams.record.note(mount_id=mount.mount_id)
+        self._admit(credential, mount)
         self.seams.record.mutate(
             Change(lambda writes: writes.insert_mount(mount)),
             principal,
@@ -200,6 +209,7 @@ class Mounts:
                     reason="KIND_MISMATCH",
                     field="credential_id",
                 )
+        self._admit(new, replace(mount, credential_id=new.credential_id))
         now = self.seams.clock.now()
         rebound = self.seams.record.mutate(
             Change(

@@ -71,6 +71,7 @@ class Signing:
         ttl: int,
         decision: Decision,
         wanted: Overrides = NO_OVERRIDES,
+        caller: str = "",
     ) -> SignOptions:
         if method not in mount.policy.allowed_methods:
             raise PermissionDenied(
@@ -119,7 +120,7 @@ class Signing:
         # Whole seconds: every scheme signs at one-second resolution, and the response
         # must say exactly the expiry the URL carries.
         now = self.seams.clock.now().replace(microsecond=0)
-        return SignOptions(method, ttl, now, capped_by, wanted)
+        return SignOptions(method, ttl, now, capped_by, wanted, caller)
 
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
         """SignURL and SignURLs: one audit record per call, however many keys."""
@@ -144,7 +145,9 @@ class Signing:
             Ask(ask.roles, tenant, Reach.MOUNT, mount, req.method, req.ttl_seconds, req.keys),
             keys_field="key" if single else "keys",
         )
-        options = self._options(mount, req.method, req.ttl_seconds, decision, req.overrides)
+        options = self._options(
+            mount, req.method, req.ttl_seconds, decision, req.overrides, principal.name
+        )
         for i, key in enumerate(req.keys):
             check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
         cred, handle = self.seams.handles.for_mount(mount)
@@ -193,7 +196,7 @@ class Signing:
                 field="page_size",
             )
         sign = (
-            self._options(mount, Method.GET, req.sign_ttl_seconds, decision)
+            self._options(mount, Method.GET, req.sign_ttl_seconds, decision, caller=principal.name)
             if req.sign_ttl_seconds > 0
             else None
         )
@@ -209,7 +212,9 @@ class Signing:
             prefix=prefix,
             signed=str(sign is not None),
         )
-        request = ListRequest(prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token)
+        request = ListRequest(
+            prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token, principal.name
+        )
         return rules.list_pages(handle, mount, request, sign, limit, self.seams.clock.now)
 
 

@@ -144,7 +144,9 @@ class Vault:
             if existing is not None:
                 return self._replay(principal, existing, request_hash, request_id)
         credential_id = new_id("cred_")
-        prep = provider.prepare(RegistrationContext(tenant, credential_id, kind), secret)
+        prep = provider.prepare(
+            RegistrationContext(tenant, credential_id, kind, principal.name), secret
+        )
         credential = Credential(
             credential_id=credential_id,
             tenant=tenant,

@@ -300,7 +300,9 @@ def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
 
 def check_to_pb(result: CheckResult) -> vault_pb2.CheckMountResponse:
     state = vault_pb2.CheckMountResponse.State.Value(result.state.value)
-    return to_message(vault_pb2.CheckMountResponse, result, state=state)
+    return to_message(
+        vault_pb2.CheckMountResponse, result, state=state, enforced_scope=result.scope
+    )
 
 
 def audit_to_pb(row: AuditRow) -> audit_pb2.AuditRecord:

@@ -130,6 +130,21 @@ class TrustPolicy:
 
 
 @runtime_checkable
+class MountAdmission(Protocol):
+    """Implemented by providers that can tell, before a mount is stored, that a credential
+    could never serve it (AWS: its session policy does not fit STS's limits).
+
+    The core asks when a mount is created or rebound, so that such a mount fails then,
+    with a reason, and never at signing time. It is asked with the credential's record
+    only: admission opens no handle and decrypts nothing.
+    """
+
+    def admit_mount(self, credential: Credential, mount: Mount) -> None:
+        """Raise a bucketvault error if credential cannot serve mount."""
+        ...
+
+
+@runtime_checkable
 class TrustPolicySource(Protocol):
     """Implemented by providers whose customers must trust the service's own identity."""
 
@@ -152,6 +167,7 @@ __all__ = [
     "SESSION_EXPIRY",
     "BatchSigner",
     "CloudProvider",
+    "MountAdmission",
     "OnboardingSource",
     "CredentialHandle",
     "SignedBatch",

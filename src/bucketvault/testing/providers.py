@@ -54,11 +54,18 @@ class UrlRequest:
     """
 
     def __init__(
-        self, method: Method, expires_in: int, capped_by: str = "", **overrides: str
+        self,
+        method: Method,
+        expires_in: int,
+        capped_by: str = "",
+        *,
+        caller: str = "",
+        **overrides: str,
     ) -> None:
         self.method = method
         self.expires_in = expires_in
         self.capped_by = capped_by
+        self.caller = caller
         self.overrides = Overrides(**overrides)
 
     def at(self, when: datetime) -> SignOptions:
@@ -69,6 +76,7 @@ class UrlRequest:
             when.replace(microsecond=0),
             self.capped_by,
             self.overrides,
+            self.caller,
         )
 
 

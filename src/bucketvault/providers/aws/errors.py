@@ -16,6 +16,7 @@ from bucketvault.errors import (
     Unavailable,
 )
 from bucketvault.models import CheckResult, MountState
+from bucketvault.providers.aws.scope import SessionPolicyTooLarge
 from bucketvault.providers.s3listing import client_error_code
 
 _THROTTLING = {
@@ -40,6 +41,12 @@ class AssumeRoleDenied(FailedPrecondition):
     """STS refused: the role's trust policy does not name us, or the ExternalId differs."""
 
     default_reason = "ASSUME_ROLE_DENIED"
+
+
+class AttributionDenied(AssumeRoleDenied):
+    """The trust policy lets us assume the role, but not with session tags or SourceIdentity."""
+
+    default_reason = "ASSUME_ROLE_ATTRIBUTION_DENIED"
 
 
 class SessionDurationRefused(FailedPrecondition):
@@ -78,6 +85,12 @@ def sts_error(exc: ClientError, role_arn: str) -> Exception:
     # AWS error messages name the role and limits only, never key material.
     message = str(exc.response.get("Error", {}).get("Message", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "AccessDenied" and ("sts:TagSession" in message or "SetSourceIdentity" in message):
+        return AttributionDenied(
+            f"STS let bucketvault assume {role_arn} only without attribution: add "
+            '"sts:TagSession" and "sts:SetSourceIdentity" to the Action of the trust policy '
+            'statement that allows "sts:AssumeRole" (see GetAwsTrustPolicy)'
+        )
     if code == "AccessDenied":
         return AssumeRoleDenied(
             f"STS refused to let bucketvault assume {role_arn}: the role's trust policy does not "
@@ -88,6 +101,12 @@ def sts_error(exc: ClientError, role_arn: str) -> Exception:
         chaining = "chaining" in message.lower()
         return SessionDurationRefused(
             f"STS refused the session length for {role_arn}: {message}", role_chaining=chaining
+        )
+    if code in ("PackedPolicyTooLarge", "PackedPolicyTooLargeException"):
+        return SessionPolicyTooLarge(
+            f"STS refused the mount's session policy and tags for {role_arn} as too large "
+            f"({message}): use a shorter prefix",
+            field="prefix",
         )
     if code in _THROTTLING or status in (429, 500, 502, 503, 504):
         return StsThrottled(f"STS is throttling or failing AssumeRole ({code})")
@@ -163,6 +182,7 @@ def check_failure(exc: ClientError, bucket: str, region: str) -> CheckResult:
 
 __all__ = [
     "AssumeRoleDenied",
+    "AttributionDenied",
     "SessionDurationRefused",
     "StsThrottled",
     "StsUnavailable",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bucketvault.errors import NotFound, Unavailable
@@ -21,6 +21,8 @@ from bucketvault.providers.aws import listing
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.endpoints import aws_target, custom_target
 from bucketvault.providers.aws.errors import AssumeRoleDenied
+from bucketvault.providers.aws.scope import SessionPolicyTooLarge
+from bucketvault.providers.aws.sessions import SessionSource
 from bucketvault.providers.aws.settings import DEFAULT_REGION
 from bucketvault.providers.aws.sigv4 import (
     BatchPresigner,
@@ -84,12 +86,11 @@ class _Signer:
 class AwsHandle:
     """Signs, lists and checks with one credential; thread-safe."""
 
-    credentials: Callable[[], AwsCredentials] = field(repr=False)
+    sessions: SessionSource = field(repr=False)
     clients: listing.S3Clients = field(repr=False)
     # The credential's or the service's S3 endpoint and region ("" = AWS / resolve).
     endpoint: str
     region: str
-    on_close: Callable[[], None] = field(default=lambda: None, repr=False)
     _signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _locations: dict[tuple[str, str, str, str], _Location] = field(
@@ -117,23 +118,31 @@ class AwsHandle:
         return location
 
     def signer(self, mount: Mount, options: SignOptions) -> _Signer:
-        """A signer holding the current session (refreshed ahead of expiry)."""
-        credentials = self.credentials()
+        """A signer holding the caller's session for the mount's scope."""
+        credentials = self.sessions.get(mount, options.caller)
         return _Signer(credentials, self._location(mount, credentials), self._signing_keys)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """ListObjectsV2 pages, fetched only as the caller consumes them."""
-        credentials = self.credentials()
+        credentials = self.sessions.get(mount, request.caller)
         location = self._location(mount, credentials)
         client = self.clients.get(credentials, location.region, location.endpoint)
         return listing.list_pages(client, mount.bucket, request)
 
     def check(self, mount: Mount) -> CheckResult:
-        """HeadBucket + ListObjectsV2(MaxKeys=1) with this credential."""
+        """ListObjectsV2(MaxKeys=1) (+ HeadBucket) with this credential, and what the cloud
+        itself confines the mount to."""
+        scope = self.sessions.enforced_scope(mount)
+        result = self._check(mount)
+        return replace(result, scope=scope)
+
+    def _check(self, mount: Mount) -> CheckResult:
         try:
-            credentials = self.credentials()
+            credentials = self.sessions.get(mount, "")
         except AssumeRoleDenied as exc:
             return CheckResult(MountState.FORBIDDEN, exc.reason, exc.message)
+        except SessionPolicyTooLarge as exc:
+            return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
         try:
             location = self._location(mount, credentials)
         except NotFound as exc:
@@ -157,8 +166,8 @@ class AwsHandle:
         return result
 
     def close(self) -> None:
-        """Drop the session, derived keys and clients."""
-        self.on_close()
+        """Drop the sessions, derived keys and clients."""
+        self.sessions.close()
         self._signing_keys.clear()
         self.clients.clear()
 

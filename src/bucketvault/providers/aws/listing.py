@@ -121,7 +121,10 @@ def check_bucket(client: Any, location: S3Location, prefix: str) -> CheckResult:
     try:
         # Listing first: HEAD answers carry no error body, a listing's says why.
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-        client.head_bucket(Bucket=bucket)
+        if not prefix:
+            # HeadBucket is s3:ListBucket without an s3:prefix: a session scoped to a
+            # prefix is refused it by its own policy, and the listing proved as much.
+            client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         return check_failure(exc, location.bucket, location.region)
     except EndpointConnectionError as exc:

@@ -23,11 +23,19 @@ import boto3
 
 from bucketvault.clock import Clock
 from bucketvault.errors import FailedPrecondition
-from bucketvault.models import Credential, CredentialKind, Preparation, RegistrationContext
+from bucketvault.models import (
+    Credential,
+    CredentialKind,
+    Mount,
+    Preparation,
+    RegistrationContext,
+)
 from bucketvault.providers.aws import listing
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.handles import AwsHandle
-from bucketvault.providers.aws.kinds import KINDS, AccessKeySecret, RoleSecret
+from bucketvault.providers.aws.kinds import AWS_ROLE, KINDS, AccessKeySecret, RoleSecret
+from bucketvault.providers.aws.scope import DENY_ALL_POLICY, TAG_TENANT, sts_name, tag_value
+from bucketvault.providers.aws.sessions import SERVICE_CALLER, RoleSessions, StaticKey
 from bucketvault.providers.aws.settings import AwsSettings
 from bucketvault.providers.aws.sigv4 import MAX_EXPIRES_SECONDS
 from bucketvault.providers.aws.sts import (
@@ -44,7 +52,7 @@ from bucketvault.providers.aws.sts import (
 )
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
-from bucketvault.providers.refresh import Expiring, RefreshingValue, RefreshWindows, Spawn
+from bucketvault.providers.refresh import RefreshWindows, Spawn
 from bucketvault.providers.rules import SESSION_SKEW
 from bucketvault.urlpolicy import UrlPolicy
 
@@ -138,7 +146,9 @@ class AwsProvider:
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": arn},
-                    "Action": "sts:AssumeRole",
+                    # Tags and SourceIdentity attribute every session to a tenant, a mount
+                    # and a caller; STS refuses them unless the trust policy allows both.
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
                     "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
                 }
             ],
@@ -146,7 +156,8 @@ class AwsProvider:
         return TrustPolicy(external_id, arn, json.dumps(policy, indent=2))
 
     def prepare(self, context: RegistrationContext, secret: ParsedSecret) -> Preparation:
-        """AWS_ROLE: assume the role once to prove the trust policy; S3 keys: nothing."""
+        """AWS_ROLE: assume the role once, tagged and attributed as every session will be,
+        to prove the trust policy; S3 keys: nothing."""
         if not isinstance(secret, RoleSecret):
             return Preparation()
         request = AssumeRoleRequest(
@@ -154,6 +165,10 @@ class AwsProvider:
             session_name=session_name(context.tenant, context.credential_id),
             external_id=secret.external_id,
             duration_seconds=FULL_SESSION_SECONDS,
+            # The proof needs no rights: its session may do nothing at all.
+            policy=DENY_ALL_POLICY,
+            source_identity=sts_name(context.caller or SERVICE_CALLER),
+            tags=((TAG_TENANT, tag_value(context.tenant)),),
         )
         metadata = {META_EXTERNAL_ID: secret.external_id}
         try:
@@ -170,6 +185,19 @@ class AwsProvider:
         metadata[META_SESSION_SECONDS] = str(FULL_SESSION_SECONDS)
         return Preparation(metadata)
 
+    def admit_mount(self, credential: Credential, mount: Mount) -> None:
+        """AWS_ROLE: the mount's session policy and tags fit STS's limits and the role lets
+        itself be assumed with them (one real AssumeRole); S3 keys: any mount."""
+        if credential.kind != AWS_ROLE:
+            return
+        meta = credential.metadata
+        # Everything AssumeRole needs is in the record: no secret is decrypted for this.
+        role = RoleSecret(
+            meta.get("role_arn", ""), meta.get("account_id", ""), meta.get(META_EXTERNAL_ID, "")
+        )
+        base, assume = self._role_assumer(credential, role)
+        RoleSessions(base, credential.tenant, assume, self._clock, self._windows).admit_mount(mount)
+
     def warnings(self, credential: Credential) -> tuple[str, ...]:
         """Nothing time-dependent: the session-length warning is stored at registration."""
         return ()
@@ -180,51 +208,51 @@ class AwsProvider:
         if isinstance(secret, AccessKeySecret):
             static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
             endpoint = secret.endpoint_url or self._settings.s3_endpoint
-            return AwsHandle(lambda: static, clients, endpoint, secret.region)
+            return AwsHandle(StaticKey(static), clients, endpoint, secret.region)
         if not isinstance(secret, RoleSecret):
             raise FailedPrecondition(
                 f"the aws provider does not serve {credential.kind.value}",
                 reason="WRONG_PROVIDER",
             )
-        sessions: RefreshingValue[AwsCredentials] = RefreshingValue(
-            self._role_fetcher(credential, secret),
-            self._clock,
-            self._windows,
-            **({"spawn": self._spawn} if self._spawn else {}),
-            what="AWS session",
+        base, assume = self._role_assumer(credential, secret)
+        sessions = RoleSessions(
+            base, credential.tenant, assume, self._clock, self._windows, self._spawn
         )
-        return AwsHandle(
-            lambda: sessions.get().value, clients, self._settings.s3_endpoint, "", sessions.close
-        )
+        return AwsHandle(sessions, clients, self._settings.s3_endpoint, "")
 
-    def _role_fetcher(
+    def _role_assumer(
         self, credential: Credential, secret: RoleSecret
-    ) -> Callable[[], Expiring[AwsCredentials]]:
+    ) -> tuple[AssumeRoleRequest, Callable[[AssumeRoleRequest], AwsCredentials]]:
+        """The credential's AssumeRole parameters, and AssumeRole with retries and the
+        session-length fallback shared by every scope's sessions."""
         meta: Mapping[str, str] = credential.metadata
         seconds = int(meta.get(META_SESSION_SECONDS, "") or FULL_SESSION_SECONDS)
-        request = AssumeRoleRequest(
+        base = AssumeRoleRequest(
             role_arn=secret.role_arn,
             session_name=session_name(credential.tenant, credential.credential_id),
             external_id=meta.get(META_EXTERNAL_ID, "") or secret.external_id,
             duration_seconds=seconds,
         )
-        state = {"request": request}
+        state = {"seconds": seconds}
 
-        def assume() -> AwsCredentials:
+        def assume(request: AssumeRoleRequest) -> AwsCredentials:
+            # Admission asks for the floor; sessions for the credential's length, once
+            # the role refused it for the floor.
+            wanted = min(request.duration_seconds, state["seconds"])
             try:
-                return assume_role_with_retry(self._sts, state["request"], self._backoff)
+                return assume_role_with_retry(
+                    self._sts, replace(request, duration_seconds=wanted), self._backoff
+                )
             except SessionDurationRefused:
+                if wanted <= FLOOR_SESSION_SECONDS:
+                    raise
                 # The role's MaxSessionDuration was lowered after registration.
-                log.warning("role %s refused %ss sessions; using 3600s", secret.role_arn, seconds)
-                shorter = replace(state["request"], duration_seconds=FLOOR_SESSION_SECONDS)
-                state["request"] = shorter
+                log.warning("role %s refused %ss sessions; using 3600s", secret.role_arn, wanted)
+                state["seconds"] = FLOOR_SESSION_SECONDS
+                shorter = replace(request, duration_seconds=FLOOR_SESSION_SECONDS)
                 return assume_role_with_retry(self._sts, shorter, self._backoff)
 
-        def fetch() -> Expiring[AwsCredentials]:
-            session = assume()
-            return Expiring(session, session.expiration)
-
-        return fetch
+        return base, assume
 
 
 def _client_session(credentials: AwsCredentials) -> boto3.Session:

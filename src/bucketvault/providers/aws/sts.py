@@ -49,6 +49,11 @@ class AssumeRoleRequest:
     session_name: str
     external_id: str
     duration_seconds: int
+    # The inline session policy (scope.session_policy), "" for none.
+    policy: str = ""
+    source_identity: str = ""
+    # Session tags; none is transitive: our sessions never assume further roles.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 class StsGateway(Protocol):
@@ -115,6 +120,12 @@ class BotoSts:
         }
         if request.external_id:
             kwargs["ExternalId"] = request.external_id
+        if request.policy:
+            kwargs["Policy"] = request.policy
+        if request.source_identity:
+            kwargs["SourceIdentity"] = request.source_identity
+        if request.tags:
+            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in request.tags]
         try:
             response = self._sts().assume_role(**kwargs)
         except ClientError as exc:
