@@ -28,6 +28,7 @@ from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.tls import listener_credentials
+from bucketvault.hardening import forbid_core_dumps
 from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
@@ -126,6 +127,7 @@ def build_service(
     caller is named by a client certificate).
     """
     clock = clock or SystemClock()
+    forbid_core_dumps()  # before any secret is in memory
     # First: a bad certificate or key stops start-up before any store is opened.
     if server_credentials is not None:
         credentials: grpc.ServerCredentials | None = server_credentials
