@@ -10,6 +10,7 @@ not INTERNAL, and whose text does not quote the input's secret values. Anything 
 The test suite runs a bounded number of inputs (tests/core/test_fuzz.py); a longer run::
 
     python -m bucketvault.testing.fuzz --seconds 300 [--corpus DIR]
+    python -m bucketvault.testing.fuzz crash-<hash>     # replay a finding
 """
 
 from __future__ import annotations
@@ -275,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind_specs()
         _keys()
         libfuzzer = [sys.argv[0], str(corpus), "-max_len=4096", f"-seed={args.seed}"]
+        if any(Path(arg).is_file() for arg in extra):
+            # Replaying crash-* files: libFuzzer runs them one by one, without a corpus.
+            libfuzzer = [sys.argv[0]]
         if args.runs:
             libfuzzer.append(f"-runs={args.runs}")
         if args.seconds:
