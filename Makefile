@@ -12,7 +12,7 @@ PROTO_OUT := src/bucketvault/v1
 ADDR ?= 127.0.0.1:50051
 DATA_DIR ?= .bucketvault
 
-.PHONY: all venv proto run test test-fast lint docs bench emulators localstack azurite clean
+.PHONY: all venv proto run test test-fast lint docs bench fuzz emulators localstack azurite clean
 
 all: proto
 
@@ -75,6 +75,11 @@ lint: proto
 	$(BIN)/mypy
 	$(BIN)/hadolint --failure-threshold info deploy/Dockerfile
 	$(BIN)/kubernetes-validate --quiet --strict -k 1.31.0 deploy/kubernetes/*.yaml
+
+# A longer run of the parser fuzzer than the suite's bounded one (FUZZ_SECONDS=300).
+FUZZ_SECONDS ?= 300
+fuzz: proto
+	PYTHONPATH=src $(BIN)/python -m bucketvault.testing.fuzz --seconds $(FUZZ_SECONDS) --corpus .fuzz-corpus
 
 bench: proto
 	$(BIN)/python bench/run.py

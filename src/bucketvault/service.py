@@ -33,6 +33,7 @@ from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
 from bucketvault.grpc.observing import CallObserver, DrainGate
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.tls import listener_credentials
+from bucketvault.hardening import forbid_core_dumps
 from bucketvault.observe.keys import ObservedKeyProvider, kek_backend
 from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.observe.tracing import Tracer, build_tracer
@@ -198,6 +199,7 @@ def build_service(
     OTEL_EXPORTER_OTLP_ENDPOINT describes (tests inject an in-memory exporter).
     """
     clock = clock or SystemClock()
+    forbid_core_dumps()  # before any secret is in memory
     # First: a bad certificate or key stops start-up before any store is opened.
     if server_credentials is not None:
         credentials: grpc.ServerCredentials | None = server_credentials

@@ -57,6 +57,12 @@ def sample(kind: str, canary: str = "canary") -> dict[str, Any]:
             "client_id": "00000000-0000-0000-0000-000000000002",
             "client_secret": f"{canary}-clientsecret",
         },
+        # Keyless kinds: nothing secret to hide, but they register like every other kind.
+        "GCS_IMPERSONATION": {"service_account": "images@customer.iam.gserviceaccount.com"},
+        "AZURE_DELEGATED": {
+            "account_url": "https://acct.blob.core.windows.net",
+            "tenant_id": "00000000-0000-0000-0000-000000000003",
+        },
     }[kind]
 
 
@@ -68,4 +74,6 @@ KINDS = (
     "AZURE_SAS",
     "AZURE_SHARED_KEY",
     "AZURE_SERVICE_PRINCIPAL",
+    "GCS_IMPERSONATION",
+    "AZURE_DELEGATED",
 )

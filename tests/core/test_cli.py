@@ -145,7 +145,13 @@ def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
+        # The service's own log lines (JSON) interleave with what serve prints for people.
+        lines: list[str] = []
+        while len(lines) < 3:
+            line = proc.stdout.readline()
+            assert line, "serve exited early"
+            if not line.startswith("{"):
+                lines.append(line)
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         assert "listening on 127.0.0.1:" in lines[0]
         assert "admin token in" in lines[1]

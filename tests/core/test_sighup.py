@@ -56,7 +56,7 @@ def _eventually(check: Callable[[], bool], seconds: float) -> bool:
 
 def test_sighup_reloads_a_change_the_poller_cannot_see(tmp_path: Path) -> None:
     with start_server_process(tmp_path) as server:
-        assert server.pid > 0
+        assert server.pid is not None
         policy = server.data_dir / "policy.json"
         assert json.loads(policy.read_text())["principals"][0]["name"] == "admin"
         new = "bv_" + secrets.token_urlsafe(32)
@@ -67,6 +67,7 @@ def test_sighup_reloads_a_change_the_poller_cannot_see(tmp_path: Path) -> None:
         time.sleep(6.5)
         assert _works(server, server.admin_token)
         assert not _works(server, new)
+        assert server.pid is not None
         os.kill(server.pid, signal.SIGHUP)
         assert _eventually(lambda: _works(server, new), 5.0)
         assert not _works(server, server.admin_token)
@@ -76,6 +77,7 @@ def test_sighup_with_a_bad_file_keeps_the_policy_serving(tmp_path: Path) -> None
     with start_server_process(tmp_path) as server:
         policy = server.data_dir / "policy.json"
         policy.write_text('{"principals": [{"name": "admin"}]}\n')
+        assert server.pid is not None
         os.kill(server.pid, signal.SIGHUP)
         time.sleep(1.0)
         assert _works(server, server.admin_token)

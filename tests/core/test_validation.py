@@ -137,6 +137,8 @@ def test_every_kind_registers_with_non_secret_metadata(server: RunningServer, ki
         "AZURE_SAS": "sas_expiry",
         "AZURE_SHARED_KEY": "account_name",
         "AZURE_SERVICE_PRINCIPAL": "client_id",
+        "GCS_IMPERSONATION": "service_account",
+        "AZURE_DELEGATED": "tenant_id",
     }[kind]
     assert cred.metadata[expected]
 

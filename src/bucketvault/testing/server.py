@@ -48,9 +48,10 @@ class RunningServer:
     tls_ca: Path | None = None
     # The certificate clients present when the server requires one and a test names none.
     tls_client: TlsFiles | None = None
-    # The server's process id when it runs in a child process (start_server_process).
-    pid: int = 0
     _clients: list[BucketVaultClient] = field(default_factory=list)
+    # start_server_process: the child's PID and what it printed before it listened.
+    pid: int | None = None
+    startup_output: list[str] = field(default_factory=list)
 
     def client(
         self, token: str | None = None, *, cert: TlsFiles | None = None
@@ -189,10 +190,12 @@ def start_server_process(
         address = ""
         deadline = time.monotonic() + 30
         assert proc.stdout is not None
+        startup: list[str] = []
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
+            startup.append(line)
             match = _LISTENING.search(line)
             if match:
                 address = match.group(1)
@@ -201,9 +204,9 @@ def start_server_process(
             raise RuntimeError("bucketvault serve did not start")
         # Keep draining the child's output: a full pipe would block its logging.
         threading.Thread(target=proc.stdout.read, daemon=True).start()
-        running = RunningServer(address, admin, data_dir, tokens)
-        # The child's PID, for tests that signal it (SIGHUP, SIGTERM).
-        running.pid = proc.pid
+        running = RunningServer(
+            address, admin, data_dir, tokens, pid=proc.pid, startup_output=startup
+        )
         yield running
         running.close_clients()
     finally:

@@ -278,6 +278,10 @@ def parse_shared_key(f: SecretFields, context: ParseContext) -> SharedKeySecret:
         key = base64.b64decode(f["account_key"], validate=True)
     except (binascii.Error, ValueError):
         key = b""
+    # Canonical base64 only: the decoder forgives extra padding, and a key that is not
+    # what Azure issued is a paste error better refused than silently repaired.
+    if base64.b64encode(key).decode("ascii") != f["account_key"]:
+        key = b""
     if len(key) < 16:
         raise bad_field("account_key", "is not a base64 storage account key")
     # A custom domain does not name the account: the given name is what signs.

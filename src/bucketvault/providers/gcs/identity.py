@@ -51,11 +51,15 @@ class GcpIdentityConfig:
     def from_env(cls, env: Mapping[str, str], url_policy: UrlPolicy) -> GcpIdentityConfig:
         """Read once at start-up; a disallowed endpoint fails fast."""
         raw = env.get(CREDENTIALS_FILE_ENV, "").strip()
-        endpoint = env.get(IAM_ENDPOINT_ENV, "").strip() or DEFAULT_IAM_ENDPOINT
-        return cls(
-            credentials_file=Path(raw) if raw else None,
-            iam_endpoint=url_policy.check_endpoint(endpoint, field=IAM_ENDPOINT_ENV),
+        override = env.get(IAM_ENDPOINT_ENV, "").strip()
+        # Google's own endpoint is a constant, not input: checking it would only make
+        # start-up depend on DNS. An override is checked like any endpoint we would call.
+        endpoint = (
+            url_policy.check_endpoint(override, field=IAM_ENDPOINT_ENV)
+            if override
+            else DEFAULT_IAM_ENDPOINT
         )
+        return cls(credentials_file=Path(raw) if raw else None, iam_endpoint=endpoint)
 
 
 class ServiceIdentity(Protocol):
@@ -91,10 +95,11 @@ def load_key_file(path: Path, url_policy: UrlPolicy) -> Loaded:
     if not isinstance(info, dict) or info.get("type") != "service_account":
         raise _unavailable(f"{CREDENTIALS_FILE_ENV} is not a service-account key file")
     try:
-        token_uri = url_policy.check_endpoint(
-            str(info.get("token_uri") or GOOGLE_TOKEN_URI),
-            field=f"{CREDENTIALS_FILE_ENV} token_uri",
-        )
+        token_uri = str(info.get("token_uri") or GOOGLE_TOKEN_URI)
+        if token_uri != GOOGLE_TOKEN_URI:  # Google's own needs no DNS check (see above)
+            token_uri = url_policy.check_endpoint(
+                token_uri, field=f"{CREDENTIALS_FILE_ENV} token_uri"
+            )
         credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             {**info, "token_uri": token_uri}, scopes=[CLOUD_PLATFORM_SCOPE]
         )
