@@ -140,6 +140,8 @@ class MountPolicy:
     # the credential, whatever TTL is asked. Such URLs are refused when they would outlive
     # max_ttl_seconds, unless the mount's owner accepts that here.
     allow_credential_lifetime: bool = False
+    # Cache-stable URLs (providers/rules.py): repeats within a window are byte-identical.
+    cache_stable_urls: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,9 @@ class SignOptions:
     # "PROVIDER_MAX", "SESSION_EXPIRY", "SAS_EXPIRY").
     capped_by: str = ""
     overrides: Overrides = NO_OVERRIDES
+    # When the call was made, if signed_at was floored to a stable window before it: the
+    # credential's validity is checked against this, not against the signing time.
+    asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from bucketvault.models import Credential, CredentialState, Mount
 from bucketvault.providers.base import CredentialHandle
 from bucketvault.providers.kinds import ParseContext, decode_secret
 from bucketvault.providers.registry import ProviderRegistry
+from bucketvault.providers.rules import UrlCache
 from bucketvault.store.base import Store, StoredCredential
 from bucketvault.urlpolicy import UrlPolicy
 
@@ -53,6 +54,8 @@ class Handles:
     registry: ProviderRegistry
     url_policy: UrlPolicy
     external_ids: ExternalIds
+    # Stable URLs signed with these handles (providers/rules.py), dropped with them.
+    urls: UrlCache = field(default_factory=UrlCache, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _handles: dict[tuple[str, int], CredentialHandle] = field(default_factory=dict, repr=False)
     _opening: dict[tuple[str, int], threading.Lock] = field(default_factory=dict, repr=False)
@@ -98,7 +101,8 @@ class Handles:
         return provider.open(cred, secret)
 
     def evict(self, credential_id: str) -> None:
-        """Close and forget every handle of a credential (revoked)."""
+        """Close and forget every handle of a credential (revoked), and its cached URLs."""
+        self.urls.forget(credential_id)
         with self._lock:
             gone = [k for k in self._handles if k[0] == credential_id]
             handles = [self._handles.pop(k) for k in gone]
@@ -110,6 +114,7 @@ class Handles:
         with self._lock:
             handles = list(self._handles.values())
             self._handles.clear()
+        self.urls.clear()
         for handle in handles:
             handle.close()
 

@@ -48,6 +48,7 @@ class MountInput:
     max_ttl_seconds: int
     allowed_methods: frozenset[Method]
     allow_credential_lifetime: bool = False
+    cache_stable_urls: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Mounts:
                 max_ttl,
                 req.allowed_methods or frozenset({Method.GET, Method.HEAD}),
                 req.allow_credential_lifetime,
+                req.cache_stable_urls,
             ),
             version=1,
             created_at=now,

@@ -265,6 +265,7 @@ class BucketVaultClient:
         max_ttl_seconds: int = 0,
         allowed_methods: Iterable[str] = (),
         allow_credential_lifetime: bool = False,
+        cache_stable_urls: bool = True,
     ) -> vault_pb2.Mount:
         request = vault_pb2.CreateMountRequest(
             tenant=tenant,
@@ -278,6 +279,7 @@ class BucketVaultClient:
                 max_ttl_seconds=max_ttl_seconds,
                 allowed_methods=[_method(m) for m in allowed_methods],
                 allow_credential_lifetime=allow_credential_lifetime,
+                disable_stable_urls=not cache_stable_urls,
             ),
         )
         return self._call(self.vault.CreateMount, request, vault_pb2.Mount)

@@ -136,6 +136,7 @@ def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
         max_ttl_seconds=request.policy.max_ttl_seconds,
         allowed_methods=frozenset(m for m in methods if m is not None),
         allow_credential_lifetime=request.policy.allow_credential_lifetime,
+        cache_stable_urls=not request.policy.disable_stable_urls,
     )
 
 
@@ -206,6 +207,7 @@ def mount_to_pb(m: Mount, kind: CredentialKind | None = None) -> vault_pb2.Mount
             max_ttl_seconds=m.policy.max_ttl_seconds,
             allowed_methods=sorted(method_to_pb(x) for x in m.policy.allowed_methods),
             allow_credential_lifetime=m.policy.allow_credential_lifetime,
+            disable_stable_urls=not m.policy.cache_stable_urls,
         ),
         created_at=ts(m.created_at),
         updated_at=ts(m.updated_at),
