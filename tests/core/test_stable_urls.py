@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import pytest
 from core.secrets_fixtures import sample
 
 from bucketvault import errors
+from bucketvault.app.handles import Recent
 from bucketvault.client import BucketVaultClient
 from bucketvault.clock import FrozenClock
 from bucketvault.models import Method, Mount, MountPolicy, SignOptions
@@ -256,3 +258,11 @@ def test_the_cache_is_bounded() -> None:
     cache.forget("c1")
     assert [x is not None for x in cache.get_many("s", ["a", "c"])] == [False, True]
     assert len(cache) == 1
+
+
+def test_recent_reads_expire() -> None:
+    recent: Recent[str] = Recent(seconds=0.05)
+    recent.put("k", "v")
+    assert recent.get("k") == "v"
+    time.sleep(0.06)
+    assert recent.get("k") is None

@@ -135,7 +135,7 @@ class Signing:
             raise InvalidArgument(
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
-        mount = self.mounts.granted(principal, ask, req.mount_id)
+        mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
         if req.method is None:
             raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
@@ -182,7 +182,7 @@ class Signing:
         tenant = tenant_name(req.tenant)
         ask = Ask((Role.SIGNER,), tenant)
         require(principal, ask)
-        mount = self.mounts.granted(principal, ask, req.mount_id)
+        mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
         prefix = check_prefix(req.prefix, mount.prefix)
         # A listing is a read: it needs GET, and the prefix inside the grant's prefixes.
