@@ -271,6 +271,18 @@ def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse
     return response
 
 
+def compact_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
+    """The SignURLs response in its compact form: the URLs, and once what they share."""
+    first = urls[0]
+    return signer_pb2.SignURLsResponse(
+        compact_urls=[s.url for s in urls],
+        expires_at=ts(first.expires_at),
+        required_headers=dict(first.required_headers),
+        expiry_capped_by=first.expiry_capped_by,
+        method=method_to_pb(first.method),
+    )
+
+
 def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
     return signer_pb2.ListPrefixPage(
         entries=[
