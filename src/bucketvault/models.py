@@ -140,6 +140,8 @@ class MountPolicy:
     # the credential, whatever TTL is asked. Such URLs are refused when they would outlive
     # max_ttl_seconds, unless the mount's owner accepts that here.
     allow_credential_lifetime: bool = False
+    # Cache-stable URLs (providers/rules.py): repeats within a window are byte-identical.
+    cache_stable_urls: bool = True
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,9 @@ class SignOptions:
     # The principal the URLs are signed for: providers attribute cloud sessions to it
     # (AWS SourceIdentity); "" when the service acts for itself.
     caller: str = ""
+    # When the call was made, if signed_at was floored to a stable window before it: the
+    # credential's validity is checked against this, not against the signing time.
+    asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,7 @@ def build_service(
     periodic = Periodic(clock, jobs)
     gate = DrainGate()
     metrics.drain(lambda: gate.in_flight)
+    metrics.url_cache(lambda: (app.handles.urls.hits, app.handles.urls.misses))
     health_servicer = health.HealthServicer()
     server, port = build_grpc_server(
         app,

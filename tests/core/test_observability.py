@@ -119,8 +119,12 @@ def test_metrics_move_with_real_rpcs_and_carry_no_tenant_strings(tmp_path: Path)
         assert value(text, "bucketvault_rpc_duration_seconds_count", method=SIGNER) == 1
         listing = "/bucketvault.v1.Signer/ListPrefix"
         assert value(text, "bucketvault_rpcs_total", method=listing, code="OK") == 1
-        # SignURL 1 + SignURLs 2 + one listed key signed: every family is "gcs" here.
-        assert value(text, "bucketvault_urls_signed_total", family="gcs") == 4
+        # SignURL 1 + SignURLs 2 + one listed key, every family "gcs" here; SignURLs repeats
+        # SignURL's key within its stable window, which the URL cache answers unsigned
+        # (listings sign each page afresh: they do not consult the cache).
+        assert value(text, "bucketvault_urls_signed_total", family="gcs") == 3
+        assert value(text, "bucketvault_url_cache_lookups_total", result="hit") == 1
+        assert value(text, "bucketvault_url_cache_lookups_total", result="miss") == 2
         assert (
             value(
                 text,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from core.secrets_fixtures import sample
 
 from bucketvault import errors
+from bucketvault.app.handles import RECENT_SECONDS
 from bucketvault.client import BucketVaultClient
 from bucketvault.clock import FrozenClock
 from bucketvault.service import HANDLE_SWEEP_PERIOD
@@ -72,7 +73,23 @@ def _mount(c: BucketVaultClient) -> tuple[str, str, str]:
     return mount.mount_id, first.credential_id, second.credential_id
 
 
-def test_the_second_replica_follows_rebind_and_revoke_at_once(
+# How long another replica may act on what it read before a rebind or revoke: the
+# signing path's reuse of its store reads (app/handles.py RECENT_SECONDS), plus slack
+# for a loaded test machine.
+FOLLOW_BOUND = RECENT_SECONDS + 1.0
+
+
+def _within(bound: float, done: Callable[[], bool]) -> float:
+    """Seconds until done() first holds, polled; a little over bound if it never does."""
+    start = time.monotonic()
+    while not done():
+        if time.monotonic() - start > bound:
+            break
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_the_second_replica_follows_rebind_and_revoke_within_the_bound(
     replicas: tuple[RunningServer, RunningServer], clock: FrozenClock
 ) -> None:
     a, b = replicas[0].client(), replicas[1].client()
@@ -85,12 +102,13 @@ def test_the_second_replica_follows_rebind_and_revoke_at_once(
     assert before == a.sign_url("acme", mount_id, "a.jpg").url
     assert [e.key for p in b.list_prefix("acme", mount_id) for e in p.entries] == ["a.jpg"]
 
-    # Rebind through A: B's very next request signs with the other credential.
+    # Rebind through A: B signs with the other credential within the stated bound (its
+    # signing path reuses a read of the mount for RECENT_SECONDS; GetMount reads afresh).
     rebound = a.rebind_mount("acme", mount_id, second, expected_version=1)
     assert b.get_mount("acme", mount_id).version == rebound.version == 2
-    after = b.sign_url("acme", mount_id, "a.jpg").url
-    assert after != before
-    assert after == a.sign_url("acme", mount_id, "a.jpg").url
+    followed = _within(FOLLOW_BOUND, lambda: b.sign_url("acme", mount_id, "a.jpg").url != before)
+    assert followed <= FOLLOW_BOUND
+    assert b.sign_url("acme", mount_id, "a.jpg").url == a.sign_url("acme", mount_id, "a.jpg").url
 
     # B still holds the first credential's handle; revoked through A, B closes it on its
     # next sweep (HANDLE_SWEEP_PERIOD on the service's clock), though no request asks.
@@ -104,11 +122,18 @@ def test_the_second_replica_follows_rebind_and_revoke_at_once(
         time.sleep(0.1)
     assert service_b.app.handles.open_credentials() == {second}
 
-    # Revoke through A: B refuses on its very next request, though it holds a handle.
+    # Revoke through A: B refuses within the bound, though it holds a handle.
     a.revoke_credential("acme", second, "replica test")
-    with pytest.raises(errors.FailedPrecondition) as exc:
-        b.sign_url("acme", mount_id, "a.jpg")
-    assert exc.value.reason == "CREDENTIAL_REVOKED"
+
+    def refused() -> bool:
+        try:
+            b.sign_url("acme", mount_id, "a.jpg")
+        except errors.FailedPrecondition as exc:
+            assert exc.reason == "CREDENTIAL_REVOKED"
+            return True
+        return False
+
+    assert _within(FOLLOW_BOUND, refused) <= FOLLOW_BOUND
     with pytest.raises(errors.FailedPrecondition):
         list(b.list_prefix("acme", mount_id))
     assert b.get_credential("acme", second).state == vault_pb2.REVOKED

@@ -49,6 +49,7 @@ class MountInput:
     max_ttl_seconds: int
     allowed_methods: frozenset[Method]
     allow_credential_lifetime: bool = False
+    cache_stable_urls: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,21 @@ class Mounts:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
         return mount
 
-    def granted(self, principal: Principal, ask: Ask, mount_id: str) -> Mount:
+    def granted(
+        self, principal: Principal, ask: Ask, mount_id: str, *, recent: bool = False
+    ) -> Mount:
         """The tenant's mount if ask, made for it, is allowed.
 
         MOUNT_NOT_FOUND only for callers whose grants reach every mount of the tenant;
-        others get the denial a mount outside their grants gets.
+        others get the denial a mount outside their grants gets. recent: the signing
+        path may use a read of the last second (app/handles.py).
         """
-        mount = self.seams.store.get_mount(ask.tenant, need(mount_id, "mount_id"))
+        need(mount_id, "mount_id")
+        mount = (
+            self.seams.handles.recent_mount(ask.tenant, mount_id)
+            if recent
+            else self.seams.store.get_mount(ask.tenant, mount_id)
+        )
         require(principal, replace(ask, reach=Reach.MOUNT, mount=mount))
         if mount is None:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
@@ -134,6 +143,7 @@ class Mounts:
                 max_ttl,
                 req.allowed_methods or frozenset({Method.GET, Method.HEAD}),
                 req.allow_credential_lifetime,
+                req.cache_stable_urls,
             ),
             version=1,
             created_at=now,
@@ -225,6 +235,7 @@ class Mounts:
             credential_id=new.credential_id,
             previous_credential_id=mount.credential_id,
         )
+        self.seams.handles.forget_mount(tenant, mount.mount_id)
         return rebound
 
     def check(

@@ -117,10 +117,11 @@ class Signing:
                     raise InvalidArgument(
                         f"{name} is malformed", reason="INVALID_FIELD", field=name
                     )
-        # Whole seconds: every scheme signs at one-second resolution, and the response
-        # must say exactly the expiry the URL carries.
-        now = self.seams.clock.now().replace(microsecond=0)
-        return SignOptions(method, ttl, now, capped_by, wanted, caller)
+        # Whole seconds (every scheme signs at one-second resolution, and the response
+        # must say exactly the expiry the URL carries), floored to the stable window.
+        now = self.seams.clock.now()
+        signed_at = rules.signing_time(now, ttl, mount.policy)
+        return SignOptions(method, ttl, signed_at, capped_by, wanted, caller, asked_at=now)
 
     def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
         """SignURL and SignURLs: one audit record per call, however many keys."""
@@ -135,7 +136,7 @@ class Signing:
             raise InvalidArgument(
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
-        mount = self.mounts.granted(principal, ask, req.mount_id)
+        mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
         if req.method is None:
             raise InvalidArgument("method is required", reason="MISSING_FIELD", field="method")
@@ -152,7 +153,16 @@ class Signing:
             check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
         cred, handle = self.seams.handles.for_mount(mount)
         limit = self.seams.registry.provider(cred.kind).max_url_seconds
-        urls = rules.sign_urls(handle, mount, req.keys, options, limit)
+        handles = self.seams.handles
+        urls = rules.sign_urls(
+            handle,
+            mount,
+            req.keys,
+            options,
+            limit,
+            handles.urls,
+            (cred.credential_id, cred.record_version),
+        )
         # The keys themselves (listed, counted, hashed) come from the call's draft, which
         # the transport filled from the request: hashing them twice would cost the hot path.
         self.seams.record(
@@ -175,7 +185,7 @@ class Signing:
         tenant = tenant_name(req.tenant)
         ask = Ask((Role.SIGNER,), tenant)
         require(principal, ask)
-        mount = self.mounts.granted(principal, ask, req.mount_id)
+        mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
         prefix = check_prefix(req.prefix, mount.prefix)
         # A listing is a read: it needs GET, and the prefix inside the grant's prefixes.

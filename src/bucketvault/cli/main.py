@@ -257,6 +257,7 @@ def _create_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[An
             max_ttl_seconds=args.max_ttl or 0,
             allowed_methods=[x for x in (args.methods or "").split(",") if x],
             allow_credential_lifetime=args.allow_credential_lifetime,
+            cache_stable_urls=not args.no_stable_urls,
         )
     ]
 
@@ -501,6 +502,11 @@ def parser() -> argparse.ArgumentParser:
         "--allow-credential-lifetime",
         action="store_true",
         help="accept URLs that live as long as the customer SAS they carry",
+    )
+    m.add_argument(
+        "--no-stable-urls",
+        action="store_true",
+        help="sign every URL at the second of the call (no cache-stable windows)",
     )
     mo.add_parser("list").add_argument("--tenant", required=True)
     for name in ("show", "check", "rebind"):

@@ -283,6 +283,7 @@ class BucketVaultClient:
         max_ttl_seconds: int = 0,
         allowed_methods: Iterable[str] = (),
         allow_credential_lifetime: bool = False,
+        cache_stable_urls: bool = True,
     ) -> vault_pb2.Mount:
         request = vault_pb2.CreateMountRequest(
             tenant=tenant,
@@ -296,6 +297,7 @@ class BucketVaultClient:
                 max_ttl_seconds=max_ttl_seconds,
                 allowed_methods=[_method(m) for m in allowed_methods],
                 allow_credential_lifetime=allow_credential_lifetime,
+                disable_stable_urls=not cache_stable_urls,
             ),
         )
         return self._call(self.vault.CreateMount, request, vault_pb2.Mount)
@@ -357,16 +359,38 @@ class BucketVaultClient:
         *,
         method: str = "GET",
         ttl_seconds: int = 0,
+        compact: bool = True,
     ) -> list[signer_pb2.SignedURL]:
+        """One SignedURL per key, in order. compact: ask for the packed reply (shared
+        fields once); unpacked here, so the result is the same either way."""
+        keys = list(keys)
         request = signer_pb2.SignURLsRequest(
             tenant=tenant,
             mount_id=mount_id,
-            keys=list(keys),
+            keys=keys,
             method=_method(method),
             ttl_seconds=ttl_seconds,
+            compact=compact,
         )
         response = self._call(self.signer.SignURLs, request, signer_pb2.SignURLsResponse)
-        return list(response.urls)
+        if not response.compact_urls:
+            return list(response.urls)  # a server without the compact form
+        method_pb, expires_at = response.method, response.expires_at
+        capped_by = response.expiry_capped_by
+        headers = dict(response.required_headers)
+        out = []
+        for key, url in zip(keys, response.compact_urls, strict=True):
+            signed = signer_pb2.SignedURL(
+                url=url,
+                key=key,
+                method=method_pb,
+                expires_at=expires_at,
+                expiry_capped_by=capped_by,
+            )
+            if headers:
+                signed.required_headers.update(headers)
+            out.append(signed)
+        return out
 
     def list_prefix(
         self,

@@ -137,6 +137,7 @@ def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
         max_ttl_seconds=request.policy.max_ttl_seconds,
         allowed_methods=frozenset(m for m in methods if m is not None),
         allow_credential_lifetime=request.policy.allow_credential_lifetime,
+        cache_stable_urls=not request.policy.disable_stable_urls,
     )
 
 
@@ -217,6 +218,7 @@ def mount_to_pb(m: Mount, kind: CredentialKind | None = None) -> vault_pb2.Mount
             max_ttl_seconds=m.policy.max_ttl_seconds,
             allowed_methods=sorted(method_to_pb(x) for x in m.policy.allowed_methods),
             allow_credential_lifetime=m.policy.allow_credential_lifetime,
+            disable_stable_urls=not m.policy.cache_stable_urls,
         ),
         created_at=ts(m.created_at),
         updated_at=ts(m.updated_at),
@@ -278,6 +280,18 @@ def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse
         if s.required_headers:
             signed.required_headers.update(s.required_headers)
     return response
+
+
+def compact_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
+    """The SignURLs response in its compact form: the URLs, and once what they share."""
+    first = urls[0]
+    return signer_pb2.SignURLsResponse(
+        compact_urls=[s.url for s in urls],
+        expires_at=ts(first.expires_at),
+        required_headers=dict(first.required_headers),
+        expiry_capped_by=first.expiry_capped_by,
+        method=method_to_pb(first.method),
+    )
 
 
 def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:

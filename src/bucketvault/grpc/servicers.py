@@ -130,9 +130,19 @@ class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):
     SignURL = _unary(
         lambda app: app.signing.sign, convert.sign_input, reply=convert.first_signed_to_pb
     )
-    SignURLs = _unary(
+    _sign_urls = _unary(
         lambda app: app.signing.sign, convert.sign_input, reply=convert.signed_batch_to_pb
     )
+    _sign_urls_compact = _unary(
+        lambda app: app.signing.sign, convert.sign_input, reply=convert.compact_batch_to_pb
+    )
+
+    def SignURLs(self, request: Any, context: Any) -> signer_pb2.SignURLsResponse:
+        # The reply form is the request's choice; one call's URLs share what is sent once.
+        handle = self._sign_urls_compact if request.compact else self._sign_urls
+        reply: signer_pb2.SignURLsResponse = handle(request, context)
+        return reply
+
     ListPrefix = _stream(
         lambda app: app.signing.list_prefix, convert.list_input, reply=convert.page_to_pb
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from bucketvault.config import Config, TlsConfig, is_loopback
@@ -76,7 +77,7 @@ def load_pair(tls: TlsConfig) -> CertificatePair:
         ) from None
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         # from None: the parser's own message could one day quote what it choked on.
         raise InvalidArgument(
             f"{tls.key_file} holds no unencrypted PEM private key", reason="INVALID_CONFIG"

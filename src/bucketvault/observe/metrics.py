@@ -42,6 +42,10 @@ class Metrics(Protocol):
         """One audit group commit."""
         ...
 
+    def url_cache(self, lookups: Callable[[], tuple[int, int]]) -> None:
+        """The stable-URL cache's (hits, misses) so far, read when metrics are collected."""
+        ...
+
     def audit_queue(self, depth: Callable[[], int]) -> None:
         """Read depth() at every scrape: records waiting for the audit writer."""
         ...
@@ -76,6 +80,9 @@ class NoMetrics:
         """Nothing."""
 
     def audit_commit(self, seconds: float, rows: int, ok: bool) -> None:
+        """Nothing."""
+
+    def url_cache(self, lookups: Callable[[], tuple[int, int]]) -> None:
         """Nothing."""
 
     def audit_queue(self, depth: Callable[[], int]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
@@ -19,6 +19,24 @@ from prometheus_client.registry import Collector
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class _UrlCacheLookups(Collector):
+    """Stable-URL cache lookups by result, from the cache's own counters."""
+
+    def __init__(self, lookups: Callable[[], tuple[int, int]]) -> None:
+        self._lookups = lookups
+
+    def collect(self) -> Iterable[Metric]:
+        hits, misses = self._lookups()
+        family = CounterMetricFamily(
+            "bucketvault_url_cache_lookups",
+            "Stable-URL cache lookups, one per key: a hit is served without signing",
+            labels=["result"],
+        )
+        family.add_metric(["hit"], hits)
+        family.add_metric(["miss"], misses)
+        yield family
 
 
 class _Expiries(Collector):
@@ -169,6 +187,10 @@ class PrometheusMetrics:
         """Time one group commit and count its records."""
         self._commit_seconds.observe(seconds)
         self._commit_rows.labels("committed" if ok else "failed").inc(rows)
+
+    def url_cache(self, lookups: Callable[[], tuple[int, int]]) -> None:
+        """Read the stable-URL cache's counters at scrape time (no cost per lookup)."""
+        self.registry.register(_UrlCacheLookups(lookups))
 
     def audit_queue(self, depth: Callable[[], int]) -> None:
         """Read the audit queue depth at scrape time."""

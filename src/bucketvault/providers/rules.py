@@ -12,13 +12,23 @@
   control characters, inside the mount); a key that fails is listed without a URL and
   with the reason SignURL would have given.
 * Common prefixes are reported once, however the cloud pages them.
+* Cache-stable URLs: the signing time is floored to a window of stable_window(ttl) =
+  min(ttl // 10, 300) s, at least 1 s, counted from the epoch, and the expiry is measured
+  from it. A repeat of the same URL (mount, key, method, overrides, lifetime) within one
+  window is byte-identical, so browsers and CDNs keep their cached copy; a URL lives at
+  most one window shorter than asked. UrlCache serves such repeats without signing again.
+  A mount turns this off with cache_stable_urls=False (signed at the second, uncached).
+  The credential's validity (a SAS or a session that has ended) is checked against the
+  real time of the call, never against the floored one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
@@ -42,6 +52,30 @@ from bucketvault.providers.base import (
 
 SESSION_SKEW = timedelta(minutes=5)
 PROVIDER_MAX = "PROVIDER_MAX"
+# The longest stable window, and the share of the lifetime a window may take.
+MAX_STABLE_WINDOW = 300
+STABLE_WINDOW_DIVISOR = 10
+URL_CACHE_ENTRIES = 100_000
+
+
+def stable_window(ttl: int) -> int:
+    """The window, in seconds, a URL of this lifetime is signed at the start of."""
+    return max(1, min(ttl // STABLE_WINDOW_DIVISOR, MAX_STABLE_WINDOW))
+
+
+def signing_time(now: datetime, ttl: int, policy: MountPolicy) -> datetime:
+    """The time to sign a URL of lifetime ttl at: now floored to its stable window
+    (to the second when the mount turned stable URLs off)."""
+    now = now.replace(microsecond=0)
+    if not policy.cache_stable_urls:
+        return now
+    window = stable_window(ttl)
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % window, UTC)
+
+
+def _asked_at(options: SignOptions) -> datetime:
+    return options.signed_at if options.asked_at is None else options.asked_at
 
 
 def _credential_lifetime(
@@ -49,14 +83,17 @@ def _credential_lifetime(
 ) -> SignOptions:
     """The options of a URL that lives exactly as long as the credential it carries."""
     until = signer.valid_until
+    # The URL's expiry is the credential's end (measured from the signing time, so that
+    # expires_at says exactly that); whether it is still usable is a question for now.
     left = 0 if until is None else int((until - options.signed_at).total_seconds())
-    if left <= 0:
+    real = 0 if until is None else int((until - _asked_at(options)).total_seconds())
+    if real <= 0:
         raise FailedPrecondition(
             "the credential's SAS has expired: register a new one", reason="SAS_EXPIRED"
         )
-    if left > policy.max_ttl_seconds and not policy.allow_credential_lifetime:
+    if real > policy.max_ttl_seconds and not policy.allow_credential_lifetime:
         raise FailedPrecondition(
-            f"a URL carrying this credential's SAS would work for {left} s, past the "
+            f"a URL carrying this credential's SAS would work for {real} s, past the "
             f"mount's max TTL of {policy.max_ttl_seconds} s: register a shorter-lived SAS, "
             "or set the mount's allow_credential_lifetime",
             reason="SAS_OUTLIVES_MOUNT_TTL",
@@ -79,7 +116,7 @@ def capped(
         if signer.limit_reason == SESSION_EXPIRY:
             until -= SESSION_SKEW
         left = int((until - options.signed_at).total_seconds())
-        if left <= 0:
+        if int((until - _asked_at(options)).total_seconds()) <= 0:
             raise Unavailable(
                 "the credential's session has expired and could not be renewed",
                 reason="SESSION_EXPIRED",
@@ -89,25 +126,140 @@ def capped(
     return replace(options, expires_in=expires_in, capped_by=capped_by)
 
 
+class UrlCache:
+    """Stable URLs already signed, by everything that makes them (bounded LRU, per process).
+
+    An entry's key names the mount (id and version: a rebind moves it), the credential
+    (id and record version), the key, the method, the overrides, the signing time, the
+    final lifetime and the caller. The use case reads the mount and checks its credential
+    is active before asking, so a rebound mount or a revoked credential never reaches an
+    old entry; forget() also drops a revoked credential's entries at once.
+    """
+
+    def __init__(self, capacity: int = URL_CACHE_ENTRIES) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[str, str, Mapping[str, str]]] = OrderedDict()
+        # Entries per credential id, so that forget() scans only when it has work.
+        self._held: dict[str, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_many(
+        self, scope: Hashable, keys: Sequence[str]
+    ) -> list[tuple[str, str, Mapping[str, str]] | None]:
+        """The cached (credential id, URL, required headers) of each key, or None."""
+        entries = self._entries
+        with self._lock:
+            found = [entries.get((scope, k)) for k in keys]
+            hits = 0
+            for k, hit in zip(keys, found, strict=True):
+                if hit is not None:
+                    entries.move_to_end((scope, k))
+                    hits += 1
+            self.hits += hits
+            self.misses += len(keys) - hits
+        return found
+
+    def put_many(
+        self,
+        scope: Hashable,
+        credential_id: str,
+        pairs: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+    ) -> None:
+        """Remember (key, URL) pairs signed under scope, dropping the least recently used."""
+        entries, held = self._entries, self._held
+        with self._lock:
+            for key, url in pairs:
+                if entries.get((scope, key)) is None:
+                    held[credential_id] = held.get(credential_id, 0) + 1
+                entries[(scope, key)] = (credential_id, url, headers)
+            while len(entries) > self._capacity:
+                _, (old, _, _) = entries.popitem(last=False)
+                if held[old] <= 1:
+                    del held[old]
+                else:
+                    held[old] -= 1
+
+    def forget(self, credential_id: str) -> None:
+        """Drop every URL signed with a credential (revoked)."""
+        with self._lock:
+            if self._held.pop(credential_id, 0) == 0:
+                return
+            gone = [k for k, v in self._entries.items() if v[0] == credential_id]
+            for k in gone:
+                del self._entries[k]
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._entries.clear()
+            self._held.clear()
+
+
+def _scope(mount: Mount, credential: tuple[str, int], final: SignOptions) -> Hashable:
+    return (
+        mount.mount_id,
+        mount.version,
+        credential,
+        final.method,
+        final.overrides,
+        final.signed_at,
+        final.expires_in,
+        final.capped_by,
+        # A URL may carry a session made for its caller (AWS SourceIdentity): one caller's
+        # URL must never be served to another, or the cloud's logs name the wrong one.
+        final.caller,
+    )
+
+
 def sign_urls(
     handle: CredentialHandle,
     mount: Mount,
     keys: Sequence[str],
     options: SignOptions,
     max_url_seconds: int,
+    cache: UrlCache | None = None,
+    credential: tuple[str, int] = ("", 0),
 ) -> list[SignedUrl]:
-    """Sign keys (already checked against the mount) with the expiry cap applied."""
+    """Sign keys (already checked against the mount) with the expiry cap applied.
+
+    With a cache and a mount whose URLs are stable, repeats are served from the cache;
+    credential is the (id, record version) the handle signs with."""
     signer = handle.signer(mount, options)
     final = capped(options, signer, max_url_seconds, mount.policy)
-    batch = signer.sign(keys, final)
     expires_at = final.signed_at + timedelta(seconds=final.expires_in)
-    # One read-only mapping shared by the batch: a thousand copies would cost more.
-    headers = MappingProxyType(dict(batch.required_headers))
     method, capped_by = final.method, final.capped_by
-    return [
-        SignedUrl(key, url, method, expires_at, headers, capped_by)
-        for key, url in zip(keys, batch.urls, strict=True)
-    ]
+    if cache is None or not mount.policy.cache_stable_urls:
+        batch = signer.sign(keys, final)
+        # One read-only mapping shared by the batch: a thousand copies would cost more.
+        headers: Mapping[str, str] = MappingProxyType(dict(batch.required_headers))
+        return [
+            SignedUrl(key, url, method, expires_at, headers, capped_by)
+            for key, url in zip(keys, batch.urls, strict=True)
+        ]
+    scope = _scope(mount, credential, final)
+    found = cache.get_many(scope, keys)
+    missing = [k for k, hit in zip(keys, found, strict=True) if hit is None]
+    fresh: dict[str, str] = {}
+    headers = MappingProxyType({})
+    if missing:
+        batch = signer.sign(missing, final)
+        headers = MappingProxyType(dict(batch.required_headers))
+        pairs = list(zip(missing, batch.urls, strict=True))
+        cache.put_many(scope, credential[0], pairs, headers)
+        fresh = dict(pairs)
+    out: list[SignedUrl] = []
+    for key, hit in zip(keys, found, strict=True):
+        if hit is None:
+            out.append(SignedUrl(key, fresh[key], method, expires_at, headers, capped_by))
+        else:
+            out.append(SignedUrl(key, hit[1], method, expires_at, hit[2], capped_by))
+    return out
 
 
 def _listed_key_error(key: str, mount_prefix: str) -> str:
@@ -156,11 +308,23 @@ def list_pages(
         entries = raw.entries
         if sign is not None and entries:
             # Each page is signed when it is sent: a slow consumer still gets full lifetimes.
-            at = now().replace(microsecond=0)
-            entries = _with_urls(
-                handle, mount, entries, replace(sign, signed_at=at), max_url_seconds
+            at = now()
+            page_options = replace(
+                sign, signed_at=signing_time(at, sign.expires_in, mount.policy), asked_at=at
             )
+            entries = _with_urls(handle, mount, entries, page_options, max_url_seconds)
         yield ListPage(entries, fresh, raw.next_page_token)
 
 
-__all__ = ["PROVIDER_MAX", "SESSION_SKEW", "capped", "list_pages", "sign_urls"]
+__all__ = [
+    "MAX_STABLE_WINDOW",
+    "PROVIDER_MAX",
+    "SESSION_SKEW",
+    "URL_CACHE_ENTRIES",
+    "UrlCache",
+    "capped",
+    "list_pages",
+    "sign_urls",
+    "signing_time",
+    "stable_window",
+]

@@ -78,7 +78,7 @@ MOUNTS = Table.of(
     "mounts",
     "mount_id, tenant, name, bucket, prefix, region, endpoint, credential_id,"
     " max_ttl_seconds, allowed_methods, allow_credential_lifetime, version, created_at,"
-    " updated_at",
+    " updated_at, cache_stable_urls",
 )
 # writer_id, seq and time lead: the audit queries page by (time, writer_id, seq).
 AUDIT = Table.of(
@@ -215,6 +215,7 @@ class RowMapper:
                 "max_ttl_seconds": policy.max_ttl_seconds,
                 "allowed_methods": methods_text(policy.allowed_methods),
                 "allow_credential_lifetime": int(policy.allow_credential_lifetime),
+                "cache_stable_urls": int(policy.cache_stable_urls),
             },
         )
 
@@ -224,6 +225,7 @@ class RowMapper:
             max_ttl_seconds=v.pop("max_ttl_seconds"),
             allowed_methods=methods(v.pop("allowed_methods")),
             allow_credential_lifetime=bool(v.pop("allow_credential_lifetime")),
+            cache_stable_urls=bool(v.pop("cache_stable_urls")),
         )
         return Mount(**v)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -87,8 +88,9 @@ def parse_service_account(f: SecretFields, context: ParseContext) -> ServiceAcco
         raise bad_field("type", "must be 'service_account'")
     try:
         key = load_pem_private_key(f["private_key"].encode("utf-8"), password=None)
-    except (ValueError, TypeError):
-        # The parser's message could quote the input: never pass it on.
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # The parser's message could quote the input: never pass it on. A damaged key
+        # can name an algorithm OID the backend does not know (UnsupportedAlgorithm).
         raise bad_field("private_key", "is not a PEM private key") from None
     if not isinstance(key, RSAPrivateKey) or key.key_size < MIN_RSA_BITS:
         raise bad_field("private_key", f"must be an RSA key of at least {MIN_RSA_BITS} bits")

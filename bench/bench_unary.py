@@ -1,0 +1,136 @@
+"""Unary SignURL at 8 callers: a fresh key per call vs a repeat of a recently signed key
+(cache-stable URLs), against the health Check (the transport's floor), same run.
+
+One server child process (its own GIL), an S3_ACCESS_KEY mount on a custom endpoint
+never contacted (presigning is local). The three scenarios run interleaved for
+--rounds rounds, so machine load hits them alike; the medians and the spread of the
+rounds' ratios are printed, and one ``RESULT {json}`` line for bench/run.py.
+Usage: .venv/bin/python bench/bench_unary.py [--seconds 3] [--callers 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from _common import machine
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bucketvault.testing.server import start_server_process
+
+
+def run_callers(calls: list[Callable[[int], object]], seconds: float) -> dict[str, float]:
+    """Calls/s and p50/p99 latency (ms) of len(calls) threads calling back to back."""
+    latencies: list[list[float]] = [[] for _ in calls]
+    stop_at = time.perf_counter() + seconds
+
+    def run(slot: int) -> None:
+        call, mine = calls[slot], latencies[slot]
+        for i in itertools.count():
+            if time.perf_counter() >= stop_at:
+                return
+            t0 = time.perf_counter()
+            call(i)
+            mine.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    merged = sorted(itertools.chain.from_iterable(latencies))
+    return {
+        "calls_per_s": len(merged) / elapsed,
+        "p50_ms": merged[len(merged) // 2] * 1000,
+        "p99_ms": merged[int(len(merged) * 0.99)] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--callers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp, start_server_process(Path(tmp)) as srv:
+        admin = srv.client()
+        cred = admin.register_credential(
+            "bench",
+            "S3_ACCESS_KEY",
+            {
+                "access_key_id": "AKIDBENCHMARK",
+                "secret_access_key": "bench/secret+key",
+                "endpoint_url": "http://127.0.0.1:9",
+            },
+        )
+        mount = admin.create_mount(
+            "bench",
+            name="bench",
+            bucket="bench",
+            credential_id=cred.credential_id,
+            region="us-east-1",
+            max_ttl_seconds=3600,
+            allowed_methods=("GET",),
+        )
+        mid = mount.mount_id
+        pool = [srv.client() for _ in range(args.callers)]
+        channels = [grpc.insecure_channel(srv.address) for _ in range(args.callers)]
+        stubs = [health_pb2_grpc.HealthStub(ch) for ch in channels]
+        check = health_pb2.HealthCheckRequest()
+        scenarios: dict[str, list[Callable[[int], object]]] = {
+            "health_check": [lambda i, s=s: s.Check(check) for s in stubs],
+            "sign_url_fresh_key": [
+                lambda i, c=c, n=n: c.sign_url("bench", mid, f"fresh/{n}/{i}.jpg", ttl_seconds=600)
+                for n, c in enumerate(pool)
+            ],
+            "sign_url_repeat_key": [
+                lambda i, c=c: c.sign_url("bench", mid, f"hot/{i % 50}.jpg", ttl_seconds=600)
+                for c in pool
+            ],
+        }
+        for c in pool:  # warm up channels, the handle and the hot keys
+            for i in range(50):
+                c.sign_url("bench", mid, f"hot/{i}.jpg", ttl_seconds=600)
+        for s in stubs:
+            s.Check(check)
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in scenarios}
+        for _ in range(args.rounds):
+            for name, calls in scenarios.items():
+                rounds[name].append(run_callers(calls, args.seconds))
+        for ch in channels:
+            ch.close()
+    result: dict[str, object] = {"callers": args.callers, "rounds": args.rounds}
+    for name, measured in rounds.items():
+        med = {k: statistics.median(r[k] for r in measured) for k in measured[0]}
+        spread = [r["calls_per_s"] for r in measured]
+        result[name] = {**med, "calls_per_s_rounds": spread}
+        print(
+            f"{name:<22} {med['calls_per_s']:>8,.0f} calls/s  p50 {med['p50_ms']:.2f} ms"
+            f"  p99 {med['p99_ms']:.2f} ms  (rounds: {', '.join(f'{x:,.0f}' for x in spread)})"
+        )
+    health = rounds["health_check"]
+    for name in ("sign_url_fresh_key", "sign_url_repeat_key"):
+        ratios = [
+            r["calls_per_s"] / h["calls_per_s"] for r, h in zip(rounds[name], health, strict=True)
+        ]
+        result[f"{name}_vs_health"] = ratios
+        print(
+            f"{name} / health Check: median {statistics.median(ratios):.2f} "
+            f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
+        )
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
