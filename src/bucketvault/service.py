@@ -28,6 +28,8 @@ from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.tls import listener_credentials
+from bucketvault.http.server import HttpServer
+from bucketvault.http.wiring import bind_links, serve_links
 from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
@@ -90,6 +92,8 @@ class Service:
         return self.policy.reload() if self.policy is not None else False
 
     retention: Retention | None = None
+    # The stable-link HTTP listener, when BUCKETVAULT_HTTP_LISTEN is set.
+    http: HttpServer | None = None
 
     @property
     def address(self) -> str:
@@ -100,6 +104,8 @@ class Service:
         """Stop serving, then flush the audit log, sign its head and close the store."""
         if self.policy is not None:
             self.policy.stop()
+        if self.http is not None:
+            self.http.stop()
         self.server.stop(grace).wait()
         self.app.close()
         self.periodic.close()
@@ -168,7 +174,10 @@ def build_service(
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
     periodic = Periodic(clock, jobs)
-    app = build_app(config, store, envelope, service_keys, registry, audit, clock)
+    http, link_settings = bind_links(config)
+    app = build_app(
+        config, store, envelope, service_keys, registry, audit, clock, link_settings=link_settings
+    )
     server, port = build_grpc_server(
         app,
         authenticator,
@@ -178,6 +187,7 @@ def build_service(
         client_certs=client_certs,
     )
     server.start()
+    serve_links(http, config, app)
     watcher.start()
     return Service(
         config,
@@ -191,6 +201,7 @@ def build_service(
         sinks,
         policy=watcher,
         retention=retention,
+        http=http,
     )
 
 
