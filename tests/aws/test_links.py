@@ -7,6 +7,7 @@ import base64
 import os
 import re
 import shutil
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -244,6 +245,27 @@ def test_links_need_a_grant_on_the_mount_and_a_listener(tmp_path: Path, moto: Pe
         link = srv.client().create_link(TENANT, mount_id, "img/a.png")
         codes = [_get(link.url, allow_redirects=False).status_code for _ in range(4)]
         assert codes[:2] == [302, 302] and 429 in codes[2:]
+
+
+def test_no_audit_record_no_redirect(world: RunningServer, moto: Peer) -> None:
+    c = world.client()
+    mount_id, _ = _mount(world, moto)
+    link = c.create_link(TENANT, mount_id, "img/a.png")
+    db = sqlite3.connect(world.data_dir / "bucketvault.sqlite")
+    try:
+        with db:
+            db.execute(
+                "CREATE TRIGGER audit_down BEFORE INSERT ON audit "
+                "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+            )
+        down = _get(link.url, allow_redirects=False)
+        assert down.status_code == 503 and "Location" not in down.headers
+        assert down.text == "unavailable\n"
+    finally:
+        with db:
+            db.execute("DROP TRIGGER audit_down")
+        db.close()
+    assert _get(link.url, allow_redirects=False).status_code == 302
 
 
 # -- a browser: <img src=LINK> on a page of another origin ------------------------------
