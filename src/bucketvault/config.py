@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bucketvault.errors import InvalidArgument
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
@@ -114,6 +115,81 @@ def _metrics_listen(env: Mapping[str, str]) -> str:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The stable-link HTTP listener (BUCKETVAULT_HTTP_*). It speaks plain HTTP: TLS is
+    the ingress's or the mesh's, so a non-loopback listener needs an explicit flag."""
+
+    listen: str
+    # The links' scheme://host[:port] as browsers reach it; "" = http://<listen> (loopback).
+    public_url: str = ""
+    cors_origins: tuple[str, ...] = ()
+    url_ttl_seconds: int = 600
+    cache_margin_seconds: int = 60
+    rate_per_second: int = 20
+    rate_burst: int = 60
+    revocation_refresh_seconds: int = 10
+    threads: int = 8
+
+
+def _origin_or_base(value: str, name: str, insecure_ok: bool) -> str:
+    parts = urlsplit(value)
+    loopback = is_loopback(f"{parts.hostname or ''}:0") if parts.hostname else False
+    plain_ok = insecure_ok or loopback
+    if (
+        parts.scheme not in ("https", "http")
+        or (parts.scheme == "http" and not plain_ok)
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or parts.path not in ("", "/")
+    ):
+        raise InvalidArgument(
+            f"{name} must be https://host[:port] (http only for loopback)",
+            reason="INVALID_CONFIG",
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
+    listen = env.get("BUCKETVAULT_HTTP_LISTEN", "").strip()
+    if not listen:
+        return None
+    if not is_loopback(listen) and not env_bool(env, "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT"):
+        raise InvalidArgument(
+            f"BUCKETVAULT_HTTP_LISTEN={listen} is not a loopback address and the link "
+            "listener serves plain HTTP: put it behind a TLS ingress or mesh and set "
+            "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT=true",
+            reason="INVALID_CONFIG",
+        )
+    public = env.get("BUCKETVAULT_HTTP_PUBLIC_URL", "").strip()
+    if public:
+        public = _origin_or_base(public, "BUCKETVAULT_HTTP_PUBLIC_URL", insecure_ok)
+    elif not is_loopback(listen):
+        raise InvalidArgument(
+            "set BUCKETVAULT_HTTP_PUBLIC_URL (the https:// address browsers reach links at)",
+            reason="INVALID_CONFIG",
+        )
+    origins = tuple(
+        _origin_or_base(o, "BUCKETVAULT_HTTP_CORS_ORIGINS", True)
+        for o in _list(env, "BUCKETVAULT_HTTP_CORS_ORIGINS")
+    )
+    ttl = env_int(env, "BUCKETVAULT_HTTP_URL_TTL_SECONDS", 600, 60, MAX_URL_TTL_SECONDS)
+    return HttpConfig(
+        listen=listen,
+        public_url=public,
+        cors_origins=origins,
+        url_ttl_seconds=ttl,
+        cache_margin_seconds=env_int(env, "BUCKETVAULT_HTTP_CACHE_MARGIN_SECONDS", 60, 0, ttl - 1),
+        rate_per_second=env_int(env, "BUCKETVAULT_HTTP_RATE_PER_SECOND", 20, 1, 100000),
+        rate_burst=env_int(env, "BUCKETVAULT_HTTP_RATE_BURST", 60, 1, 100000),
+        revocation_refresh_seconds=env_int(
+            env, "BUCKETVAULT_HTTP_REVOCATION_REFRESH_SECONDS", 10, 1, 3600
+        ),
+        threads=env_int(env, "BUCKETVAULT_HTTP_THREADS", 8, 1, 256),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     data_dir: Path
@@ -136,6 +212,8 @@ class Config:
     # get to finish after SIGTERM.
     metrics_listen: str = ""
     drain_seconds: int = 20
+    # The stable-link HTTP listener; None when BUCKETVAULT_HTTP_LISTEN is unset.
+    http: HttpConfig | None = None
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -184,6 +262,7 @@ class Config:
             ),
             metrics_listen=_metrics_listen(merged),
             drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
+            http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")),
             env=dict(merged),
         )
 
@@ -193,6 +272,7 @@ __all__ = [
     "DEFAULT_TTL",
     "MAX_URL_TTL_SECONDS",
     "Config",
+    "HttpConfig",
     "TlsConfig",
     "env_bool",
     "env_int",

@@ -34,6 +34,8 @@ from bucketvault.grpc.observing import CallObserver, DrainGate
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.tls import listener_credentials
 from bucketvault.hardening import forbid_core_dumps
+from bucketvault.http.server import HttpServer
+from bucketvault.http.wiring import bind_links, serve_links
 from bucketvault.observe.keys import ObservedKeyProvider, kek_backend
 from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.observe.tracing import Tracer, build_tracer
@@ -109,6 +111,8 @@ class Service:
     health: health.HealthServicer | None = None
     gate: DrainGate | None = None
     stopped: bool = False
+    # The stable-link HTTP listener, when BUCKETVAULT_HTTP_LISTEN is set.
+    http: HttpServer | None = None
 
     @property
     def address(self) -> str:
@@ -124,6 +128,8 @@ class Service:
         self.stopped = True
         if self.policy is not None:
             self.policy.stop()
+        if self.http is not None:
+            self.http.stop()
         self.server.stop(grace).wait()
         self.app.close()
         self.periodic.close()
@@ -253,7 +259,18 @@ def build_service(
             archive_dir=config.audit_archive_dir,
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
-    app = build_app(config, store, envelope, service_keys, registry, audit, clock, metrics)
+    http, link_settings = bind_links(config)
+    app = build_app(
+        config,
+        store,
+        envelope,
+        service_keys,
+        registry,
+        audit,
+        clock,
+        metrics,
+        link_settings=link_settings,
+    )
     jobs.append(Job("evict-revoked-handles", HANDLE_SWEEP_PERIOD, app.handles.evict_revoked))
     periodic = Periodic(clock, jobs)
     gate = DrainGate()
@@ -272,6 +289,7 @@ def build_service(
         health_servicer=health_servicer,
     )
     server.start()
+    serve_links(http, config, app)
     watcher.start()
     return Service(
         config,
@@ -290,6 +308,7 @@ def build_service(
         tracer=tracer,
         health=health_servicer,
         gate=gate,
+        http=http,
     )
 
 

@@ -32,7 +32,10 @@ def write_policy(path: Path, entries: Sequence[Mapping[str, Any]]) -> dict[str, 
 
 @contextmanager
 def policy_server(
-    tmp_path: Path, entries: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("a.jpg",)
+    tmp_path: Path,
+    entries: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] = ("a.jpg",),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningServer]:
     """A server whose policy holds an all-tenant admin and entries; its mounts sign and
     list in-process (testing.fakes.local_providers), listing keys."""
@@ -41,6 +44,6 @@ def policy_server(
     tokens = write_policy(data_dir / "policy.json", [ADMIN, *entries])
     (data_dir / ADMIN_TOKEN_FILE).write_text(tokens["admin"] + "\n")
     (data_dir / ADMIN_TOKEN_FILE).chmod(0o600)
-    with start_server(tmp_path, data_dir=data_dir, providers=local_providers(keys)) as srv:
+    with start_server(tmp_path, data_dir=data_dir, providers=local_providers(keys), env=env) as srv:
         srv.tokens.update(tokens)
         yield srv

@@ -83,6 +83,12 @@ ROWS = [
     Row("SignURL", SIGNER, scoped="ADMPXL", wide="ADAAAA"),
     Row("SignURLs", SIGNER, scoped="ADMPXL", wide="ADAAAA"),
     Row("ListPrefix", SIGNER, scoped="ADMP-L", wide="ADAA-A"),
+    # Links: what signing needs, for every method of the link (GET and HEAD by default,
+    # which the scoped grant allows); a link has no URL lifetime of its own to ask.
+    Row("CreateLink", SIGNER, scoped="ADMP--", wide="ADAA--"),
+    Row("CreateLinks", SIGNER, scoped="ADMP--", wide="ADAA--"),
+    # Revoking needs a grant reaching the link's mount; signers and operators may.
+    Row("RevokeLink", SIGNER | OP, scoped="ADM---", wide="ADA---"),
     Row("QueryAudit", AUD, scoped="TD----", wide="AD----"),
     # VerifyAudit reads every tenant's chain: only an all-tenant auditor (the admin here,
     # test_all_tenant_auditor_verifies) may; both principals are bound to acme.
@@ -134,7 +140,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("matrix")
-    with policy_server(tmp, ENTRIES, keys=("2024/a.jpg", "2023/b.jpg")) as server:
+    links = {"BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0"}
+    with policy_server(tmp, ENTRIES, keys=("2024/a.jpg", "2023/b.jpg"), env=links) as server:
         admin = server.client()
         ids: dict[str, tuple[str, str]] = {}
         for tenant in ("acme", "globex"):
@@ -225,6 +232,9 @@ CALLS: dict[str, Call] = {
         t.tenant, t.mount_id, t.keys, method=t.method, ttl_seconds=t.ttl
     ),
     "ListPrefix": _list_prefix,
+    "CreateLink": lambda w, c, t: c.create_link(t.tenant, t.mount_id, t.keys[-1]),
+    "CreateLinks": lambda w, c, t: c.create_links(t.tenant, t.mount_id, t.keys),
+    "RevokeLink": lambda w, c, t: c.revoke_link(t.tenant, t.mount_id, "lnk_" + "0" * 20),
     "QueryAudit": lambda w, c, t: list(c.query_audit(t.tenant, limit=1)),
     "VerifyAudit": lambda w, c, t: c.verify_audit(),
     "GetAuditKey": lambda w, c, t: c.audit_key(),

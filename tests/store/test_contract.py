@@ -23,7 +23,7 @@ from bucketvault.errors import (
 )
 from bucketvault.models import CredentialState
 from bucketvault.store import open_store
-from bucketvault.store.base import AuditFilter, Store
+from bucketvault.store.base import AuditFilter, LinkRevocation, Store
 from bucketvault.store.migrations import apply_migrations, load_migrations
 
 if TYPE_CHECKING:  # conftest is not importable under --import-mode=importlib
@@ -562,3 +562,16 @@ def test_retire_service_key_sets_the_time_once(store: Store, make: Factory) -> N
     got = store.get_service_key(k.key_id)
     assert got is not None and got.retired_at == later
     assert store.retire_service_key("no-such-key", T0) is False
+
+
+def test_link_revocations_keep_the_first_and_name_the_mount(store: Store) -> None:
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    first = LinkRevocation("lnk_1", "acme", "mnt_a", when, "alice", "leaked")
+    again = LinkRevocation("lnk_1", "acme", "mnt_a", when + timedelta(hours=1), "bob")
+    other = LinkRevocation("lnk_1", "acme", "mnt_b", when, "mallory")
+    kept = [
+        store.audit_batch(lambda b, r=r: b.apply(lambda w: w.revoke_link(r)))
+        for r in (first, again, other)
+    ]
+    assert kept == [first, first, other]
+    assert store.link_revocations() == {("acme", "mnt_a", "lnk_1"), ("acme", "mnt_b", "lnk_1")}

@@ -8,10 +8,20 @@ happens before any lookup, so a denied caller learns nothing about what exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bucketvault.app.audit import Audit, AuditKey
 from bucketvault.app.common import Recorder, Seams
 from bucketvault.app.handles import ExternalIds, Handles
+from bucketvault.app.links import (
+    IssuedLink,
+    LinkInput,
+    Links,
+    LinkSettings,
+    LinksInput,
+    OpenInput,
+    Redirect,
+)
 from bucketvault.app.mounts import MountInput, Mounts
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
 from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signing, SignInput
@@ -21,6 +31,7 @@ from bucketvault.audit.verifier import AuditVerifier
 from bucketvault.clock import Clock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
+from bucketvault.links import LinkCodec, Revocations
 from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.registry import ProviderRegistry
@@ -38,6 +49,7 @@ class App:
     handles: Handles
     # What the transport writes a call's record with when the use case did not.
     recorder: Recorder
+    links: Links
 
     def close(self) -> None:
         """Close every open credential handle."""
@@ -53,8 +65,13 @@ def build_app(
     audit_log: AuditLog,
     clock: Clock,
     metrics: Metrics = NO_METRICS,
+    *,
+    link_settings: LinkSettings | None = None,
 ) -> App:
-    """Wire the use cases over the seams the composition root chose."""
+    """Wire the use cases over the seams the composition root chose.
+
+    link_settings: where links point (the HTTP listener's public URL); None: no links.
+    """
     external_ids = ExternalIds(store, clock)
     handles = Handles(store, envelope, registry, config.url_policy, external_ids, metrics)
     recorder = Recorder(audit_log)
@@ -71,7 +88,18 @@ def build_app(
         ),
         handles=handles,
         recorder=recorder,
+        links=Links(
+            seams,
+            mounts,
+            LinkCodec(*service_keys.link_keys()),
+            Revocations(store, clock, timedelta(seconds=_refresh(config))),
+            link_settings or LinkSettings(),
+        ),
     )
+
+
+def _refresh(config: Config) -> int:
+    return config.http.revocation_refresh_seconds if config.http is not None else 10
 
 
 __all__ = [
@@ -80,8 +108,14 @@ __all__ = [
     "AuditFilter",
     "AuditKey",
     "AuditRow",
+    "IssuedLink",
+    "LinkInput",
+    "LinkSettings",
+    "LinksInput",
     "ListInput",
     "MountInput",
+    "OpenInput",
+    "Redirect",
     "RegisterInput",
     "RegistrationKey",
     "SealedSecret",

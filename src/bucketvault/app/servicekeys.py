@@ -1,5 +1,5 @@
-"""Keys the service owns: HPKE registration key pairs, the fingerprint key and the audit
-signing key.
+"""Keys the service owns: HPKE registration key pairs, the fingerprint key, the audit
+signing key and the link MAC key.
 
 Their private parts are stored envelope-encrypted under the KEK, like credentials, and
 are decrypted once into memory.
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 REGISTRATION = "registration"
 FINGERPRINT = "fingerprint"
 AUDIT_SIGNING = "audit-signing"
+LINK_MAC = "link-mac"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class ServiceKeys:
         self._fingerprint_key = b""
         self._audit_signer: AuditSigner | None = None
         self._audit_keys = TrustedKeys({})
+        self._link_keys: dict[str, bytes] = {}
+        self._link_key_id = ""
 
     def __repr__(self) -> str:
         return "ServiceKeys()"
@@ -98,6 +101,28 @@ class ServiceKeys:
                 key_id=key_id_of(signing_key.public_key()),
             )
         self._load_audit_keys()
+        if not self._store.list_service_keys(LINK_MAC):
+            self._add(LINK_MAC, "hmac-sha256", b"", secrets.token_bytes(32), key_id=_link_kid())
+        self._load_link_keys()
+
+    def _load_link_keys(self) -> None:
+        """Every link key that opens under the KEK (bound to its id); the newest live one
+        signs new links, retired ones still verify old links."""
+        keys: dict[str, bytes] = {}
+        current = ""
+        for record in self._store.list_service_keys(LINK_MAC):
+            try:
+                keys[record.key_id] = self._envelope.decrypt(
+                    record.envelope, _ad(record.key_id, LINK_MAC)
+                )
+            except BucketVaultError:
+                log.error("link key %s does not open under the KEK: not trusted", record.key_id)
+                continue
+            if record.retired_at is None:
+                current = record.key_id
+        if not current:
+            raise FailedPrecondition("no usable link key", reason="NO_LINK_KEY")
+        self._link_keys, self._link_key_id = keys, current
 
     def _load_audit_keys(self) -> None:
         """Trust an audit key only if its private half opens under the KEK.
@@ -222,10 +247,18 @@ class ServiceKeys:
         """Every audit key whose private half opened under the KEK, retired ones included."""
         return self._audit_keys
 
+    def link_keys(self) -> tuple[str, dict[str, bytes]]:
+        """The id of the key new links are signed with, and every trusted link key by id."""
+        return self._link_key_id, dict(self._link_keys)
+
     def fingerprint(self, kind: str, canonical: bytes) -> str:
         """A keyed fingerprint: equal secrets compare equal, nothing can be learned from it."""
         digest = hmac.new(self._fingerprint_key, kind.encode() + b"\x00" + canonical, sha256)
         return "hmac-sha256:" + digest.hexdigest()[:32]
+
+
+def _link_kid() -> str:
+    return "lk_" + secrets.token_hex(8)
 
 
 def _raw_public(private: Ed25519PrivateKey) -> bytes:
@@ -237,6 +270,7 @@ def _raw_public(private: Ed25519PrivateKey) -> bytes:
 __all__ = [
     "AUDIT_SIGNING",
     "FINGERPRINT",
+    "LINK_MAC",
     "REGISTRATION",
     "RegistrationKey",
     "Rotated",

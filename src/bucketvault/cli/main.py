@@ -30,6 +30,7 @@ from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
 from bucketvault.cli import keys
+from bucketvault.cli.links import add_link_parser, run_link
 from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
@@ -394,6 +395,8 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"# header {k}: {v}", file=sys.stderr)
         elif cmd == "ls":
             _ls(args, c)
+        elif cmd == "link":
+            return run_link(args, c)
     return 0
 
 
@@ -523,6 +526,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--method", default="GET", choices=("GET", "HEAD", "PUT"))
     g.add_argument("--ttl", type=int)
     g.add_argument("key")
+
+    add_link_parser(sub)
 
     ls = sub.add_parser("ls", help="list objects under a mount")
     ls.add_argument("--tenant", required=True)

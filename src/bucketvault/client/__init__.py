@@ -416,6 +416,57 @@ class BucketVaultClient:
             ),
         )
 
+    def create_link(
+        self,
+        tenant: str,
+        mount_id: str,
+        key: str = "",
+        *,
+        prefix: str = "",
+        whole_prefix: bool = False,
+        methods: Sequence[str] = (),
+        expires_in_seconds: int = 0,
+    ) -> signer_pb2.Link:
+        """A stable link to key, or (whole_prefix) a base for every key under prefix."""
+        request = signer_pb2.CreateLinkRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            key=key,
+            prefix=prefix,
+            whole_prefix=whole_prefix,
+            methods=[_method(m) for m in methods],
+            expires_in_seconds=expires_in_seconds,
+        )
+        return self._call(self.signer.CreateLink, request, signer_pb2.Link)
+
+    def create_links(
+        self,
+        tenant: str,
+        mount_id: str,
+        keys: Sequence[str],
+        *,
+        methods: Sequence[str] = (),
+        expires_in_seconds: int = 0,
+    ) -> list[signer_pb2.Link]:
+        """One stable link per key, in order."""
+        request = signer_pb2.CreateLinksRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            keys=list(keys),
+            methods=[_method(m) for m in methods],
+            expires_in_seconds=expires_in_seconds,
+        )
+        response = self._call(self.signer.CreateLinks, request, signer_pb2.CreateLinksResponse)
+        return list(response.links)
+
+    def revoke_link(
+        self, tenant: str, mount_id: str, link_id: str, *, reason: str = ""
+    ) -> signer_pb2.RevokeLinkResponse:
+        request = signer_pb2.RevokeLinkRequest(
+            tenant=tenant, mount_id=mount_id, link_id=link_id, reason=reason
+        )
+        return self._call(self.signer.RevokeLink, request, signer_pb2.RevokeLinkResponse)
+
     # -- Audit ------------------------------------------------------------------
     def query_audit(
         self,

@@ -13,7 +13,7 @@ import grpc
 
 from bucketvault.app import App
 from bucketvault.errors import InvalidArgument
-from bucketvault.grpc import convert
+from bucketvault.grpc import convert, links
 from bucketvault.grpc.interceptor import current_call
 from bucketvault.v1 import (
     audit_pb2,
@@ -145,6 +145,15 @@ class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):
 
     ListPrefix = _stream(
         lambda app: app.signing.list_prefix, convert.list_input, reply=convert.page_to_pb
+    )
+    CreateLink = _unary(lambda app: app.links.create, links.link_input, reply=links.link_to_pb)
+    CreateLinks = _unary(
+        lambda app: app.links.create_many, links.links_input, reply=links.links_to_pb
+    )
+    RevokeLink = _unary(
+        lambda app: app.links.revoke,
+        *("tenant", "mount_id", "link_id", "reason"),
+        reply=links.revocation_to_pb,
     )
 
 

@@ -39,6 +39,18 @@ class ServiceKeyRecord:
 
 
 @dataclass(frozen=True)
+class LinkRevocation:
+    """One row of the link revocation list."""
+
+    link_id: str
+    tenant: str
+    mount_id: str
+    revoked_at: datetime
+    revoked_by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class StoredCredential:
     credential: Credential
     # Envelope ciphertext of the secret JSON; None once revoked (crypto-shredded).
@@ -219,6 +231,19 @@ class Writes(Protocol):
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
     ) -> Mount: ...
 
+    def revoke_link(self, revocation: LinkRevocation) -> LinkRevocation:
+        """Add the link to the revocation list; one already there keeps its first
+        revocation, which is returned."""
+        ...
+
+
+class LinkRevocationStore(Protocol):
+    """Revoked stable links (links themselves are not stored: their token is their record)."""
+
+    def link_revocations(self) -> frozenset[tuple[str, str, str]]:
+        """Every revoked link as (tenant, mount_id, link_id)."""
+        ...
+
 
 class AuditBatch(Protocol):
     """One transaction of the audit writer: mutations, then their records."""
@@ -295,6 +320,7 @@ class AuditCheckpointStore(Protocol):
 
 class Store(
     ServiceKeyStore,
+    LinkRevocationStore,
     TenantStore,
     CredentialStore,
     MountStore,
@@ -318,6 +344,8 @@ __all__ = [
     "AuditRow",
     "AuditStore",
     "CredentialStore",
+    "LinkRevocation",
+    "LinkRevocationStore",
     "MountStore",
     "ServiceKeyRecord",
     "ServiceKeyStore",

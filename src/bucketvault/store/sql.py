@@ -45,6 +45,7 @@ from bucketvault.store.base import (
     AuditCheckpoint,
     AuditFilter,
     AuditRow,
+    LinkRevocation,
     ServiceKeyRecord,
     StoredCredential,
     Writes,
@@ -60,6 +61,14 @@ _FAR_FUTURE = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _MIN_SEQ = -(2**63)
 _CREDENTIAL_ID = CREDENTIALS.columns.index("credential_id")
 
+_LINK_INSERT = (
+    "INSERT INTO link_revocations (link_id, tenant, mount_id, revoked_at, revoked_by, reason)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_LINK_SELECT = (
+    "SELECT link_id, tenant, mount_id, revoked_at, revoked_by, reason FROM link_revocations"
+    " WHERE tenant = ? AND mount_id = ? AND link_id = ?"
+)
 _REBIND = (
     "UPDATE mounts SET credential_id = ?, version = version + 1, updated_at = ?"  # noqa: S608
     f" WHERE mount_id = ? AND tenant = ? AND version = ? RETURNING {MOUNTS.column_list}"
@@ -277,6 +286,28 @@ class _Writes:
         raise Aborted(
             f"mount {mount_id!r} changed since version {expected_version}",
             reason="VERSION_MISMATCH",
+        )
+
+    def revoke_link(self, revocation: LinkRevocation) -> LinkRevocation:
+        """Add to the revocation list; the first revocation of an id is kept."""
+        r = revocation
+        self._tx.execute(
+            _LINK_INSERT,
+            (
+                r.link_id,
+                r.tenant,
+                r.mount_id,
+                self._rows.timestamp(r.revoked_at),
+                r.revoked_by,
+                r.reason,
+            ),
+        )
+        row = self._tx.execute(
+            _LINK_SELECT,
+            (r.tenant, r.mount_id, r.link_id),
+        ).fetchone()
+        return LinkRevocation(
+            row[0], row[1], row[2], self._dialect.decode_time(row[3]), row[4], row[5]
         )
 
 
@@ -563,6 +594,13 @@ class SqlStore:
             return self._writes(tx).rebind_mount(
                 tenant, mount_id, credential_id, expected_version, now
             )
+
+    # -- links --------------------------------------------------------------
+    @_translating
+    def link_revocations(self) -> frozenset[tuple[str, str, str]]:
+        """Every revoked link as (tenant, mount_id, link_id)."""
+        rows = self._all("SELECT tenant, mount_id, link_id FROM link_revocations", ())
+        return frozenset((r[0], r[1], r[2]) for r in rows)
 
     # -- audit --------------------------------------------------------------
     def append_audit(self, rows: Sequence[AuditRow]) -> None:

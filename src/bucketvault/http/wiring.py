@@ -1,0 +1,32 @@
+"""How the composition root (service.py) builds the link listener from config."""
+
+from __future__ import annotations
+
+from bucketvault.app import App, LinkSettings
+from bucketvault.config import Config
+from bucketvault.http.ratelimit import TokenBuckets
+from bucketvault.http.server import HttpServer
+from bucketvault.http.wsgi import LinkApp
+
+
+def bind_links(config: Config) -> tuple[HttpServer | None, LinkSettings]:
+    """The bound (not yet serving) listener and where links point; no listener, no links."""
+    http = config.http
+    if http is None:
+        return None, LinkSettings()
+    server = HttpServer(http.listen, threads=http.threads)
+    # On loopback without a public URL: the listener's own address (tests, development).
+    public = http.public_url or f"http://{server.address}"
+    return server, LinkSettings(public, http.url_ttl_seconds, http.cache_margin_seconds)
+
+
+def serve_links(server: HttpServer | None, config: Config, app: App) -> None:
+    """Start serving links with app's use cases and audit log."""
+    http = config.http
+    if server is None or http is None:
+        return
+    limiter = TokenBuckets(http.rate_per_second, http.rate_burst)
+    server.start(LinkApp(app.links, app.recorder, limiter, http.cors_origins))
+
+
+__all__ = ["bind_links", "serve_links"]
