@@ -12,7 +12,7 @@ PROTO_OUT := src/bucketvault/v1
 ADDR ?= 127.0.0.1:50051
 DATA_DIR ?= .bucketvault
 
-.PHONY: all venv proto run test test-fast lint docs bench fuzz emulators localstack azurite clean
+.PHONY: all venv proto run test test-fast lint docs bench fuzz emulators localstack azurite browser clean
 
 all: proto
 
@@ -55,10 +55,15 @@ $(AZURITE_DIR)/.installed:
 
 emulators: localstack azurite
 
+# Headless Chromium renders a stable link in an <img> (tests/aws/test_links.py): Debian's
+# package, installed only when missing (needs root, as CI has).
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
+
 run: proto
 	$(BIN)/bucketvault serve --listen $(ADDR) --data-dir $(DATA_DIR)
 
-test: proto emulators
+test: proto emulators browser
 	$(BIN)/python -m pytest
 
 # The suite without the slow LocalStack peer; for quick local loops only.
