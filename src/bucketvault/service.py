@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 
 from bucketvault.app import App, build_app
 from bucketvault.app.servicekeys import ServiceKeys
@@ -32,6 +32,7 @@ from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
 from bucketvault.grpc.observing import CallObserver, DrainGate
 from bucketvault.grpc.server import build_grpc_server
+from bucketvault.grpc.servicers import SERVICE_NAMES
 from bucketvault.grpc.tls import listener_credentials
 from bucketvault.hardening import forbid_core_dumps
 from bucketvault.http.server import HttpServer
@@ -43,6 +44,7 @@ from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
 from bucketvault.store.base import Store
+from bucketvault.storehealth import PROBE_SECONDS, StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,16 @@ class Service:
         return report
 
 
+def _report_health(servicer: health.HealthServicer, gate: DrainGate, serving: bool) -> None:
+    """Every service's health, as the store allows; a draining server stays NOT_SERVING."""
+    if serving and gate.closed:
+        return
+    response = health_pb2.HealthCheckResponse
+    status = response.SERVING if serving else response.NOT_SERVING
+    for name in ("", *SERVICE_NAMES):
+        servicer.set(name, status)
+
+
 def _metrics(config: Config) -> tuple[Metrics, Any]:
     """Prometheus metrics and their listener when BUCKETVAULT_METRICS_LISTEN is set."""
     if not config.metrics_listen:
@@ -272,11 +284,16 @@ def build_service(
         link_settings=link_settings,
     )
     jobs.append(Job("evict-revoked-handles", HANDLE_SWEEP_PERIOD, app.handles.evict_revoked))
-    periodic = Periodic(clock, jobs)
     gate = DrainGate()
     metrics.drain(lambda: gate.in_flight)
     metrics.url_cache(lambda: (app.handles.urls.hits, app.handles.urls.misses))
     health_servicer = health.HealthServicer()
+    store_health = StoreHealth(
+        lambda: store.audit_head(audit.writer_id),
+        lambda ok: _report_health(health_servicer, gate, ok),
+    )
+    jobs.append(Job("store-health", timedelta(seconds=PROBE_SECONDS), store_health.check))
+    periodic = Periodic(clock, jobs)
     server, port = build_grpc_server(
         app,
         authenticator,

@@ -8,10 +8,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import pytest
 from core.secrets_fixtures import sample
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bucketvault import errors
+from bucketvault.storehealth import PROBE_SECONDS
 from bucketvault.testing.emulators import required
 from bucketvault.testing.fakes import local_providers
 from bucketvault.testing.postgres import start_postgres
@@ -70,3 +73,32 @@ def test_requests_fail_unavailable_while_the_database_is_down_then_recover(
             assert outcomes["ok"] >= ok_before + 20, "recovered by itself"
             verdict = c.verify_audit()
             assert verdict.ok, verdict.detail
+
+
+def _health(address: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="bucketvault.v1.Signer"), timeout=5
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+def _until(want: str, address: str, seconds: float) -> float:
+    start = time.monotonic()
+    while _health(address) != want and time.monotonic() - start < seconds:
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_health_goes_not_serving_while_the_database_is_down(tmp_path: Path) -> None:
+    with required(start_postgres()) as pg:
+        env = {"BUCKETVAULT_STORE": pg.create_database()}
+        with start_server(tmp_path, env=env, providers=local_providers()) as srv:
+            assert _health(srv.address) == "SERVING"
+            bound = PROBE_SECONDS + 3.0  # a probe interval, the poll, and a loaded machine
+            pg.pause()
+            try:
+                assert _until("NOT_SERVING", srv.address, bound) <= bound
+            finally:
+                pg.resume()
+            assert _until("SERVING", srv.address, bound) <= bound

@@ -167,6 +167,11 @@ class DrainGate(grpc.ServerInterceptor):  # type: ignore[misc]
         """Calls being served now."""
         return self._in_flight
 
+    @property
+    def closed(self) -> bool:
+        """True once close() was called (the server is draining)."""
+        return self._closed
+
     def close(self) -> int:
         """Refuse new calls from now on; returns how many are in flight."""
         with self._cv:
