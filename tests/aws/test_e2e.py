@@ -183,6 +183,9 @@ def frozen_world(moto: Peer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                         bucket,
                         name=f"{kind}-{bucket}-{region}".replace(".", "-"),
                         region=region,
+                        # Signed at the exact second asked, as botocore signs: the stable
+                        # window's flooring has tests of its own (tests/core).
+                        cache_stable_urls=False,
                     )
         # Sessions are per scope (bucket, prefix, methods; not region): open each bucket's
         # session now, then learn it from the STS answer it came in.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -211,7 +212,18 @@ def test_serve_refuses_plaintext_on_a_public_address(
 ) -> None:
     for name in ("BUCKETVAULT_ALLOW_PLAINTEXT", "BUCKETVAULT_TLS_CERT_FILE"):
         monkeypatch.delenv(name, raising=False)
-    code = main(["serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "d")])
+    # serve configures the root logger on this test's captured stderr: put it back after,
+    # or later tests' log lines go to a closed stream.
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        code = main(["serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "d")])
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
     assert code == 1
     assert "INVALID_CONFIG" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()

@@ -97,6 +97,8 @@ def world(
             credential_id=sa.credential_id,
             max_ttl_seconds=MAX_TTL,
             allowed_methods=methods,
+            # Signed at the exact second asked, as the SDK signs (tests/core test the window).
+            cache_stable_urls=False,
         )
         emu_mount = c.create_mount(
             TENANT,
@@ -106,6 +108,7 @@ def world(
             endpoint=fake_gcs,
             max_ttl_seconds=3600,
             allowed_methods=methods,
+            cache_stable_urls=False,
         )
         hmac_mount = c.create_mount(
             TENANT,
