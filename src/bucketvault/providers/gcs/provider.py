@@ -116,15 +116,19 @@ class GcsProvider:
             iam = self._iam()
             account = secret.service_account
             minted = ImpersonatedTokens(iam, account, self.clock)
-            downscoped = DownscopedTokens(
-                minted.current, self.sts or StsClient(), account, self.clock
-            )
+            # Built without one (not by build()): Google's STS, owned by this handle.
+            own_sts = None if self.sts is not None else StsClient()
+            sts = self.sts or own_sts
+            assert sts is not None
+            downscoped = DownscopedTokens(minted.current, sts, account, self.clock)
             listing = requests.Session()
 
             def close_impersonation() -> None:
                 downscoped.clear()
                 minted.clear()
                 listing.close()
+                if own_sts is not None:
+                    own_sts.close()
 
             return GcsHandle(
                 IamKeySigner(account, iam),
