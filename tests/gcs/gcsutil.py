@@ -220,13 +220,15 @@ CUSTOMER_SA = "bucket-reader@customer-prj.iam.gserviceaccount.com"
 def identity_env(
     directory: Path, key: RSAPrivateKey, token_url: str, iam_url: str
 ) -> dict[str, str]:
-    """The service's own Google identity (a key file, 0600) and the IAM Credentials endpoint."""
+    """The service's own Google identity (a key file, 0600), the IAM Credentials endpoint and
+    STS (the IAM stand-in serves both)."""
     path = directory / "bucketvault-identity.json"
     path.write_text(json.dumps(sa_info(key, token_url)))
     path.chmod(0o600)
     return {
         "BUCKETVAULT_GCP_CREDENTIALS_FILE": str(path),
         "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": iam_url,
+        "BUCKETVAULT_GCP_STS_ENDPOINT": f"{iam_url}/v1/token",
     }
 
 

@@ -207,7 +207,7 @@ def test_listing_uses_one_cached_impersonated_token(
     assert minted[0].body["scope"] == ["https://www.googleapis.com/auth/devstorage.read_only"]
 
 
-def test_listing_presents_the_minted_token(
+def test_listing_presents_the_minted_token_downscoped(
     provider: Ruled, iam_calls: IamCredentialsStandIn, token_server: TokenEndpoint
 ) -> None:
     # The token endpoint's GET path stands in for a GCS that records bearers and says 403.
@@ -216,7 +216,9 @@ def test_listing_presents_the_minted_token(
     with pytest.raises(PermissionDenied):
         list(handle.list(mount, ListRequest("", "", 10, "")))
     bearer = token_server.state.bearer_seen[-1].removeprefix("Bearer ")
-    assert iam_calls.minted[bearer] == CUSTOMER_SA
+    # Not the minted (broad) token itself: the one STS downscoped it to (test_downscope.py).
+    assert bearer not in iam_calls.minted
+    assert iam_calls.downscoped[bearer][0] == CUSTOMER_SA
 
 
 def test_onboarding_names_the_services_identity(provider: Ruled) -> None:
@@ -249,7 +251,11 @@ def test_identity_endpoints_pass_the_url_policy(
         build(env, clock, strict)
     assert exc.value.reason == "INSECURE_ENDPOINT"
     # The key file's http token_uri is refused too, when the service first needs it.
-    https_iam = {**env, "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": "https://iam.example.com"}
+    https_iam = {
+        **env,
+        "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": "https://iam.example.com",
+        "BUCKETVAULT_GCP_STS_ENDPOINT": "https://sts.example.com/v1/token",
+    }
     gcs = build(https_iam, clock, UrlPolicy(resolver=lambda host: ["93.184.216.34"]))
     assert isinstance(gcs, GcsProvider)
     with pytest.raises(FailedPrecondition) as refused:

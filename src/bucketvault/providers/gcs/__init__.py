@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from bucketvault.clock import Clock
 from bucketvault.providers.base import CloudProvider
+from bucketvault.providers.gcs.downscope import StsClient
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.identity import GcpIdentityConfig, GoogleIdentity
 from bucketvault.providers.gcs.provider import GcsHandle, GcsProvider
@@ -18,7 +19,8 @@ def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudP
     loaded only when a keyless credential first needs it."""
     config = GcpIdentityConfig.from_env(env, url_policy)
     identity = GoogleIdentity(config, clock, url_policy)
-    return GcsProvider(clock, url_policy, IamCredentials(config.iam_endpoint, identity))
+    iam = IamCredentials(config.iam_endpoint, identity)
+    return GcsProvider(clock, url_policy, iam, StsClient(config.sts_endpoint))
 
 
 __all__ = ["GcsHandle", "GcsProvider", "build"]

@@ -36,6 +36,8 @@ class ListTarget:
     endpoint: str
     bucket: str
     principal: str
+    # The mount's prefix: what a downscoped listing token is bounded to.
+    prefix: str = ""
 
 
 def http_error(status: int, target: ListTarget, *, what: str) -> BucketVaultError:

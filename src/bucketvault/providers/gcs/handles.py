@@ -85,12 +85,12 @@ class GcsHandle:
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """Pages as the cloud returns them."""
         self._open()
-        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal)
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal, mount.prefix)
         return self.lister.pages(target, request)
 
     def check(self, mount: Mount) -> CheckResult:
         """List one object under the mount's prefix and classify the outcome."""
-        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal)
+        target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal, mount.prefix)
         probe = ListRequest(prefix=mount.prefix, delimiter="", page_size=1, page_token="")
         try:
             next(iter(self.lister.pages(target, probe)))

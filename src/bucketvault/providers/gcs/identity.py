@@ -6,7 +6,7 @@ Credentials (GOOGLE_APPLICATION_CREDENTIALS, the metadata server on GCE/GKE ...)
 used. Loaded at first use, not at start-up: a deployment whose tenants use no keyless GCS
 kind needs no Google identity, and the other GCS kinds must keep working without one.
 
-The key file's token_uri and the IAM Credentials endpoint pass the URL policy (https
+The key file's token_uri and the IAM Credentials and STS endpoints pass the URL policy (https
 only unless insecure endpoints are allowed, as tests do). They are the operator's
 configuration, not a customer's, so the customer token-URI allow-list does not apply.
 """
@@ -36,6 +36,9 @@ from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
 CREDENTIALS_FILE_ENV = "BUCKETVAULT_GCP_CREDENTIALS_FILE"
 IAM_ENDPOINT_ENV = "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT"
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
+# Where impersonated listing tokens are downscoped (downscope.py); the full token URL.
+STS_ENDPOINT_ENV = "BUCKETVAULT_GCP_STS_ENDPOINT"
+DEFAULT_STS_ENDPOINT = "https://sts.googleapis.com/v1/token"
 # IAM Credentials accepts cloud-platform (or iam) scoped tokens of the caller.
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -46,20 +49,24 @@ class GcpIdentityConfig:
 
     credentials_file: Path | None
     iam_endpoint: str
+    sts_endpoint: str = DEFAULT_STS_ENDPOINT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], url_policy: UrlPolicy) -> GcpIdentityConfig:
         """Read once at start-up; a disallowed endpoint fails fast."""
         raw = env.get(CREDENTIALS_FILE_ENV, "").strip()
-        override = env.get(IAM_ENDPOINT_ENV, "").strip()
-        # Google's own endpoint is a constant, not input: checking it would only make
-        # start-up depend on DNS. An override is checked like any endpoint we would call.
-        endpoint = (
-            url_policy.check_endpoint(override, field=IAM_ENDPOINT_ENV)
-            if override
-            else DEFAULT_IAM_ENDPOINT
+
+        def endpoint(name: str, default: str) -> str:
+            # Google's own endpoint is a constant, not input: checking it would only make
+            # start-up depend on DNS. An override is checked like any endpoint we call.
+            override = env.get(name, "").strip()
+            return url_policy.check_endpoint(override, field=name) if override else default
+
+        return cls(
+            credentials_file=Path(raw) if raw else None,
+            iam_endpoint=endpoint(IAM_ENDPOINT_ENV, DEFAULT_IAM_ENDPOINT),
+            sts_endpoint=endpoint(STS_ENDPOINT_ENV, DEFAULT_STS_ENDPOINT),
         )
-        return cls(credentials_file=Path(raw) if raw else None, iam_endpoint=endpoint)
 
 
 class ServiceIdentity(Protocol):
@@ -192,7 +199,9 @@ __all__ = [
     "CLOUD_PLATFORM_SCOPE",
     "CREDENTIALS_FILE_ENV",
     "DEFAULT_IAM_ENDPOINT",
+    "DEFAULT_STS_ENDPOINT",
     "IAM_ENDPOINT_ENV",
+    "STS_ENDPOINT_ENV",
     "GcpIdentityConfig",
     "GoogleIdentity",
     "ServiceIdentity",

@@ -10,7 +10,8 @@ Google guarantees a signBlob key "valid for at least 12 hours after the blob is 
 a longer URL might stop working before its X-Goog-Expires.
 
 Listing: an access token of the impersonated account (generateAccessToken, read-only
-storage scope), cached by the shared refresh-ahead cache.
+storage scope), cached by the shared refresh-ahead cache, is never sent to GCS itself:
+it is exchanged at STS for one downscoped to the mount's bucket and prefix (downscope.py).
 """
 
 from __future__ import annotations
@@ -66,9 +67,13 @@ class ImpersonatedTokens:
         minted = self._iam.generate_access_token(self._account, [READ_ONLY_SCOPE], TOKEN_LIFETIME)
         return Expiring(AccessToken(minted.token, minted.expires_at), minted.expires_at)
 
+    def current(self) -> AccessToken:
+        """A valid access token of the impersonated account, with its expiry."""
+        return self._tokens.get().value
+
     def token(self) -> str:
         """A valid access token of the impersonated account."""
-        return self._tokens.get().value.token
+        return self.current().token
 
     def clear(self) -> None:
         """Forget the token (handle closed)."""

@@ -6,7 +6,7 @@ however many objects the prefix holds. The page token is GCS's own pageToken.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -42,10 +42,20 @@ class TokenSource(Protocol):
         ...
 
 
+# The listing token for a target: one token for every bucket (a key file's), or one
+# bounded to the target's bucket and prefix (a downscoped impersonated token).
+TokenFor = Callable[[ListTarget], str]
+
+
+def unscoped(tokens: TokenSource) -> TokenFor:
+    """The same token source's token whatever the target."""
+    return lambda target: tokens.token()
+
+
 class JsonApiLister:
     """Lists a bucket with an OAuth token from the handle's token source."""
 
-    def __init__(self, session: requests.Session, tokens: TokenSource) -> None:
+    def __init__(self, session: requests.Session, tokens: TokenFor) -> None:
         self._session = session
         self._tokens = tokens
 
@@ -70,7 +80,7 @@ class JsonApiLister:
             params.append(("pageToken", page_token))
         query = "&".join(f"{encode_value(k)}={encode_value(v)}" for k, v in params)
         url = f"{target.endpoint}/storage/v1/b/{quote(target.bucket, safe='')}/o?{query}"
-        headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+        headers = {"Authorization": f"Bearer {self._tokens(target)}"}
         try:
             response = self._session.get(url, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
@@ -113,4 +123,4 @@ def _to_page(body: dict[str, Any]) -> ListPage:
     )
 
 
-__all__ = ["JsonApiLister", "ListTarget", "TokenSource", "parse_time"]
+__all__ = ["JsonApiLister", "ListTarget", "TokenFor", "TokenSource", "parse_time", "unscoped"]

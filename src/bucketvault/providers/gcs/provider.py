@@ -18,6 +18,7 @@ from bucketvault.models import (
     Preparation,
     RegistrationContext,
 )
+from bucketvault.providers.gcs.downscope import DownscopedTokens, StsClient
 from bucketvault.providers.gcs.handles import GcsHandle, mount_endpoint
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.impersonation import (
@@ -33,7 +34,7 @@ from bucketvault.providers.gcs.kinds import (
     ImpersonationSecret,
     ServiceAccountSecret,
 )
-from bucketvault.providers.gcs.listing import JsonApiLister
+from bucketvault.providers.gcs.listing import JsonApiLister, unscoped
 from bucketvault.providers.gcs.parallel import map_remote
 from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.gcs.v4 import MAX_EXPIRES, HmacKeySigner, RsaKeySigner
@@ -46,7 +47,8 @@ class GcsProvider:
     """CloudProvider for GCS_SERVICE_ACCOUNT, GCS_HMAC and GCS_IMPERSONATION credentials.
 
     ``iam`` calls IAM Credentials as the service's own identity (None: this deployment
-    has no Google identity, so the keyless kind is refused).
+    has no Google identity, so the keyless kind is refused); ``sts`` downscopes its
+    listing tokens to each mount (None: Google's STS).
     """
 
     name: ClassVar[str] = "gcs"
@@ -56,6 +58,7 @@ class GcsProvider:
     clock: Clock
     url_policy: UrlPolicy
     iam: IamCredentials | None = field(default=None, repr=False)
+    sts: StsClient | None = field(default=None, repr=False)
 
     def _iam(self) -> IamCredentials:
         if self.iam is None:
@@ -96,7 +99,7 @@ class GcsProvider:
 
             return GcsHandle(
                 RsaKeySigner(secret.client_email, secret.private_key),
-                JsonApiLister(session, tokens),
+                JsonApiLister(session, unscoped(tokens)),
                 f"service account {secret.client_email}",
                 close_sa,
             )
@@ -113,15 +116,23 @@ class GcsProvider:
             iam = self._iam()
             account = secret.service_account
             minted = ImpersonatedTokens(iam, account, self.clock)
+            # Built without one (not by build()): Google's STS, owned by this handle.
+            own_sts = None if self.sts is not None else StsClient()
+            sts = self.sts or own_sts
+            assert sts is not None
+            downscoped = DownscopedTokens(minted.current, sts, account, self.clock)
             listing = requests.Session()
 
             def close_impersonation() -> None:
+                downscoped.clear()
                 minted.clear()
                 listing.close()
+                if own_sts is not None:
+                    own_sts.close()
 
             return GcsHandle(
                 IamKeySigner(account, iam),
-                JsonApiLister(listing, minted),
+                JsonApiLister(listing, downscoped.token_for),
                 f"service account {account} (impersonated)",
                 close_impersonation,
                 fan_out=map_remote,
