@@ -94,6 +94,14 @@ class ResourceExhausted(BucketVaultError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class DeadlineExceeded(BucketVaultError):
+    """The call's deadline passed before an answer came (the SDK raises it for the
+    caller's own timeout); whether a write took effect is unknown: re-read to find out."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class CryptoError(BucketVaultError):
     """Decryption or unsealing failed. Deliberately vague: no oracle for attackers."""
 
@@ -112,6 +120,7 @@ __all__ = [
     "AlreadyExists",
     "BucketVaultError",
     "CryptoError",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",

@@ -1,0 +1,544 @@
+"""AsyncBucketVaultClient: BucketVaultClient's methods on grpc.aio, as coroutines.
+
+Same names, arguments, defaults, errors, deadlines and retries as the sync client
+(tests/sdk/test_surface.py pins it); listings and streams are async iterators. Both
+build requests and read replies with client._common, never on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import grpc
+import grpc.aio
+
+from bucketvault import errors
+from bucketvault.client import _common
+from bucketvault.client._common import (
+    DEFAULT_SUITE,
+    DEFAULT_TIMEOUT,
+    IDEMPOTENT,
+    Attempts,
+    RetryPolicy,
+    resolve_timeout,
+    seconds,
+    tls_credentials,
+    translate,
+)
+from bucketvault.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    signer_pb2,
+    signer_pb2_grpc,
+    vault_pb2,
+    vault_pb2_grpc,
+)
+
+T = TypeVar("T")
+Page = TypeVar("Page", vault_pb2.ListCredentialsResponse, vault_pb2.ListMountsResponse)
+
+
+class AsyncBucketVaultClient:
+    """BucketVaultClient on grpc.aio: ``async with AsyncBucketVaultClient(...) as c``.
+
+    Create it inside the event loop that uses it (grpc.aio channels belong to a loop).
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.aio.Channel,
+        token: str = "",
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        from_files = tls_credentials(ca=tls_ca, cert=tls_cert, key=tls_key)
+        if from_files is not None:
+            if credentials is not None:
+                raise ValueError("pass credentials or tls_* files, not both")
+            credentials = from_files
+        if isinstance(target, str):
+            self._channel = (
+                grpc.aio.secure_channel(target, credentials)
+                if credentials
+                else grpc.aio.insecure_channel(target)
+            )
+            self._owns_channel = True
+        else:
+            self._channel, self._owns_channel = target, False
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self.vault = vault_pb2_grpc.VaultStub(self._channel)
+        self.signer = signer_pb2_grpc.SignerStub(self._channel)
+        self.audit = audit_pb2_grpc.AuditStub(self._channel)
+        self._reg_keys: dict[int, vault_pb2.RegistrationKey] = {}
+
+    def __repr__(self) -> str:
+        return "AsyncBucketVaultClient()"
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncBucketVaultClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(
+        self,
+        stub: Any,
+        name: str,
+        request: Any,
+        returns: type[T],
+        timeout: float | None,
+        *,
+        idempotent: bool | None = None,
+    ) -> T:
+        rpc = getattr(stub, name)
+        plan = Attempts(
+            self._retry,
+            resolve_timeout(timeout, self._timeout),
+            idempotent=name in IDEMPOTENT if idempotent is None else idempotent,
+        )
+        while True:
+            try:
+                return cast(T, await rpc(request, metadata=self._metadata, timeout=plan.timeout()))
+            except grpc.RpcError as exc:
+                error = translate(exc)
+            delay = plan.backoff(error)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+
+    async def _stream(
+        self, stub: Any, name: str, request: Any, timeout: float | None
+    ) -> AsyncIterator[Any]:
+        plan = Attempts(self._retry, timeout, idempotent=name in IDEMPOTENT)
+        started = False
+        while True:
+            try:
+                async for item in getattr(stub, name)(
+                    request, metadata=self._metadata, timeout=plan.timeout()
+                ):
+                    started = True
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                error = translate(exc)
+            delay = None if started else plan.backoff(error)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+
+    async def _pages(
+        self, name: str, request: Any, returns: type[Page], timeout: float | None
+    ) -> AsyncIterator[Page]:
+        while True:
+            page = await self._call(self.vault, name, request, returns, timeout)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    # -- Vault ------------------------------------------------------------------
+    async def registration_key(
+        self, suite: Any = DEFAULT_SUITE, *, timeout: float | None = None
+    ) -> vault_pb2.RegistrationKey:
+        if suite not in self._reg_keys:
+            self._reg_keys[suite] = await self._call(
+                self.vault,
+                "GetRegistrationKey",
+                vault_pb2.GetRegistrationKeyRequest(suite=suite),
+                vault_pb2.RegistrationKey,
+                timeout,
+            )
+        return self._reg_keys[suite]
+
+    async def seal(
+        self,
+        tenant: str,
+        kind: str,
+        secret: Mapping[str, Any] | bytes,
+        *,
+        suite: Any = DEFAULT_SUITE,
+        timeout: float | None = None,
+    ) -> vault_pb2.SealedSecret:
+        """Seal a credential for this service, tenant and kind (HPKE, locally)."""
+        key = await self.registration_key(suite, timeout=timeout)
+        return _common.seal(key, tenant, kind, secret)
+
+    async def register_credential(
+        self,
+        tenant: str,
+        kind: str,
+        secret: Mapping[str, Any] | bytes,
+        *,
+        display_name: str = "",
+        idempotency_key: str = "",
+        suite: Any = DEFAULT_SUITE,
+        timeout: float | None = None,
+    ) -> vault_pb2.Credential:
+        """Seal secret locally and register it; the plaintext is never sent.
+
+        If the service rotated its registration key since this client fetched it, the
+        cached key is dropped and the secret sealed again to the current one, once.
+        Retried on UNAVAILABLE only with an idempotency_key.
+        """
+        for attempt in (1, 2):
+            try:
+                return await self.register_sealed(
+                    tenant,
+                    kind,
+                    await self.seal(tenant, kind, secret, suite=suite, timeout=timeout),
+                    display_name=display_name,
+                    idempotency_key=idempotency_key,
+                    timeout=timeout,
+                )
+            except errors.FailedPrecondition as exc:
+                if attempt == 2 or not _common.is_stale_key(exc):
+                    raise
+                self._reg_keys.pop(suite, None)
+        raise AssertionError("unreachable")
+
+    async def register_sealed(
+        self,
+        tenant: str,
+        kind: str | int,
+        sealed: vault_pb2.SealedSecret,
+        *,
+        display_name: str = "",
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> vault_pb2.Credential:
+        request = _common.register_request(tenant, kind, sealed, display_name, idempotency_key)
+        return await self._call(
+            self.vault,
+            "RegisterCredential",
+            request,
+            vault_pb2.Credential,
+            timeout,
+            idempotent=bool(idempotency_key),
+        )
+
+    async def get_credential(
+        self, tenant: str, credential_id: str, *, timeout: float | None = None
+    ) -> vault_pb2.Credential:
+        request = vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id)
+        return await self._call(self.vault, "GetCredential", request, vault_pb2.Credential, timeout)
+
+    async def list_credentials(
+        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[vault_pb2.Credential]:
+        """Every credential of the tenant, following page tokens (timeout: per page)."""
+        request = vault_pb2.ListCredentialsRequest(tenant=tenant, page_size=page_size)
+        async for page in self._pages(
+            "ListCredentials", request, vault_pb2.ListCredentialsResponse, timeout
+        ):
+            for credential in page.credentials:
+                yield credential
+
+    async def revoke_credential(
+        self, tenant: str, credential_id: str, reason: str = "", *, timeout: float | None = None
+    ) -> vault_pb2.Credential:
+        request = vault_pb2.RevokeCredentialRequest(
+            tenant=tenant, credential_id=credential_id, reason=reason
+        )
+        return await self._call(
+            self.vault, "RevokeCredential", request, vault_pb2.Credential, timeout
+        )
+
+    async def trust_policy(
+        self, tenant: str, *, timeout: float | None = None
+    ) -> vault_pb2.AwsTrustPolicy:
+        request = vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
+        return await self._call(
+            self.vault, "GetAwsTrustPolicy", request, vault_pb2.AwsTrustPolicy, timeout
+        )
+
+    async def onboarding(
+        self, tenant: str, kind: str | int, *, timeout: float | None = None
+    ) -> vault_pb2.Onboarding:
+        """How the tenant grants the service's own identity access for a keyless kind."""
+        request = vault_pb2.GetOnboardingRequest(tenant=tenant, kind=_common.kind_value(kind))
+        return await self._call(self.vault, "GetOnboarding", request, vault_pb2.Onboarding, timeout)
+
+    async def create_mount(
+        self,
+        tenant: str,
+        *,
+        name: str,
+        bucket: str,
+        credential_id: str,
+        prefix: str = "",
+        region: str = "",
+        endpoint: str = "",
+        max_ttl_seconds: int = 0,
+        allowed_methods: Iterable[str] = (),
+        allow_credential_lifetime: bool = False,
+        cache_stable_urls: bool = True,
+        max_ttl: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> vault_pb2.Mount:
+        request = _common.create_mount_request(
+            tenant,
+            name=name,
+            bucket=bucket,
+            credential_id=credential_id,
+            prefix=prefix,
+            region=region,
+            endpoint=endpoint,
+            max_ttl_seconds=seconds(max_ttl_seconds, max_ttl, "max_ttl"),
+            allowed_methods=allowed_methods,
+            allow_credential_lifetime=allow_credential_lifetime,
+            cache_stable_urls=cache_stable_urls,
+        )
+        return await self._call(self.vault, "CreateMount", request, vault_pb2.Mount, timeout)
+
+    async def get_mount(
+        self, tenant: str, mount_id: str, *, timeout: float | None = None
+    ) -> vault_pb2.Mount:
+        request = vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
+        return await self._call(self.vault, "GetMount", request, vault_pb2.Mount, timeout)
+
+    async def list_mounts(
+        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[vault_pb2.Mount]:
+        request = vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size)
+        async for page in self._pages("ListMounts", request, vault_pb2.ListMountsResponse, timeout):
+            for mount in page.mounts:
+                yield mount
+
+    async def rebind_mount(
+        self,
+        tenant: str,
+        mount_id: str,
+        credential_id: str,
+        expected_version: int,
+        *,
+        timeout: float | None = None,
+    ) -> vault_pb2.Mount:
+        """Never retried: see client._common.IDEMPOTENT for why."""
+        request = vault_pb2.RebindMountRequest(
+            tenant=tenant,
+            mount_id=mount_id,
+            credential_id=credential_id,
+            expected_version=expected_version,
+        )
+        return await self._call(self.vault, "RebindMount", request, vault_pb2.Mount, timeout)
+
+    async def check_mount(
+        self, tenant: str, mount_id: str, *, timeout: float | None = None
+    ) -> vault_pb2.CheckMountResponse:
+        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id)
+        return await self._call(
+            self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout
+        )
+
+    # -- Signer -----------------------------------------------------------------
+    async def sign_url(
+        self,
+        tenant: str,
+        mount_id: str,
+        key: str,
+        *,
+        method: str = "GET",
+        ttl_seconds: int = 0,
+        response_content_type: str = "",
+        response_content_disposition: str = "",
+        content_type: str = "",
+        ttl: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> signer_pb2.SignedURL:
+        request = _common.sign_url_request(
+            tenant,
+            mount_id,
+            key,
+            method=method,
+            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
+            response_content_type=response_content_type,
+            response_content_disposition=response_content_disposition,
+            content_type=content_type,
+        )
+        return await self._call(self.signer, "SignURL", request, signer_pb2.SignedURL, timeout)
+
+    async def sign_urls(
+        self,
+        tenant: str,
+        mount_id: str,
+        keys: Sequence[str],
+        *,
+        method: str = "GET",
+        ttl_seconds: int = 0,
+        compact: bool = True,
+        ttl: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> list[signer_pb2.SignedURL]:
+        """One SignedURL per key, in order. compact: ask for the packed reply (shared
+        fields once); unpacked here, so the result is the same either way."""
+        keys = list(keys)
+        request = _common.sign_urls_request(
+            tenant,
+            mount_id,
+            keys,
+            method=method,
+            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
+            compact=compact,
+        )
+        response = await self._call(
+            self.signer, "SignURLs", request, signer_pb2.SignURLsResponse, timeout
+        )
+        return _common.unpack_sign_urls(keys, response)
+
+    async def list_prefix(
+        self,
+        tenant: str,
+        mount_id: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        sign_ttl_seconds: int = 0,
+        sign_ttl: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[signer_pb2.ListPrefixPage]:
+        async for item in self._stream(
+            self.signer,
+            "ListPrefix",
+            signer_pb2.ListPrefixRequest(
+                tenant=tenant,
+                mount_id=mount_id,
+                prefix=prefix,
+                delimiter=delimiter,
+                page_size=page_size,
+                page_token=page_token,
+                sign_ttl_seconds=seconds(sign_ttl_seconds, sign_ttl, "sign_ttl"),
+            ),
+            timeout,
+        ):
+            yield item
+
+    async def create_link(
+        self,
+        tenant: str,
+        mount_id: str,
+        key: str = "",
+        *,
+        prefix: str = "",
+        whole_prefix: bool = False,
+        methods: Sequence[str] = (),
+        expires_in_seconds: int = 0,
+        expires_in: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> signer_pb2.Link:
+        """A stable link to key, or (whole_prefix) a base for every key under prefix."""
+        request = _common.create_link_request(
+            tenant,
+            mount_id,
+            key,
+            prefix=prefix,
+            whole_prefix=whole_prefix,
+            methods=methods,
+            expires_in_seconds=seconds(expires_in_seconds, expires_in, "expires_in"),
+        )
+        return await self._call(self.signer, "CreateLink", request, signer_pb2.Link, timeout)
+
+    async def create_links(
+        self,
+        tenant: str,
+        mount_id: str,
+        keys: Sequence[str],
+        *,
+        methods: Sequence[str] = (),
+        expires_in_seconds: int = 0,
+        expires_in: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> list[signer_pb2.Link]:
+        """One stable link per key, in order."""
+        request = _common.create_links_request(
+            tenant, mount_id, keys, methods, seconds(expires_in_seconds, expires_in, "expires_in")
+        )
+        response = await self._call(
+            self.signer, "CreateLinks", request, signer_pb2.CreateLinksResponse, timeout
+        )
+        return list(response.links)
+
+    async def revoke_link(
+        self,
+        tenant: str,
+        mount_id: str,
+        link_id: str,
+        *,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> signer_pb2.RevokeLinkResponse:
+        request = signer_pb2.RevokeLinkRequest(
+            tenant=tenant, mount_id=mount_id, link_id=link_id, reason=reason
+        )
+        return await self._call(
+            self.signer, "RevokeLink", request, signer_pb2.RevokeLinkResponse, timeout
+        )
+
+    # -- Audit ------------------------------------------------------------------
+    async def query_audit(
+        self,
+        tenant: str = "",
+        *,
+        action: str = "",
+        principal: str = "",
+        limit: int = 0,
+        outcome: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[audit_pb2.AuditRecord]:
+        async for item in self._stream(
+            self.audit,
+            "QueryAudit",
+            audit_pb2.QueryAuditRequest(
+                tenant=tenant, action=action, principal=principal, limit=limit, outcome=outcome
+            ),
+            timeout,
+        ):
+            yield item
+
+    async def verify_audit(
+        self, *, full: bool = False, timeout: float | None = None
+    ) -> audit_pb2.VerifyAuditResponse:
+        return await self._call(
+            self.audit,
+            "VerifyAudit",
+            audit_pb2.VerifyAuditRequest(full=full),
+            audit_pb2.VerifyAuditResponse,
+            timeout,
+        )
+
+    async def audit_key(self, *, timeout: float | None = None) -> audit_pb2.AuditKey:
+        """The public key audit checkpoints are signed with (pin it for offline checks)."""
+        return await self._call(
+            self.audit, "GetAuditKey", audit_pb2.GetAuditKeyRequest(), audit_pb2.AuditKey, timeout
+        )
+
+    async def export_audit(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[str]:
+        """Archive-format lines (no newlines) for records in [since, until)."""
+        request = _common.export_audit_request(since, until)
+        async for item in self._stream(self.audit, "ExportAudit", request, timeout):
+            yield item.line
+
+
+__all__ = ["AsyncBucketVaultClient"]
