@@ -256,3 +256,14 @@ def test_identity_endpoints_pass_the_url_policy(
         gcs.onboarding(KIND, "acme")
     assert refused.value.reason == "GCP_IDENTITY_UNAVAILABLE"
     assert "token_uri" in refused.value.message
+
+
+def test_check_reports_the_impersonated_accounts_grants_as_the_scope(
+    provider: Ruled, iam_calls: IamCredentialsStandIn, fake_gcs: str, bucket: str
+) -> None:
+    handle = open_handle(provider, KIND, SECRET)
+    result = handle.check(make_mount(bucket, endpoint=fake_gcs))
+    assert result.scope == (
+        "the impersonated account's own IAM grants (no downscoping yet): "
+        f"{CUSTOMER_SA} signs with whatever roles the customer gave it"
+    )

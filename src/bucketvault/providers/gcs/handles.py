@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -69,6 +69,8 @@ class GcsHandle:
     fan_out: FanOut = field(default=map_keys, repr=False)
     # How long a signature stays good after signing (None: as long as the key exists).
     key_lifetime: timedelta | None = None
+    # What Google itself confines this credential to, for CheckMount (see scope_of).
+    scope: str = ""
     _closed: bool = field(default=False, init=False, repr=False)
 
     def _open(self) -> None:
@@ -89,7 +91,11 @@ class GcsHandle:
         return self.lister.pages(target, request)
 
     def check(self, mount: Mount) -> CheckResult:
-        """List one object under the mount's prefix and classify the outcome."""
+        """List one object under the mount's prefix and classify the outcome, with what
+        Google itself enforces for the mount."""
+        return replace(self._check(mount), scope=self.scope)
+
+    def _check(self, mount: Mount) -> CheckResult:
         target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal)
         probe = ListRequest(prefix=mount.prefix, delimiter="", page_size=1, page_token="")
         try:
@@ -110,4 +116,27 @@ class GcsHandle:
         self.on_close()
 
 
-__all__ = ["FanOut", "GcsHandle", "mount_endpoint"]
+# CheckMount's enforced scope per kind: GCS has no per-URL or per-session downscoping
+# that V4 signing could use, so the cloud enforces whatever the customer granted.
+KEY_SCOPE = (
+    "none: a service-account key reaches whatever the customer granted {who}; "
+    "only bucketvault's checks confine this mount"
+)
+HMAC_SCOPE = (
+    "none: an HMAC key reaches whatever the customer granted its service account; "
+    "only bucketvault's checks confine this mount"
+)
+IMPERSONATION_SCOPE = (
+    "the impersonated account's own IAM grants (no downscoping yet): {who} signs with "
+    "whatever roles the customer gave it"
+)
+
+
+__all__ = [
+    "HMAC_SCOPE",
+    "IMPERSONATION_SCOPE",
+    "KEY_SCOPE",
+    "FanOut",
+    "GcsHandle",
+    "mount_endpoint",
+]

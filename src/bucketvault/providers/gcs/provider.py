@@ -18,7 +18,13 @@ from bucketvault.models import (
     Preparation,
     RegistrationContext,
 )
-from bucketvault.providers.gcs.handles import GcsHandle, mount_endpoint
+from bucketvault.providers.gcs.handles import (
+    HMAC_SCOPE,
+    IMPERSONATION_SCOPE,
+    KEY_SCOPE,
+    GcsHandle,
+    mount_endpoint,
+)
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.impersonation import (
     SIGN_BLOB_KEY_LIFETIME,
@@ -99,6 +105,7 @@ class GcsProvider:
                 JsonApiLister(session, tokens),
                 f"service account {secret.client_email}",
                 close_sa,
+                scope=KEY_SCOPE.format(who=secret.client_email),
             )
         if isinstance(secret, HmacSecret):
             signer = HmacKeySigner(secret.access_id, secret.secret)
@@ -108,7 +115,9 @@ class GcsProvider:
                 lister.close()
                 signer.forget()
 
-            return GcsHandle(signer, lister, f"HMAC key {secret.access_id}", close_hmac)
+            return GcsHandle(
+                signer, lister, f"HMAC key {secret.access_id}", close_hmac, scope=HMAC_SCOPE
+            )
         if isinstance(secret, ImpersonationSecret):
             iam = self._iam()
             account = secret.service_account
@@ -126,6 +135,7 @@ class GcsProvider:
                 close_impersonation,
                 fan_out=map_remote,
                 key_lifetime=SIGN_BLOB_KEY_LIFETIME,
+                scope=IMPERSONATION_SCOPE.format(who=account),
             )
         raise FailedPrecondition(
             f"the gcs provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
