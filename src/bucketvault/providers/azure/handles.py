@@ -54,6 +54,7 @@ from bucketvault.providers.azure.sas import (
 )
 from bucketvault.providers.azure.settings import AzureConfig
 from bucketvault.providers.base import SAS_EXPIRY, SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.cors import CorsTarget, azure_how, azure_rule, probe_key
 from bucketvault.providers.refresh import RefreshingValue
 
 # key -> SAS query string for it (no '?').
@@ -137,6 +138,12 @@ class AzureHandle:
         return Batch(f"{self.base_url(mount)}/{quote(mount.bucket)}/", until, reason, tokens)
 
     # -- listing and checks --------------------------------------------------------------
+
+    def cors_target(self, mount: Mount) -> CorsTarget:
+        """The blob URL without a SAS: Blob storage answers preflights unauthenticated,
+        from the account's Blob service CORS rules."""
+        url = f"{self.base_url(mount)}/{quote(mount.bucket)}/{encode_blob_name(probe_key(mount))}"
+        return CorsTarget(url, azure_rule(self._account_name), azure_how(self._account_name))
 
     def _container(self, mount: Mount) -> ContainerClient:
         cache_key = (self.base_url(mount), mount.bucket)

@@ -10,9 +10,11 @@ from typing import Protocol
 from bucketvault.errors import BucketVaultError, FailedPrecondition, NotFound, PermissionDenied
 from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, MountState, SignOptions
 from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.cors import CorsTarget, gcs_how, gcs_rule, probe_key
 from bucketvault.providers.gcs.errors import ListTarget
 from bucketvault.providers.gcs.parallel import map_keys
 from bucketvault.providers.gcs.v4 import DEFAULT_ENDPOINT, KeySigner, V4Batch, V4Options
+from bucketvault.providers.signing import encode_path
 
 
 class Lister(Protocol):
@@ -109,6 +111,12 @@ class GcsHandle:
         return CheckResult(
             MountState.AVAILABLE, "OK", f"{self.principal} can list bucket {mount.bucket}"
         )
+
+    def cors_target(self, mount: Mount) -> CorsTarget:
+        """The XML API object URL, path-style as signed URLs are (GCS applies a bucket's
+        CORS configuration to XML API requests and answers their preflights unsigned)."""
+        url = f"{mount_endpoint(mount)}/{mount.bucket}/{encode_path(probe_key(mount))}"
+        return CorsTarget(url, gcs_rule, gcs_how(mount.bucket))
 
     def close(self) -> None:
         """Drop sessions, tokens and key material."""
