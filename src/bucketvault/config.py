@@ -214,6 +214,8 @@ class Config:
     drain_seconds: int = 20
     # The stable-link HTTP listener; None when BUCKETVAULT_HTTP_LISTEN is unset.
     http: HttpConfig | None = None
+    # Browser origins CheckMount probes CORS for (BUCKETVAULT_BROWSER_ORIGINS).
+    browser_origins: tuple[str, ...] = ()
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -263,6 +265,10 @@ class Config:
             metrics_listen=_metrics_listen(merged),
             drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
             http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")),
+            browser_origins=tuple(
+                _origin_or_base(o, "BUCKETVAULT_BROWSER_ORIGINS", True)
+                for o in _list(merged, "BUCKETVAULT_BROWSER_ORIGINS")
+            ),
             env=dict(merged),
         )
 

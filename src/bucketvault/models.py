@@ -242,6 +242,17 @@ class ListPage:
 
 
 @dataclass(frozen=True)
+class CorsVerdict:
+    """Whether browsers on one origin may fetch a mount's objects (CheckMount's CORS probe)."""
+
+    origin: str
+    allowed: bool
+    detail: str
+    # The CORS rule to add, in the cloud's own form; "" when allowed.
+    suggested_rule: str = ""
+
+
+@dataclass(frozen=True)
 class CheckResult:
     state: MountState
     reason: str
@@ -251,6 +262,8 @@ class CheckResult:
     # What the cloud itself enforces for this mount (a session policy's rights), or
     # "none: ..." when only bucketvault's checks confine it; "" when not reported.
     scope: str = ""
+    # One preflight verdict per browser origin probed (configured or asked for).
+    cors: tuple[CorsVerdict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -293,6 +306,7 @@ class Preparation:
 __all__ = [
     "ALL_TENANTS",
     "CheckResult",
+    "CorsVerdict",
     "Credential",
     "CredentialKind",
     "CredentialState",

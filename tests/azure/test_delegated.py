@@ -133,6 +133,7 @@ def test_an_unconsented_tenant_gets_the_consent_url(
     handle = p.open(make_credential(KIND), secret)
     result = handle.check(make_mount("any"))
     assert (result.state, result.reason) == (MountState.MISCONFIGURED, "AZURE_APP_NOT_CONSENTED")
+    assert "user-delegation SAS under container any" in result.scope
     handle.close()
 
 

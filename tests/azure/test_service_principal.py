@@ -74,7 +74,10 @@ def test_user_delegation_sas_end_to_end(
     )
     assert done.status_code == 201
     assert container.download_blob("x/upload.bin").readall() == b"up"
-    assert handle.check(mount).state is MountState.AVAILABLE
+    checked = handle.check(mount)
+    assert checked.state is MountState.AVAILABLE
+    assert checked.scope.startswith("per-object SAS minted for each URL (sp=r or cw on one blob")
+    assert "user-delegation SAS" in checked.scope
     handle.close()
 
 

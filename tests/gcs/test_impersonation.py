@@ -262,3 +262,14 @@ def test_identity_endpoints_pass_the_url_policy(
         gcs.onboarding(KIND, "acme")
     assert refused.value.reason == "GCP_IDENTITY_UNAVAILABLE"
     assert "token_uri" in refused.value.message
+
+
+def test_check_reports_the_impersonated_accounts_grants_as_the_scope(
+    provider: Ruled, iam_calls: IamCredentialsStandIn, fake_gcs: str, bucket: str
+) -> None:
+    handle = open_handle(provider, KIND, SECRET)
+    result = handle.check(make_mount(bucket, endpoint=fake_gcs))
+    assert result.scope == (
+        "listing: a token downscoped to the mount's bucket and prefix (Credential Access "
+        f"Boundary); signing: {CUSTOMER_SA}'s own IAM grants, which the URLs it signs can use"
+    )

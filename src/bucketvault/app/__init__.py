@@ -76,7 +76,7 @@ def build_app(
     handles = Handles(store, envelope, registry, config.url_policy, external_ids, metrics)
     recorder = Recorder(audit_log)
     seams = Seams(store, registry, handles, recorder, clock, config.url_policy)
-    mounts = Mounts(seams, config.default_mount_max_ttl_seconds)
+    mounts = Mounts(seams, config.default_mount_max_ttl_seconds, config.browser_origins)
     return App(
         vault=Vault(seams, envelope, service_keys, external_ids),
         mounts=mounts,

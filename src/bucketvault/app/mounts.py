@@ -14,9 +14,10 @@ from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
 from bucketvault.audit.log import Change
 from bucketvault.auth.authz import Ask, Reach, decide, require
 from bucketvault.config import MAX_URL_TTL_SECONDS
-from bucketvault.errors import FailedPrecondition, InvalidArgument, NotFound
+from bucketvault.errors import BucketVaultError, FailedPrecondition, InvalidArgument, NotFound
 from bucketvault.models import (
     CheckResult,
+    CorsVerdict,
     Credential,
     CredentialState,
     Method,
@@ -28,11 +29,14 @@ from bucketvault.models import (
 )
 from bucketvault.objectkeys import check_mount_prefix
 from bucketvault.providers.base import MountAdmission
+from bucketvault.providers.cors import CorsSource, preflight
 from bucketvault.providers.kinds import StoredSecretRefused
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REGION = re.compile(r"^[a-z0-9-]{0,32}$")
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+# A browser origin as sent in an Origin header: scheme://host[:port], nothing more.
+_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::[0-9]{1,5})?$")
 # The roles that may read mounts.
 _READERS = (Role.OPERATOR, Role.AUDITOR, Role.SIGNER)
 
@@ -58,6 +62,8 @@ class Mounts:
 
     seams: Seams
     default_max_ttl: int
+    # Origins CheckMount probes browser access (CORS) for, besides the one asked.
+    browser_origins: tuple[str, ...] = ()
 
     def find(self, tenant: str, mount_id: str) -> Mount:
         """The tenant's mount, or NOT_FOUND."""
@@ -238,13 +244,41 @@ class Mounts:
         self.seams.handles.forget_mount(tenant, mount.mount_id)
         return rebound
 
+    def _browser_access(self, handle: object, mount: Mount, origin: str) -> tuple[CorsVerdict, ...]:
+        """One CORS preflight per origin (the asked one first), when the handle can say
+        where the mount's objects live."""
+        origins = tuple(
+            dict.fromkeys((origin, *self.browser_origins) if origin else self.browser_origins)
+        )
+        if not origins or not isinstance(handle, CorsSource):
+            return ()
+        try:
+            target = handle.cors_target(mount)
+        except BucketVaultError:
+            return ()
+        if target is None:
+            return ()
+        return tuple(preflight(target, o) for o in origins)
+
     def check(
-        self, principal: Principal, tenant: str, mount_id: str, request_id: str
+        self,
+        principal: Principal,
+        tenant: str,
+        mount_id: str,
+        origin: str,
+        request_id: str,
     ) -> CheckResult:
-        """Ask the cloud whether the mount works with its credential."""
+        """Ask the cloud whether the mount works with its credential and, once it does,
+        whether browsers on origin (and on the configured origins) may fetch from it."""
         tenant = tenant_name(tenant)
         ask = Ask((Role.OPERATOR,), tenant)
         require(principal, ask)
+        if origin and not _ORIGIN.match(origin):
+            raise InvalidArgument(
+                "origin must be scheme://host[:port], as a browser sends it",
+                reason="INVALID_FIELD",
+                field="origin",
+            )
         mount = self.granted(principal, ask, mount_id)
         self.seams.record.note(credential_id=mount.credential_id)
         try:
@@ -253,6 +287,8 @@ class Mounts:
             result = CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
         else:
             result = handle.check(mount)
+            if result.state is MountState.AVAILABLE:
+                result = replace(result, cors=self._browser_access(handle, mount, origin))
         self.seams.record(
             principal,
             tenant,

@@ -314,8 +314,9 @@ def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
 
 def check_to_pb(result: CheckResult) -> vault_pb2.CheckMountResponse:
     state = vault_pb2.CheckMountResponse.State.Value(result.state.value)
+    cors = [to_message(vault_pb2.CorsCheck, verdict) for verdict in result.cors]
     return to_message(
-        vault_pb2.CheckMountResponse, result, state=state, enforced_scope=result.scope
+        vault_pb2.CheckMountResponse, result, state=state, enforced_scope=result.scope, cors=cors
     )
 
 

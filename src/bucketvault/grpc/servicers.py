@@ -117,7 +117,7 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
         reply=convert.mount_to_pb,
     )
     CheckMount = _unary(
-        lambda app: app.mounts.check, "tenant", "mount_id", reply=convert.check_to_pb
+        lambda app: app.mounts.check, "tenant", "mount_id", "origin", reply=convert.check_to_pb
     )
     GetOnboarding = _unary(
         lambda app: app.vault.onboarding,

@@ -10,6 +10,7 @@ from datetime import datetime
 from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, SignOptions
 from bucketvault.observe.metrics import NO_METRICS, Metrics
 from bucketvault.providers.base import SAS_EXPIRY, BatchSigner, CredentialHandle, SignedBatch
+from bucketvault.providers.cors import CorsSource, CorsTarget
 
 
 class _CountingSigner:
@@ -57,6 +58,11 @@ class CountingHandle:
     def check(self, mount: Mount) -> CheckResult:
         """The inner check."""
         return self._inner.check(mount)
+
+    def cors_target(self, mount: Mount) -> CorsTarget | None:
+        """The inner handle's browser target, if it has one."""
+        inner = self._inner
+        return inner.cors_target(mount) if isinstance(inner, CorsSource) else None
 
     def close(self) -> None:
         """Close the inner handle."""

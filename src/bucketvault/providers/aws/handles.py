@@ -32,6 +32,8 @@ from bucketvault.providers.aws.sigv4 import (
     amz_date,
 )
 from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.cors import CorsTarget, probe_key, s3_how, s3_rule
+from bucketvault.providers.signing import encode_path
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,12 @@ class AwsHandle:
                     k: v for k, v in self._locations.items() if k[0] != mount.mount_id
                 }
         return result
+
+    def cors_target(self, mount: Mount) -> CorsTarget:
+        """The mount's unsigned object URL (S3 answers preflights without auth)."""
+        target = self._location(mount, self.sessions.get(mount, "")).target
+        url = f"{target.origin}{target.path_prefix}{encode_path(probe_key(mount))}"
+        return CorsTarget(url, s3_rule, s3_how(mount.bucket))
 
     def close(self) -> None:
         """Drop the sessions, derived keys and clients."""

@@ -54,6 +54,7 @@ from bucketvault.providers.azure.sas import (
 )
 from bucketvault.providers.azure.settings import AzureConfig
 from bucketvault.providers.base import SAS_EXPIRY, SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.cors import CorsTarget, azure_how, azure_rule, probe_key
 from bucketvault.providers.refresh import RefreshingValue
 
 # key -> SAS query string for it (no '?').
@@ -138,6 +139,12 @@ class AzureHandle:
 
     # -- listing and checks --------------------------------------------------------------
 
+    def cors_target(self, mount: Mount) -> CorsTarget:
+        """The blob URL without a SAS: Blob storage answers preflights unauthenticated,
+        from the account's Blob service CORS rules."""
+        url = f"{self.base_url(mount)}/{quote(mount.bucket)}/{encode_blob_name(probe_key(mount))}"
+        return CorsTarget(url, azure_rule(self._account_name), azure_how(self._account_name))
+
     def _container(self, mount: Mount) -> ContainerClient:
         cache_key = (self.base_url(mount), mount.bucket)
         with self._lock:
@@ -166,9 +173,14 @@ class AzureHandle:
     def check(self, mount: Mount) -> CheckResult:
         """List one blob: AVAILABLE, FORBIDDEN, NOT_FOUND or MISCONFIGURED, with a reason,
         and what the credential grants beyond the mount's needs."""
-        result = self._check(mount)
+        result = replace(self._check(mount), scope=self.enforced_scope(mount))
         warnings = self._check_warnings(mount)
         return replace(result, warnings=warnings) if warnings else result
+
+    def enforced_scope(self, mount: Mount) -> str:
+        """What Azure itself confines this mount's URLs to (CheckMount's enforced_scope);
+        "" when a kind does not say."""
+        return ""
 
     def _check_warnings(self, mount: Mount) -> tuple[str, ...]:
         """Key-signed kinds mint each SAS for the mount itself: nothing granted beyond it."""
@@ -285,6 +297,18 @@ class SasHandle(AzureHandle):
             )
         return tuple(out)
 
+    def enforced_scope(self, mount: Mount) -> str:
+        """The customer's token is appended as is: it, not the mount, is what Azure enforces."""
+        sas = self._sas
+        if sas.kind == "account":
+            reach = f"account scope (srt={sas.resource}, ss={sas.services}): every container"
+        else:
+            reach = f"container scope (sr={sas.resource})"
+        return (
+            f"the customer's SAS as issued: sp={sas.permissions}, {reach}, "
+            f"until {sas.expiry.isoformat()}"
+        )
+
     def _forbidden_detail(self) -> tuple[str, str]:
         if not self._sas.allows("l"):
             return "SAS_PERMISSION_MISSING", "the SAS lacks list permission"
@@ -306,6 +330,13 @@ class SharedKeyHandle(AzureHandle):
             return service_sas(key, _request(name, mount, options, permission, expiry)).token
 
         return None, SESSION_EXPIRY, tokens
+
+    def enforced_scope(self, mount: Mount) -> str:
+        """Service SAS per URL; the account key itself never leaves the service."""
+        return (
+            "per-object SAS minted for each URL (sp=r or cw on one blob, expiring with the "
+            f"URL), a service SAS signed with the account key, under container {mount.bucket}"
+        )
 
     def close(self) -> None:
         self._key = b""
@@ -352,6 +383,14 @@ class ServicePrincipalHandle(AzureHandle):
             return user_delegation_sas(current.value, request).token
 
         return current.expires_at, SESSION_EXPIRY, tokens
+
+    def enforced_scope(self, mount: Mount) -> str:
+        """User-delegation SAS per URL, bounded by the principal's own RBAC roles."""
+        return (
+            "per-object SAS minted for each URL (sp=r or cw on one blob, expiring with the "
+            f"URL), a user-delegation SAS under container {mount.bucket}, and never more than "
+            "the principal's own RBAC roles allow"
+        )
 
     def _precheck(self, mount: Mount) -> CheckResult | None:
         try:

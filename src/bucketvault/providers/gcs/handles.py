@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition, NotFound, PermissionDenied
 from bucketvault.models import CheckResult, ListPage, ListRequest, Mount, MountState, SignOptions
 from bucketvault.providers.base import SESSION_EXPIRY, SignedBatch
+from bucketvault.providers.cors import CorsTarget, gcs_how, gcs_rule, probe_key
 from bucketvault.providers.gcs.errors import ListTarget
 from bucketvault.providers.gcs.parallel import map_keys
 from bucketvault.providers.gcs.v4 import DEFAULT_ENDPOINT, KeySigner, V4Batch, V4Options
+from bucketvault.providers.signing import encode_path
 
 
 class Lister(Protocol):
@@ -69,6 +71,8 @@ class GcsHandle:
     fan_out: FanOut = field(default=map_keys, repr=False)
     # How long a signature stays good after signing (None: as long as the key exists).
     key_lifetime: timedelta | None = None
+    # What Google itself confines this credential to, for CheckMount (see scope_of).
+    scope: str = ""
     _closed: bool = field(default=False, init=False, repr=False)
 
     def _open(self) -> None:
@@ -89,7 +93,11 @@ class GcsHandle:
         return self.lister.pages(target, request)
 
     def check(self, mount: Mount) -> CheckResult:
-        """List one object under the mount's prefix and classify the outcome."""
+        """List one object under the mount's prefix and classify the outcome, with what
+        Google itself enforces for the mount."""
+        return replace(self._check(mount), scope=self.scope)
+
+    def _check(self, mount: Mount) -> CheckResult:
         target = ListTarget(mount_endpoint(mount), mount.bucket, self.principal, mount.prefix)
         probe = ListRequest(prefix=mount.prefix, delimiter="", page_size=1, page_token="")
         try:
@@ -104,10 +112,39 @@ class GcsHandle:
             MountState.AVAILABLE, "OK", f"{self.principal} can list bucket {mount.bucket}"
         )
 
+    def cors_target(self, mount: Mount) -> CorsTarget:
+        """The XML API object URL, path-style as signed URLs are (GCS applies a bucket's
+        CORS configuration to XML API requests and answers their preflights unsigned)."""
+        url = f"{mount_endpoint(mount)}/{mount.bucket}/{encode_path(probe_key(mount))}"
+        return CorsTarget(url, gcs_rule, gcs_how(mount.bucket))
+
     def close(self) -> None:
         """Drop sessions, tokens and key material."""
         self._closed = True
         self.on_close()
 
 
-__all__ = ["FanOut", "GcsHandle", "mount_endpoint"]
+# CheckMount's enforced scope per kind: GCS has no per-URL or per-session downscoping
+# that V4 signing could use, so the cloud enforces whatever the customer granted.
+KEY_SCOPE = (
+    "none: a service-account key reaches whatever the customer granted {who}; "
+    "only bucketvault's checks confine this mount"
+)
+HMAC_SCOPE = (
+    "none: an HMAC key reaches whatever the customer granted its service account; "
+    "only bucketvault's checks confine this mount"
+)
+IMPERSONATION_SCOPE = (
+    "listing: a token downscoped to the mount's bucket and prefix (Credential Access "
+    "Boundary); signing: {who}'s own IAM grants, which the URLs it signs can use"
+)
+
+
+__all__ = [
+    "HMAC_SCOPE",
+    "IMPERSONATION_SCOPE",
+    "KEY_SCOPE",
+    "FanOut",
+    "GcsHandle",
+    "mount_endpoint",
+]

@@ -19,7 +19,13 @@ from bucketvault.models import (
     RegistrationContext,
 )
 from bucketvault.providers.gcs.downscope import DownscopedTokens, StsClient
-from bucketvault.providers.gcs.handles import GcsHandle, mount_endpoint
+from bucketvault.providers.gcs.handles import (
+    HMAC_SCOPE,
+    IMPERSONATION_SCOPE,
+    KEY_SCOPE,
+    GcsHandle,
+    mount_endpoint,
+)
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.impersonation import (
     SIGN_BLOB_KEY_LIFETIME,
@@ -102,6 +108,7 @@ class GcsProvider:
                 JsonApiLister(session, unscoped(tokens)),
                 f"service account {secret.client_email}",
                 close_sa,
+                scope=KEY_SCOPE.format(who=secret.client_email),
             )
         if isinstance(secret, HmacSecret):
             signer = HmacKeySigner(secret.access_id, secret.secret)
@@ -111,7 +118,9 @@ class GcsProvider:
                 lister.close()
                 signer.forget()
 
-            return GcsHandle(signer, lister, f"HMAC key {secret.access_id}", close_hmac)
+            return GcsHandle(
+                signer, lister, f"HMAC key {secret.access_id}", close_hmac, scope=HMAC_SCOPE
+            )
         if isinstance(secret, ImpersonationSecret):
             iam = self._iam()
             account = secret.service_account
@@ -137,6 +146,7 @@ class GcsProvider:
                 close_impersonation,
                 fan_out=map_remote,
                 key_lifetime=SIGN_BLOB_KEY_LIFETIME,
+                scope=IMPERSONATION_SCOPE.format(who=account),
             )
         raise FailedPrecondition(
             f"the gcs provider does not serve {credential.kind.value}", reason="WRONG_PROVIDER"
