@@ -134,3 +134,32 @@ def test_open_store_urls(tmp_path: Path) -> None:
             open_store(bad)
         assert err.value.reason == "INVALID_STORE_URL"
         assert "p@h" not in err.value.message
+
+
+def _synchronous(store: object) -> int:
+    dialect = store._dialect  # type: ignore[attr-defined]
+    return int(dialect.fetch("PRAGMA synchronous", ())[0][0])
+
+
+def test_synchronous_is_full_unless_the_url_asks_for_normal(tmp_path: Path) -> None:
+    # FULL fsyncs the WAL at every commit (an answered audit record survives a power
+    # loss); NORMAL is an operator's explicit trade.
+    for url, expected in (
+        (f"sqlite://{tmp_path / 'a.sqlite'}", 2),
+        (f"sqlite://{tmp_path / 'b.sqlite'}?synchronous=full", 2),
+        (f"sqlite://{tmp_path / 'c.sqlite'}?synchronous=NORMAL", 1),
+    ):
+        s = open_store(url)
+        try:
+            assert _synchronous(s) == expected, url
+        finally:
+            s.close()
+    for bad in (
+        "?synchronous=off",
+        "?synchronous=",
+        "?mode=ro",
+        "?synchronous=full&synchronous=normal",
+    ):
+        with pytest.raises(InvalidArgument) as err:
+            open_store(f"sqlite://{tmp_path / 'd.sqlite'}{bad}")
+        assert err.value.reason == "INVALID_STORE_URL"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from bucketvault.errors import InvalidArgument
 from bucketvault.store.base import (
@@ -15,7 +15,8 @@ from bucketvault.store.base import (
 
 
 def open_store(url: str) -> Store:
-    """Open (and migrate) the store at ``sqlite:///abs/path`` or ``postgresql://...``."""
+    """Open (and migrate) the store at ``sqlite:///abs/path[?synchronous=full|normal]``
+    or ``postgresql://...``."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         parts = urlsplit(url)
@@ -27,7 +28,13 @@ def open_store(url: str) -> Store:
         # Imported here so that a PostgreSQL deployment never loads the other driver.
         from bucketvault.store.sqlite import SqliteStore  # noqa: PLC0415
 
-        return SqliteStore(path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"synchronous"} or len(query.get("synchronous", ())) > 1:
+            raise InvalidArgument(
+                "a SQLite store URL takes only ?synchronous=full|normal",
+                reason="INVALID_STORE_URL",
+            )
+        return SqliteStore(path, synchronous=query.get("synchronous", ["full"])[0])
     if scheme in ("postgresql", "postgres"):
         from bucketvault.store.postgres import PostgresStore  # noqa: PLC0415
 

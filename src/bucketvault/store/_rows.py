@@ -109,9 +109,18 @@ def methods(text: str) -> frozenset[Method]:
     return frozenset(Method(name) for name in text.split(",") if name)
 
 
+# Field names per dataclass type: dataclasses.fields() costs more than the copy itself,
+# and the audit writer maps every record.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _fields(record: Any) -> dict[str, Any]:
     """A dataclass record's fields by name (shallow: nested records stay records)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    kind = type(record)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(record))
+    return {name: getattr(record, name) for name in names}
 
 
 class RowMapper:

@@ -3,6 +3,12 @@
 One connection per thread (WAL lets readers run alongside the single writer, and the
 hot path is two point reads per SignURL). Writes take ``BEGIN IMMEDIATE`` so that two
 writers queue on the busy timeout instead of deadlocking on a lock upgrade.
+
+``synchronous`` is FULL by default: every commit (one per audit group commit) fsyncs
+the WAL, so a committed record survives a power loss. NORMAL (``?synchronous=normal`` on
+the store URL) fsyncs only at checkpoints: a commit still survives the process crashing,
+but the last commits before a power loss or kernel crash may be lost, and an audit
+record the caller was answered for may be among them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from bucketvault.errors import Internal, Unavailable
+from bucketvault.errors import Internal, InvalidArgument, Unavailable
 from bucketvault.store._connections import Connections
 from bucketvault.store.migrations import apply_migrations
 from bucketvault.store.sql import Fault, SqlStore, fault_error
@@ -25,6 +31,19 @@ def _require_wal(conn: sqlite3.Connection) -> None:
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise Internal("SQLite refused WAL mode", reason="STORE_NO_WAL")
+
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+
+def synchronous_mode(value: str) -> str:
+    """FULL (fsync every commit, the default) or NORMAL (fsync at checkpoints)."""
+    mode = value.strip().upper()
+    if mode not in SYNCHRONOUS_MODES:
+        raise InvalidArgument(
+            "the SQLite synchronous setting must be full or normal", reason="INVALID_STORE_URL"
+        )
+    return mode
 
 
 def _create_private_file(path: str) -> None:
@@ -42,9 +61,16 @@ class SqliteDialect:
     driver_error: type[Exception] = sqlite3.Error
     no_limit: int | None = -1
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "FULL",
+    ) -> None:
         self._path = os.fspath(path)
         self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous_mode(synchronous)
         self._local = threading.local()
         self._open: Connections[sqlite3.Connection] = Connections()
         _create_private_file(self._path)
@@ -69,6 +95,7 @@ class SqliteDialect:
             # Freed space is zeroed, so a shredded envelope leaves no bytes in the file.
             conn.execute("PRAGMA secure_delete = ON")
             _require_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             if not self._open.keep(conn):
                 raise fault_error(Fault.CLOSED)
         except BaseException:
@@ -139,8 +166,16 @@ class SqliteDialect:
 class SqliteStore(SqlStore):
     """The Store protocol on one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
-        super().__init__(SqliteDialect(path, busy_timeout_ms=busy_timeout_ms))
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "FULL",
+    ) -> None:
+        super().__init__(
+            SqliteDialect(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        )
 
 
-__all__ = ["SqliteDialect", "SqliteStore"]
+__all__ = ["SYNCHRONOUS_MODES", "SqliteDialect", "SqliteStore", "synchronous_mode"]
