@@ -190,6 +190,27 @@ def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
 
 
 @dataclass(frozen=True)
+class CallLimits:
+    """Per-principal call limits, the defaults a policy entry's "limits" override
+    (BUCKETVAULT_LIMIT_*). 0 means no limit of that kind; all are off by default."""
+
+    # Calls a second per principal, refilling a bucket of `burst` calls.
+    rps: float = 0.0
+    burst: int = 0
+    # Calls in flight at once per principal.
+    concurrency: int = 0
+
+
+def _limits(env: Mapping[str, str]) -> CallLimits:
+    rps = env_int(env, "BUCKETVAULT_LIMIT_RPS", 0, 0, 1_000_000)
+    # Default burst: one second's worth of calls.
+    burst = env_int(env, "BUCKETVAULT_LIMIT_BURST", max(rps, 1), 1, 1_000_000)
+    return CallLimits(
+        float(rps), burst, env_int(env, "BUCKETVAULT_LIMIT_CONCURRENCY", 0, 0, 10_000)
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     data_dir: Path
@@ -214,6 +235,8 @@ class Config:
     drain_seconds: int = 20
     # The stable-link HTTP listener; None when BUCKETVAULT_HTTP_LISTEN is unset.
     http: HttpConfig | None = None
+    # Per-principal rate and concurrency limits (grpc/limits.py); off by default.
+    limits: CallLimits = CallLimits()
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -263,12 +286,14 @@ class Config:
             metrics_listen=_metrics_listen(merged),
             drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
             http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")),
+            limits=_limits(merged),
             env=dict(merged),
         )
 
 
 __all__ = [
     "DEFAULT_MOUNT_MAX_TTL",
+    "CallLimits",
     "DEFAULT_TTL",
     "MAX_URL_TTL_SECONDS",
     "Config",
