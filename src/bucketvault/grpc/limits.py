@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from bucketvault.config import CallLimits
 from bucketvault.errors import ResourceExhausted
@@ -59,11 +59,15 @@ class CallLimiter:
         """Calls of the principal named name being served now (counted when it is capped)."""
         return self._in_flight.get(name, 0)
 
-    @contextmanager
-    def admit(self, principal: Principal) -> Iterator[None]:
+    def admit(self, principal: Principal) -> AbstractContextManager[None]:
         """Around the body of one call: ResourceExhausted when a limit is hit."""
         rps, burst, concurrency = self.limits_for(principal)
-        name = principal.name
+        if not rps and not concurrency:
+            return nullcontext()  # unlimited: nothing to count
+        return self._admitted(principal.name, rps, burst, concurrency)
+
+    @contextmanager
+    def _admitted(self, name: str, rps: float, burst: int, concurrency: int) -> Iterator[None]:
         if concurrency:
             with self._lock:
                 running = self._in_flight.get(name, 0)
