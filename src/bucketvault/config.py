@@ -190,6 +190,27 @@ def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
 
 
 @dataclass(frozen=True)
+class CallLimits:
+    """Per-principal call limits, the defaults a policy entry's "limits" override
+    (BUCKETVAULT_LIMIT_*). 0 means no limit of that kind; all are off by default."""
+
+    # Calls a second per principal, refilling a bucket of `burst` calls.
+    rps: float = 0.0
+    burst: int = 0
+    # Calls in flight at once per principal.
+    concurrency: int = 0
+
+
+def _limits(env: Mapping[str, str]) -> CallLimits:
+    rps = env_int(env, "BUCKETVAULT_LIMIT_RPS", 0, 0, 1_000_000)
+    # Default burst: one second's worth of calls.
+    burst = env_int(env, "BUCKETVAULT_LIMIT_BURST", max(rps, 1), 1, 1_000_000)
+    return CallLimits(
+        float(rps), burst, env_int(env, "BUCKETVAULT_LIMIT_CONCURRENCY", 0, 0, 10_000)
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     data_dir: Path
@@ -216,6 +237,8 @@ class Config:
     http: HttpConfig | None = None
     # Browser origins CheckMount probes CORS for (BUCKETVAULT_BROWSER_ORIGINS).
     browser_origins: tuple[str, ...] = ()
+    # Per-principal rate and concurrency limits (grpc/limits.py); off by default.
+    limits: CallLimits = CallLimits()
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -269,12 +292,14 @@ class Config:
                 _origin_or_base(o, "BUCKETVAULT_BROWSER_ORIGINS", True)
                 for o in _list(merged, "BUCKETVAULT_BROWSER_ORIGINS")
             ),
+            limits=_limits(merged),
             env=dict(merged),
         )
 
 
 __all__ = [
     "DEFAULT_MOUNT_MAX_TTL",
+    "CallLimits",
     "DEFAULT_TTL",
     "MAX_URL_TTL_SECONDS",
     "Config",

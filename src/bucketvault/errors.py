@@ -90,8 +90,23 @@ class Unavailable(BucketVaultError):
 
 
 class ResourceExhausted(BucketVaultError):
+    """A quota or limit was hit. retry_after (seconds), when known, is sent to the caller
+    as google.rpc.RetryInfo.retry_delay."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     default_reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        field: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata, field=field)
+        self.retry_after = retry_after
 
 
 class DeadlineExceeded(BucketVaultError):

@@ -75,6 +75,18 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A principal's call limits (a policy entry's "limits"); None takes the server's
+    default (BUCKETVAULT_LIMIT_*), 0 means no limit of that kind."""
+
+    # Calls a second, refilling a bucket of `burst` calls.
+    rps: float | None = None
+    burst: int | None = None
+    # Calls in flight at once (a stream counts until its last reply).
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller."""
 
@@ -84,6 +96,8 @@ class Principal:
     tenants: frozenset[str]
     # Empty: an entry without grants, whose roles reach every mount of each of `tenants`.
     grants: tuple[Grant, ...] = ()
+    # Overrides of the server's per-principal call limits.
+    limits: Limits = Limits()
     _by_tenant: Mapping[str, tuple[Grant, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -311,6 +325,7 @@ __all__ = [
     "CredentialKind",
     "CredentialState",
     "Grant",
+    "Limits",
     "ListEntry",
     "ListPage",
     "ListRequest",

@@ -30,6 +30,7 @@ from bucketvault.clock import Clock, SystemClock
 from bucketvault.config import Config
 from bucketvault.crypto.envelope import Envelope
 from bucketvault.crypto.keys import KeyRing, key_provider_from_uri
+from bucketvault.grpc.limits import CallLimiter
 from bucketvault.grpc.observing import CallObserver, DrainGate
 from bucketvault.grpc.server import build_grpc_server
 from bucketvault.grpc.servicers import SERVICE_NAMES
@@ -304,6 +305,7 @@ def build_service(
         hook=CallObserver(metrics, tracer),
         outer=(gate,),
         health_servicer=health_servicer,
+        limits=CallLimiter(config.limits),
     )
     server.start()
     serve_links(http, config, app)

@@ -10,13 +10,16 @@ Policy file (JSON)::
          "roles": ["signer"], "tenants": ["acme"]},
         {"name": "thumbnailer", "token_sha256": "<hex>", "roles": ["signer"],
          "grants": [{"tenant": "acme", "mounts": ["photos"], "prefixes": ["2024/"],
-                     "methods": ["GET", "HEAD"], "max_ttl_seconds": 300}]}
+                     "methods": ["GET", "HEAD"], "max_ttl_seconds": 300}]},
+        {"name": "batch-job", "token_sha256": "<hex>", "roles": ["signer"], "tenants": ["acme"],
+         "limits": {"rps": 50, "burst": 100, "concurrency": 8}}
     ]}
 
 An entry names its caller by a token hash, by the identity its client certificate carries
 (``mtls_id``: the certificate's URI SAN, or its first DNS SAN without one), or by both.
 An entry with ``grants`` (auth/grants.py) reaches only what they name, and names its
 tenants there instead of in ``tenants``; one without reaches every mount of its tenants.
+``limits`` (auth/limits.py) overrides the server's per-principal call limits.
 A file is accepted or rejected whole.
 """
 
@@ -30,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from bucketvault.auth.grants import parse_grants
+from bucketvault.auth.limits import parse_limits
 from bucketvault.errors import InvalidArgument, Unauthenticated
-from bucketvault.models import Grant, Principal, Role
+from bucketvault.models import Grant, Limits, Principal, Role
 
 _MIN_TOKEN_CHARS = 16
 # An unknown key is rejected, not ignored: "grant" misspelt for "grants" would otherwise
 # turn a restricted principal into one that reaches its whole tenant.
-ENTRY_KEYS = frozenset({"name", "token_sha256", "mtls_id", "roles", "tenants", "grants", "comment"})
+ENTRY_KEYS = frozenset(
+    {"name", "token_sha256", "mtls_id", "roles", "tenants", "grants", "limits", "comment"}
+)
 
 
 def hash_token(token: str) -> str:
@@ -94,7 +100,10 @@ def _principal(entry: Mapping[str, Any], index: int) -> tuple[str, str, Principa
             )
         grants = parse_grants(entry["grants"], f"{where}.grants")
         tenants = sorted({g.tenant for g in grants})
-    principal = Principal(name=name, roles=roles, tenants=frozenset(tenants), grants=grants)
+    limits = parse_limits(entry["limits"], f"{where}.limits") if "limits" in entry else Limits()
+    principal = Principal(
+        name=name, roles=roles, tenants=frozenset(tenants), grants=grants, limits=limits
+    )
     return digest.lower(), mtls_id, principal
 
 

@@ -28,6 +28,7 @@ from bucketvault.audit.draft import AuditDraft, drafting
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.errors import BucketVaultError, Internal
 from bucketvault.grpc.auditing import draft_for
+from bucketvault.grpc.limits import CallLimiter
 from bucketvault.grpc.status import to_grpc_status
 from bucketvault.grpc.tls import peer_identities
 from bucketvault.models import Principal
@@ -83,8 +84,11 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         *,
         client_certs: bool = False,
         hook: CallHook | None = None,
+        limits: CallLimiter | None = None,
     ) -> None:
         self._authn = authenticator
+        # Per-principal rate and concurrency limits (grpc/limits.py), after authentication.
+        self._limits = limits
         self._recorder = recorder
         self._hook: CallHook = hook or _NoHook()
         # Only a listener that requires and verifies client certificates may name callers
@@ -171,7 +175,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 draft.principal = call.principal.name
                 token = _current.set(call)
                 try:
-                    yield draft
+                    limited = self._limits.admit(call.principal) if self._limits else nullcontext()
+                    with limited:
+                        yield draft
                 finally:
                     _current.reset(token)
                 self._recorder.closing(draft)

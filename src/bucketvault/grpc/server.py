@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 from bucketvault.app import App
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.grpc.interceptor import CallHook, ServiceInterceptor
+from bucketvault.grpc.limits import CallLimiter
 from bucketvault.grpc.servicers import SERVICE_NAMES, add_servicers
 
 
@@ -26,13 +27,15 @@ def build_grpc_server(
     hook: CallHook | None = None,
     outer: Sequence[grpc.ServerInterceptor] = (),
     health_servicer: health.HealthServicer | None = None,
+    limits: CallLimiter | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and the port it bound.
 
     client_certs: the credentials require and verify client certificates, so callers may
     be named by them (policy mtls_id). hook: observes each call (grpc/observing.py);
     outer: interceptors that run before authentication (the drain gate);
-    health_servicer: the caller keeps it to report NOT_SERVING at shutdown.
+    health_servicer: the caller keeps it to report NOT_SERVING at shutdown;
+    limits: per-principal rate and concurrency limits, checked after authentication.
     """
     if client_certs and credentials is None:
         raise ValueError("client certificates need TLS credentials")
@@ -40,7 +43,9 @@ def build_grpc_server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
         interceptors=[
             *outer,
-            ServiceInterceptor(authenticator, app.recorder, client_certs=client_certs, hook=hook),
+            ServiceInterceptor(
+                authenticator, app.recorder, client_certs=client_certs, hook=hook, limits=limits
+            ),
         ],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),

@@ -1,13 +1,13 @@
-"""bucketvault errors <-> google.rpc.Status with ErrorInfo (and BadRequest) details."""
+"""bucketvault errors <-> google.rpc.Status with ErrorInfo (and BadRequest, RetryInfo) details."""
 
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from bucketvault.errors import ERROR_DOMAIN, BucketVaultError
+from bucketvault.errors import ERROR_DOMAIN, BucketVaultError, ResourceExhausted
 
 
 def to_grpc_status(error: BucketVaultError) -> grpc.Status:
@@ -32,6 +32,12 @@ def to_grpc_status(error: BucketVaultError) -> grpc.Status:
             )
         )
         details.append(bad)
+    if isinstance(error, ResourceExhausted) and error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, int(error.retry_after * 1e9)))
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry)
     status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
@@ -56,4 +62,15 @@ def error_info(call: grpc.Call) -> tuple[str, str, dict[str, str]]:
     return reason, field, metadata
 
 
-__all__ = ["error_info", "to_grpc_status"]
+def retry_delay(call: grpc.Call) -> float | None:
+    """Seconds the failed call's google.rpc.RetryInfo asks to wait, if it carries one."""
+    status = rpc_status.from_call(call)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.ToNanoseconds()) / 1e9
+    return None
+
+
+__all__ = ["error_info", "retry_delay", "to_grpc_status"]

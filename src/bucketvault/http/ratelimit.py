@@ -1,4 +1,5 @@
-"""A token bucket per client address: `rate` opens a second, bursts up to `burst`."""
+"""A token bucket per client (an address, a principal): `rate` opens a second, bursts up to
+`burst`."""
 
 from __future__ import annotations
 
@@ -31,17 +32,28 @@ class TokenBuckets:
 
     def take(self, client: str) -> bool:
         """Spend one token of client's bucket; False when it is empty."""
+        return self.wait(client) == 0.0
+
+    def wait(self, client: str, rate: float | None = None, burst: int | None = None) -> float:
+        """Spend one token of client's bucket (0.0), or the seconds until one is there.
+
+        rate and burst, when given, replace the buckets' own for this client (per-client
+        limits, e.g. from a policy entry); pass the same ones every time."""
+        rate = self._rate if rate is None else rate
+        full = self._burst if burst is None else float(burst)
         now = self._clock()
         with self._lock:
-            tokens, then = self._buckets.pop(client, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - then) * self._rate)
-            allowed = tokens >= 1.0
-            if allowed:
+            tokens, then = self._buckets.pop(client, (full, now))
+            tokens = min(full, tokens + (now - then) * rate)
+            wait = 0.0
+            if tokens >= 1.0:
                 tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / rate
             self._buckets[client] = (tokens, now)
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
-            return allowed
+            return wait
 
 
 __all__ = ["MAX_CLIENTS", "TokenBuckets"]
