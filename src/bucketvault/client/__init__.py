@@ -330,17 +330,21 @@ class BucketVaultClient:
     def sign_url(
         self,
         tenant: str,
-        mount_id: str,
-        key: str,
+        mount_id: str = "",
+        key: str = "",
         *,
         method: str = "GET",
         ttl_seconds: int = 0,
         response_content_type: str = "",
         response_content_disposition: str = "",
         content_type: str = "",
+        uri: str = "",
     ) -> signer_pb2.SignedURL:
+        """uri (s3://, gs://, az://, https object URL) instead of mount_id and key: the
+        reply's mount_id says which mount it resolved to."""
         request = signer_pb2.SignURLRequest(
             tenant=tenant,
+            uri=uri,
             mount_id=mount_id,
             key=key,
             method=_method(method),
@@ -360,17 +364,21 @@ class BucketVaultClient:
         method: str = "GET",
         ttl_seconds: int = 0,
         compact: bool = True,
+        uris: Sequence[str] = (),
     ) -> list[signer_pb2.SignedURL]:
         """One SignedURL per key, in order. compact: ask for the packed reply (shared
-        fields once); unpacked here, so the result is the same either way."""
+        fields once); unpacked here, so the result is the same either way. uris (with
+        mount_id "" and keys ()): object URIs of one mount; the full reply is asked for,
+        as only it names each URI's key."""
         keys = list(keys)
         request = signer_pb2.SignURLsRequest(
             tenant=tenant,
             mount_id=mount_id,
             keys=keys,
+            uris=list(uris),
             method=_method(method),
             ttl_seconds=ttl_seconds,
-            compact=compact,
+            compact=compact and not uris,
         )
         response = self._call(self.signer.SignURLs, request, signer_pb2.SignURLsResponse)
         if not response.compact_urls:
