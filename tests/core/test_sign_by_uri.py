@@ -152,6 +152,9 @@ def test_resolution_answers(world: World) -> None:
         with pytest.raises(errors.NotFound) as nf:
             c.sign_url("acme", uri=uri)
         assert (nf.value.reason, nf.value.field) == ("NO_MOUNT_FOR_URI", "uri")
+    # The failure is recorded with the URI asked for.
+    failed = [r for r in c.query_audit("acme", action="signer.sign") if r.outcome != "ok"]
+    assert failed[-1].reason == "NO_MOUNT_FOR_URI" and list(failed[-1].keys) == [uri]
     with pytest.raises(errors.FailedPrecondition) as amb:
         c.sign_url("acme", uri="gs://b/dup/x")
     assert amb.value.reason == "AMBIGUOUS_MOUNT"
