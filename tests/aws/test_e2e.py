@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bucketvault.clock import FrozenClock
-from bucketvault.errors import BucketVaultError
+from bucketvault.errors import BucketVaultError, InvalidArgument
 from bucketvault.objectkeys import check_key
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.v1 import vault_pb2
@@ -339,3 +339,46 @@ def test_localstack_refuses_expired_server_urls(
         signed = c.sign_url(TENANT, mount_id, "a.txt", ttl_seconds=3600)
         assert signed.expires_at.ToDatetime(tzinfo=UTC) < datetime.now(UTC)
         assert requests.get(signed.url, timeout=10).status_code == 403
+
+
+@pytest.mark.moto
+def test_page_tokens_are_ours_page_by_page_and_sign_by_uri(moto_world: Any) -> None:
+    srv, _ = moto_world
+    c = srv.client()
+    cred = c.register_credential(TENANT, "AWS_ROLE", {"role_arn": ROLE_ARN}, display_name="pt")
+    # The longest prefix on the bucket (the other tests' mounts there hold img/ and all).
+    mount_id = mount_for(srv, cred.credential_id, "e2e-listing", name="pt", prefix="img/0")
+    # One call per page, each resuming from the previous page's token, to the end.
+    keys: list[str] = []
+    token, calls = "", 0
+    while True:
+        page = next(iter(c.list_prefix(TENANT, mount_id, page_size=300, page_token=token)))
+        calls += 1
+        keys += [e.key for e in page.entries]
+        token = page.next_page_token
+        if not token:
+            break
+        assert token.startswith("v1.")
+    assert keys == [f"img/{i:04d}.jpg" for i in range(1000)] and calls == 4
+    first = next(iter(c.list_prefix(TENANT, mount_id, page_size=300)))
+    s3_token = first.next_page_token.split(".")[2]
+    for forged, kw in (
+        (s3_token, {}),  # what S3 itself would take: never passed through
+        ("v1.x.y.z", {}),
+        (first.next_page_token, {"prefix": "img/00"}),
+        (first.next_page_token, {"delimiter": "/"}),
+    ):
+        with pytest.raises(BucketVaultError) as info:
+            list(c.list_prefix(TENANT, mount_id, page_size=300, page_token=forged, **kw))
+        assert isinstance(info.value, InvalidArgument)
+        assert info.value.reason == "INVALID_PAGE_TOKEN"
+    # Sign by URI: the https and s3:// spellings resolve to the mount; moto accepts the URL.
+    for uri in (
+        "s3://e2e-listing/img/0001.jpg",
+        "https://e2e-listing.s3.us-east-1.amazonaws.com/img/0001.jpg",
+        "https://s3.amazonaws.com/e2e-listing/img/0001.jpg",
+    ):
+        signed = c.sign_url(TENANT, uri=uri, ttl_seconds=120)
+        assert signed.key == "img/0001.jpg"
+        assert signed.mount_id == mount_id
+        assert requests.get(signed.url, timeout=10).status_code == 200

@@ -328,3 +328,30 @@ def test_a_tenant_wide_principal_still_learns_a_mount_is_missing(world: World) -
     with pytest.raises(errors.NotFound) as exc:
         world.clients["auditor-wide"].get_mount("acme", "mnt_doesnotexist00000000")
     assert exc.value.reason == "MOUNT_NOT_FOUND"
+
+
+def test_signing_by_uri_sees_only_granted_mounts_then_checks_the_grant(world: World) -> None:
+    """SignURL.uri: resolution considers only the mounts the caller's grants reach, and
+    the resolved call is then authorized as one made by mount_id and key."""
+    scoped, wide = world.clients["signer-scoped"], world.clients["signer-wide"]
+    photos = world.targets["own"].mount_id
+    # acme's "photos" and "other" are both on bucket b with no prefix: the scoped signer
+    # sees only "photos", a tenant-wide one sees two equally specific mounts.
+    assert scoped.sign_url("acme", uri="gs://b/2024/a.jpg", ttl_seconds=60).mount_id == photos
+    with pytest.raises(errors.FailedPrecondition) as amb:
+        wide.sign_url("acme", uri="gs://b/2024/a.jpg")
+    assert amb.value.reason == "AMBIGUOUS_MOUNT"
+    for kw, reason in (
+        ({"uri": "gs://b/2023/b.jpg"}, "PREFIX_NOT_GRANTED"),
+        ({"uri": "gs://b/2024/a.jpg", "method": "PUT"}, "METHOD_NOT_GRANTED"),
+        ({"uri": "gs://b/2024/a.jpg", "ttl_seconds": 600}, "TTL_OVER_PRINCIPAL_CAP"),
+    ):
+        with pytest.raises(errors.PermissionDenied) as denied:
+            scoped.sign_url("acme", **kw)  # type: ignore[arg-type]
+        assert denied.value.reason == reason
+    urls = scoped.sign_urls("acme", "", (), uris=["gs://b/2024/a.jpg", "gs://b/2024/b.jpg"])
+    assert [u.key for u in urls] == ["2024/a.jpg", "2024/b.jpg"]
+    # Another tenant's mounts are refused before any lookup, as by mount_id.
+    with pytest.raises(errors.PermissionDenied) as other:
+        scoped.sign_url("globex", uri="gs://b/2024/a.jpg")
+    assert other.value.reason == "PERMISSION_DENIED"

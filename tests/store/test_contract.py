@@ -281,6 +281,23 @@ def test_mount_round_trip_and_pages(store: Store, make: Factory) -> None:
     assert store.list_mounts("globex", "", 0) == []
 
 
+def test_mounts_for_bucket_are_the_tenants_on_that_bucket(store: Store, make: Factory) -> None:
+    acme, globex = make.credential(), make.credential("globex")
+    store.insert_credential(acme)
+    store.insert_credential(globex)
+    a = acme.credential.credential_id
+    on = [
+        dataclasses.replace(make.mount(a, mount_id=f"b-{i}"), prefix=p)
+        for i, p in ((2, ""), (1, "x/"))
+    ]
+    for m in (*on, dataclasses.replace(make.mount(a), bucket="other")):
+        store.insert_mount(m)
+    store.insert_mount(make.mount(globex.credential.credential_id, "globex"))
+    assert store.mounts_for_bucket("acme", "images") == sorted(on, key=lambda m: m.mount_id)
+    assert store.mounts_for_bucket("acme", "nope") == []
+    assert [m.tenant for m in store.mounts_for_bucket("globex", "images")] == ["globex"]
+
+
 def test_mount_name_taken_per_tenant(store: Store, make: Factory) -> None:
     acme, globex = make.credential(), make.credential("globex")
     store.insert_credential(acme)

@@ -23,8 +23,9 @@ from bucketvault.app.links import (
     Redirect,
 )
 from bucketvault.app.mounts import MountInput, Mounts
+from bucketvault.app.pagetokens import PageTokens
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
-from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signing, SignInput
+from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signed, Signing, SignInput
 from bucketvault.app.vault import RegisterInput, SealedSecret, Vault
 from bucketvault.audit import AuditLog, VerifyResult
 from bucketvault.audit.verifier import AuditVerifier
@@ -80,7 +81,12 @@ def build_app(
     return App(
         vault=Vault(seams, envelope, service_keys, external_ids),
         mounts=mounts,
-        signing=Signing(seams, mounts, config.default_ttl_seconds),
+        signing=Signing(
+            seams,
+            mounts,
+            config.default_ttl_seconds,
+            PageTokens(*service_keys.page_token_keys()),
+        ),
         audit=Audit(
             seams,
             AuditVerifier(store, service_keys.audit_signer(), service_keys.audit_keys(), clock),
@@ -118,6 +124,7 @@ __all__ = [
     "Redirect",
     "RegisterInput",
     "RegistrationKey",
+    "Signed",
     "SealedSecret",
     "SignInput",
     "TrustPolicy",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar, cast
 
 from bucketvault.app.handles import Handles
 from bucketvault.audit.draft import AuditDraft, current_draft
-from bucketvault.audit.event import OK, AuditEvent, detail_text, failed
+from bucketvault.audit.event import OK, AuditEvent, KeyList, detail_text, failed
 from bucketvault.audit.log import AuditLog, Change, Committed
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError, InvalidArgument
@@ -87,9 +87,11 @@ class Recorder:
 
     audit: AuditLog
 
-    def note(self, *, mount_id: str = "", credential_id: str = "") -> None:
+    def note(
+        self, *, mount_id: str = "", credential_id: str = "", keys: Sequence[str] = ()
+    ) -> None:
         """What the use case learned that a failure record should carry (the mount's
-        credential ...)."""
+        credential, the keys URIs named ...)."""
         draft = current_draft()
         if draft is None:
             return
@@ -97,6 +99,8 @@ class Recorder:
             draft.mount_id = mount_id
         if credential_id:
             draft.credential_id = credential_id
+        if keys:
+            draft.keys = KeyList.of(keys)
 
     def __call__(
         self,

@@ -8,6 +8,7 @@ a listing shows only the mounts the caller's grants reach.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
@@ -31,6 +32,7 @@ from bucketvault.objectkeys import check_mount_prefix
 from bucketvault.providers.base import MountAdmission
 from bucketvault.providers.cors import CorsSource, preflight
 from bucketvault.providers.kinds import StoredSecretRefused
+from bucketvault.providers.uris import MAX_URI_LENGTH, ObjectUri
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REGION = re.compile(r"^[a-z0-9-]{0,32}$")
@@ -91,6 +93,90 @@ class Mounts:
         if mount is None:
             raise NotFound("no such mount", reason="MOUNT_NOT_FOUND")
         return mount
+
+    def by_uris(
+        self, principal: Principal, ask: Ask, uris: Sequence[str], field: str
+    ) -> tuple[Mount, tuple[str, ...]]:
+        """The one mount every URI resolves to, and the key each names.
+
+        A URI resolves to the tenant's mount on the bucket it names whose credential is
+        of the URI's cloud (and reaches the bucket: Azure's account) and whose prefix
+        holds the key; the longest such prefix wins. Mounts outside the caller's grants
+        are not candidates, so resolution shows the caller only mounts it may use.
+        """
+        # (family, bucket, account) -> the visible candidate mounts, read once per call.
+        seen: dict[tuple[str, str, str], list[Mount]] = {}
+        chosen: Mount | None = None
+        keys: list[str] = []
+        for i, uri in enumerate(uris):
+            at = field if len(uris) == 1 else f"{field}[{i}]"
+            mount, key = self._resolve(principal, ask, uri, at, seen)
+            if chosen is not None and mount.mount_id != chosen.mount_id:
+                raise InvalidArgument(
+                    "the URIs resolve to more than one mount: sign each mount's separately",
+                    reason="URIS_SPAN_MOUNTS",
+                    field=at,
+                )
+            chosen = mount
+            keys.append(key)
+        if chosen is None:
+            raise InvalidArgument(f"{field} is required", reason="MISSING_FIELD", field=field)
+        return chosen, tuple(keys)
+
+    def _resolve(
+        self,
+        principal: Principal,
+        ask: Ask,
+        uri: str,
+        field: str,
+        seen: dict[tuple[str, str, str], list[Mount]],
+    ) -> tuple[Mount, str]:
+        registry = self.seams.registry
+        targets = registry.object_uri(uri) if len(uri) <= MAX_URI_LENGTH else []
+        if not targets or any(not t.key for _, t in targets):
+            raise InvalidArgument(
+                "not an object URI of a cloud this service serves",
+                reason="INVALID_URI",
+                field=field,
+            )
+        found: list[tuple[Mount, str]] = []
+        for family, target in targets:
+            scope = (family, target.bucket, target.account)
+            if scope not in seen:
+                seen[scope] = self._candidates(principal, ask, family, target)
+            found.extend((m, target.key) for m in seen[scope] if target.key.startswith(m.prefix))
+        if not found:
+            raise NotFound(
+                "no mount of this tenant holds the URI's object",
+                reason="NO_MOUNT_FOR_URI",
+                field=field,
+            )
+        longest = max(len(m.prefix) for m, _ in found)
+        best = [(m, k) for m, k in found if len(m.prefix) == longest]
+        if len(best) > 1:
+            names = ", ".join(sorted(m.name for m, _ in best))
+            raise FailedPrecondition(
+                f"the URI's object lies under equally specific mounts ({names}): "
+                "sign by mount_id and key",
+                reason="AMBIGUOUS_MOUNT",
+                field=field,
+            )
+        return best[0]
+
+    def _candidates(
+        self, principal: Principal, ask: Ask, family: str, target: ObjectUri
+    ) -> list[Mount]:
+        out: list[Mount] = []
+        mount_ask = replace(ask, reach=Reach.MOUNT)
+        for mount in self.seams.store.mounts_for_bucket(ask.tenant, target.bucket):
+            if not decide(principal, replace(mount_ask, mount=mount)).allowed:
+                continue
+            stored = self.seams.store.get_credential(ask.tenant, mount.credential_id)
+            if stored is not None and self.seams.registry.serves_uri(
+                stored.credential, family, target
+            ):
+                out.append(mount)
+        return out
 
     def _active_credential(self, tenant: str, credential_id: str) -> Credential:
         stored = self.seams.store.get_credential(tenant, need(credential_id, "credential_id"))

@@ -1,5 +1,5 @@
 """Keys the service owns: HPKE registration key pairs, the fingerprint key, the audit
-signing key and the link MAC key.
+signing key, the link MAC key and the page-token MAC key.
 
 Their private parts are stored envelope-encrypted under the KEK, like credentials, and
 are decrypted once into memory.
@@ -31,6 +31,9 @@ REGISTRATION = "registration"
 FINGERPRINT = "fingerprint"
 AUDIT_SIGNING = "audit-signing"
 LINK_MAC = "link-mac"
+PAGE_TOKEN = "page-token"
+# The id prefix of each MAC key purpose's keys.
+_MAC_KID = {LINK_MAC: "lk_", PAGE_TOKEN: "pk_"}
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,8 @@ class ServiceKeys:
         self._fingerprint_key = b""
         self._audit_signer: AuditSigner | None = None
         self._audit_keys = TrustedKeys({})
-        self._link_keys: dict[str, bytes] = {}
-        self._link_key_id = ""
+        # purpose -> (the id of the key that signs, every trusted key by id)
+        self._mac_keys: dict[str, tuple[str, dict[str, bytes]]] = {}
 
     def __repr__(self) -> str:
         return "ServiceKeys()"
@@ -101,28 +104,33 @@ class ServiceKeys:
                 key_id=key_id_of(signing_key.public_key()),
             )
         self._load_audit_keys()
-        if not self._store.list_service_keys(LINK_MAC):
-            self._add(LINK_MAC, "hmac-sha256", b"", secrets.token_bytes(32), key_id=_link_kid())
-        self._load_link_keys()
+        for purpose in (LINK_MAC, PAGE_TOKEN):
+            if not self._store.list_service_keys(purpose):
+                kid = _MAC_KID[purpose] + secrets.token_hex(8)
+                self._add(purpose, "hmac-sha256", b"", secrets.token_bytes(32), key_id=kid)
+            self._load_mac_keys(purpose)
 
-    def _load_link_keys(self) -> None:
-        """Every link key that opens under the KEK (bound to its id); the newest live one
-        signs new links, retired ones still verify old links."""
+    def _load_mac_keys(self, purpose: str) -> None:
+        """Every MAC key of purpose that opens under the KEK (bound to its id); the newest
+        live one signs new tokens, retired ones still verify old ones."""
         keys: dict[str, bytes] = {}
         current = ""
-        for record in self._store.list_service_keys(LINK_MAC):
+        for record in self._store.list_service_keys(purpose):
             try:
                 keys[record.key_id] = self._envelope.decrypt(
-                    record.envelope, _ad(record.key_id, LINK_MAC)
+                    record.envelope, _ad(record.key_id, purpose)
                 )
             except BucketVaultError:
-                log.error("link key %s does not open under the KEK: not trusted", record.key_id)
+                log.error(
+                    "%s key %s does not open under the KEK: not trusted", purpose, record.key_id
+                )
                 continue
             if record.retired_at is None:
                 current = record.key_id
         if not current:
-            raise FailedPrecondition("no usable link key", reason="NO_LINK_KEY")
-        self._link_keys, self._link_key_id = keys, current
+            reason = "NO_LINK_KEY" if purpose == LINK_MAC else "NO_PAGE_TOKEN_KEY"
+            raise FailedPrecondition(f"no usable {purpose} key", reason=reason)
+        self._mac_keys[purpose] = (current, keys)
 
     def _load_audit_keys(self) -> None:
         """Trust an audit key only if its private half opens under the KEK.
@@ -249,16 +257,20 @@ class ServiceKeys:
 
     def link_keys(self) -> tuple[str, dict[str, bytes]]:
         """The id of the key new links are signed with, and every trusted link key by id."""
-        return self._link_key_id, dict(self._link_keys)
+        return self._mac(LINK_MAC)
+
+    def page_token_keys(self) -> tuple[str, dict[str, bytes]]:
+        """The id of the key new page tokens are signed with, and every trusted one by id."""
+        return self._mac(PAGE_TOKEN)
+
+    def _mac(self, purpose: str) -> tuple[str, dict[str, bytes]]:
+        current, keys = self._mac_keys.get(purpose, ("", {}))
+        return current, dict(keys)
 
     def fingerprint(self, kind: str, canonical: bytes) -> str:
         """A keyed fingerprint: equal secrets compare equal, nothing can be learned from it."""
         digest = hmac.new(self._fingerprint_key, kind.encode() + b"\x00" + canonical, sha256)
         return "hmac-sha256:" + digest.hexdigest()[:32]
-
-
-def _link_kid() -> str:
-    return "lk_" + secrets.token_hex(8)
 
 
 def _raw_public(private: Ed25519PrivateKey) -> bytes:
@@ -271,6 +283,7 @@ __all__ = [
     "AUDIT_SIGNING",
     "FINGERPRINT",
     "LINK_MAC",
+    "PAGE_TOKEN",
     "REGISTRATION",
     "RegistrationKey",
     "Rotated",

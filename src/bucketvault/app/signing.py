@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bucketvault.app.common import MAX_PAGE_SIZE, Seams, tenant_name
 from bucketvault.app.mounts import Mounts
+from bucketvault.app.pagetokens import ListScope, PageTokens
 from bucketvault.auth.authz import Ask, Decision, Reach, require
 from bucketvault.errors import InvalidArgument, PermissionDenied
 from bucketvault.models import (
@@ -43,6 +44,16 @@ class SignInput:
     method: Method | None
     ttl_seconds: int
     overrides: Overrides = NO_OVERRIDES
+    # Instead of mount_id and keys: object URIs, resolved to one mount.
+    uris: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A call's URLs, in the order asked, and the mount that signed them."""
+
+    mount_id: str
+    urls: list[SignedUrl]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Signing:
     seams: Seams
     mounts: Mounts
     default_ttl: int
+    page_tokens: PageTokens
 
     def _options(
         self,
@@ -123,11 +135,30 @@ class Signing:
         signed_at = rules.signing_time(now, ttl, mount.policy)
         return SignOptions(method, ttl, signed_at, capped_by, wanted, caller, asked_at=now)
 
-    def sign(self, principal: Principal, req: SignInput, request_id: str) -> list[SignedUrl]:
+    def _by_uris(self, principal: Principal, ask: Ask, req: SignInput) -> SignInput:
+        """The request with its URIs resolved to a mount and keys (audited as such)."""
+        field = "uri" if len(req.uris) == 1 else "uris"
+        if req.mount_id or req.keys:
+            raise InvalidArgument(
+                f"send {field} or mount_id with keys, not both",
+                reason="INVALID_FIELD",
+                field=field,
+            )
+        if len(req.uris) > MAX_BATCH_KEYS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_KEYS} URIs per call", reason="BATCH_TOO_LARGE", field=field
+            )
+        mount, keys = self.mounts.by_uris(principal, ask, req.uris, field)
+        self.seams.record.note(mount_id=mount.mount_id, keys=keys)
+        return dataclasses.replace(req, mount_id=mount.mount_id, keys=keys)
+
+    def sign(self, principal: Principal, req: SignInput, request_id: str) -> Signed:
         """SignURL and SignURLs: one audit record per call, however many keys."""
         tenant = tenant_name(req.tenant)
         ask = Ask((Role.SIGNER,), tenant)
         require(principal, ask)
+        if req.uris:
+            req = self._by_uris(principal, ask, req)
         if not req.keys:
             raise InvalidArgument(
                 "at least one key is required", reason="MISSING_FIELD", field="keys"
@@ -136,6 +167,7 @@ class Signing:
             raise InvalidArgument(
                 f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
             )
+        # A resolved mount is read again like any other: its grant is checked in full.
         mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
         if req.method is None:
@@ -175,8 +207,9 @@ class Signing:
             # One call's URLs share their expiry (rules.sign_urls caps the call, not a key).
             expires_at=urls[0].expires_at,
             capped_by=urls[0].expiry_capped_by,
+            **({"by_uri": "true"} if req.uris else {}),
         )
-        return urls
+        return Signed(mount.mount_id, urls)
 
     def list_prefix(
         self, principal: Principal, req: ListInput, request_id: str
@@ -210,6 +243,9 @@ class Signing:
             if req.sign_ttl_seconds > 0
             else None
         )
+        # Ours, bound to this listing: the cloud never sees a token we did not issue for it.
+        scope = ListScope(tenant, mount.mount_id, prefix, req.delimiter)
+        cloud_token = self.page_tokens.open(scope, req.page_token) if req.page_token else ""
         cred, handle = self.seams.handles.for_mount(mount)
         limit = self.seams.registry.provider(cred.kind).max_url_seconds
         self.seams.record(
@@ -223,9 +259,10 @@ class Signing:
             signed=str(sign is not None),
         )
         request = ListRequest(
-            prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, req.page_token, principal.name
+            prefix, req.delimiter, req.page_size or MAX_PAGE_SIZE, cloud_token, principal.name
         )
-        return rules.list_pages(handle, mount, request, sign, limit, self.seams.clock.now)
+        pages = rules.list_pages(handle, mount, request, sign, limit, self.seams.clock.now)
+        return self.page_tokens.wrap(scope, pages)
 
 
-__all__ = ["MAX_BATCH_KEYS", "ListInput", "SignInput", "Signing"]
+__all__ = ["MAX_BATCH_KEYS", "ListInput", "SignInput", "Signed", "Signing"]

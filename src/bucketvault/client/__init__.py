@@ -362,8 +362,8 @@ class BucketVaultClient:
     def sign_url(
         self,
         tenant: str,
-        mount_id: str,
-        key: str,
+        mount_id: str = "",
+        key: str = "",
         *,
         method: str = "GET",
         ttl_seconds: int = 0,
@@ -371,14 +371,18 @@ class BucketVaultClient:
         response_content_disposition: str = "",
         content_type: str = "",
         ttl: timedelta | None = None,
+        uri: str = "",
         timeout: float | None = None,
     ) -> signer_pb2.SignedURL:
+        """uri (s3://, gs://, az://, https object URL) instead of mount_id and key: the
+        reply's mount_id says which mount it resolved to."""
         request = _common.sign_url_request(
             tenant,
             mount_id,
             key,
             method=method,
             ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
+            uri=uri,
             response_content_type=response_content_type,
             response_content_disposition=response_content_disposition,
             content_type=content_type,
@@ -395,10 +399,13 @@ class BucketVaultClient:
         ttl_seconds: int = 0,
         compact: bool = True,
         ttl: timedelta | None = None,
+        uris: Sequence[str] = (),
         timeout: float | None = None,
     ) -> list[signer_pb2.SignedURL]:
         """One SignedURL per key, in order. compact: ask for the packed reply (shared
-        fields once); unpacked here, so the result is the same either way."""
+        fields once); unpacked here, so the result is the same either way. uris (with
+        mount_id "" and keys ()): object URIs of one mount; the full reply is asked for,
+        as only it names each URI's key."""
         keys = list(keys)
         request = _common.sign_urls_request(
             tenant,
@@ -407,6 +414,7 @@ class BucketVaultClient:
             method=method,
             ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
             compact=compact,
+            uris=uris,
         )
         response = self._call(
             self.signer, "SignURLs", request, signer_pb2.SignURLsResponse, timeout

@@ -285,9 +285,11 @@ def sign_url_request(
     response_content_type: str,
     response_content_disposition: str,
     content_type: str,
+    uri: str = "",
 ) -> signer_pb2.SignURLRequest:
     return signer_pb2.SignURLRequest(
         tenant=tenant,
+        uri=uri,
         mount_id=mount_id,
         key=key,
         method=method_value(method),
@@ -299,15 +301,25 @@ def sign_url_request(
 
 
 def sign_urls_request(
-    tenant: str, mount_id: str, keys: list[str], *, method: str, ttl_seconds: int, compact: bool
+    tenant: str,
+    mount_id: str,
+    keys: list[str],
+    *,
+    method: str,
+    ttl_seconds: int,
+    compact: bool,
+    uris: Sequence[str] = (),
 ) -> signer_pb2.SignURLsRequest:
+    """uris instead of mount_id and keys: the full reply is asked for, as only it names
+    each URI's key."""
     return signer_pb2.SignURLsRequest(
         tenant=tenant,
         mount_id=mount_id,
         keys=keys,
+        uris=list(uris),
         method=method_value(method),
         ttl_seconds=ttl_seconds,
-        compact=compact,
+        compact=compact and not uris,
     )
 
 

@@ -72,6 +72,11 @@ def draft_for(method: str, request: Message, request_id: str, peer: str) -> Audi
         keys = getattr(request, "keys")  # noqa: B009 - a field only some requests have
     elif "key" in fields:
         keys = (getattr(request, "key"),)  # noqa: B009
+    # Signing by URI: the URIs as asked, until the use case notes the keys they name.
+    if "uris" in fields and not keys:
+        keys = getattr(request, "uris")  # noqa: B009
+    elif "uri" in fields and keys == ("",) and getattr(request, "uri"):  # noqa: B009
+        keys = (getattr(request, "uri"),)  # noqa: B009
     ttl = next((getattr(request, n) for n in ("ttl_seconds", "sign_ttl_seconds") if n in fields), 0)
     return AuditDraft(
         request_id=request_id,

@@ -19,6 +19,7 @@ from bucketvault.app import (
     RegisterInput,
     RegistrationKey,
     SealedSecret,
+    Signed,
     SignInput,
 )
 from bucketvault.audit import VerifyResult
@@ -144,18 +145,21 @@ def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
 def sign_input(request: signer_pb2.SignURLRequest | signer_pb2.SignURLsRequest) -> SignInput:
     """SignURL names one key, SignURLs many; the use case always takes a tuple."""
     if isinstance(request, signer_pb2.SignURLRequest):
-        keys: tuple[str, ...] = (request.key,)
+        uris: tuple[str, ...] = (request.uri,) if request.uri else ()
+        # By URI, a key is an error only when one was sent.
+        keys: tuple[str, ...] = (request.key,) if request.key or not uris else ()
         overrides = Overrides(
             request.response_content_type,
             request.response_content_disposition,
             request.content_type,
         )
     else:
-        keys, overrides = tuple(request.keys), NO_OVERRIDES
+        keys, uris, overrides = tuple(request.keys), tuple(request.uris), NO_OVERRIDES
     return from_request(
         SignInput,
         request,
         keys=keys,
+        uris=uris,
         method=method_from_pb(request.method) or Method.GET,
         overrides=overrides,
     )
@@ -226,7 +230,7 @@ def mount_to_pb(m: Mount, kind: CredentialKind | None = None) -> vault_pb2.Mount
     )
 
 
-def signed_to_pb(s: SignedUrl) -> signer_pb2.SignedURL:
+def signed_to_pb(s: SignedUrl, mount_id: str = "") -> signer_pb2.SignedURL:
     return signer_pb2.SignedURL(
         url=s.url,
         method=method_to_pb(s.method),
@@ -234,6 +238,7 @@ def signed_to_pb(s: SignedUrl) -> signer_pb2.SignedURL:
         required_headers=dict(s.required_headers),
         key=s.key,
         expiry_capped_by=s.expiry_capped_by,
+        mount_id=mount_id,
     )
 
 
@@ -253,16 +258,17 @@ def mount_page_to_pb(page: tuple[Sequence[Mount], str]) -> vault_pb2.ListMountsR
     )
 
 
-def first_signed_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignedURL:
-    """SignURL's reply: the one URL of a one-key batch."""
-    return signed_to_pb(urls[0])
+def first_signed_to_pb(signed: Signed) -> signer_pb2.SignedURL:
+    """SignURL's reply: the one URL of a one-key batch, and the mount that signed it."""
+    return signed_to_pb(signed.urls[0], signed.mount_id)
 
 
-def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
+def signed_batch_to_pb(batch: Signed) -> signer_pb2.SignURLsResponse:
     """The SignURLs response. URLs of one call share their expiry and method, so those
     are converted once; ``add`` fills the repeated field without a temporary message, and
     the headers map is touched only when there are headers (most URLs have none)."""
-    response = signer_pb2.SignURLsResponse()
+    urls = batch.urls
+    response = signer_pb2.SignURLsResponse(mount_id=batch.mount_id)
     add = response.urls.add
     stamps: dict[datetime, Timestamp | None] = {}
     methods = {m: method_to_pb(m) for m in Method}
@@ -282,10 +288,12 @@ def signed_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse
     return response
 
 
-def compact_batch_to_pb(urls: Sequence[SignedUrl]) -> signer_pb2.SignURLsResponse:
+def compact_batch_to_pb(signed: Signed) -> signer_pb2.SignURLsResponse:
     """The SignURLs response in its compact form: the URLs, and once what they share."""
+    urls = signed.urls
     first = urls[0]
     return signer_pb2.SignURLsResponse(
+        mount_id=signed.mount_id,
         compact_urls=[s.url for s in urls],
         expires_at=ts(first.expires_at),
         required_headers=dict(first.required_headers),

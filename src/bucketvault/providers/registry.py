@@ -15,9 +15,10 @@ from typing import cast
 from bucketvault import providers as _package
 from bucketvault.clock import Clock
 from bucketvault.errors import Unimplemented
-from bucketvault.models import CredentialKind, Onboarding
+from bucketvault.models import Credential, CredentialKind, Onboarding
 from bucketvault.providers.base import CloudProvider, OnboardingSource, TrustPolicySource
 from bucketvault.providers.kinds import KindSpec
+from bucketvault.providers.uris import ObjectUri, uri_scheme
 from bucketvault.urlpolicy import UrlPolicy
 
 Build = Callable[[Mapping[str, str], Clock, UrlPolicy], CloudProvider | None]
@@ -58,6 +59,23 @@ class ProviderRegistry:
         """The cloud family of kind ("" if no provider serves it)."""
         provider = self._by_kind.get(kind)
         return provider.name if provider is not None else ""
+
+    def object_uri(self, uri: str) -> list[tuple[str, ObjectUri]]:
+        """(family, what it names) for every family whose URI reading accepts uri."""
+        out: list[tuple[str, ObjectUri]] = []
+        for family in dict.fromkeys(p.name for p in self._providers):
+            scheme = uri_scheme(family)
+            target = scheme.parse(uri) if scheme is not None else None
+            if target is not None:
+                out.append((family, target))
+        return out
+
+    def serves_uri(self, credential: Credential, family: str, target: ObjectUri) -> bool:
+        """Whether credential belongs to family and can reach the bucket target names."""
+        if self.family(credential.kind) != family:
+            return False
+        scheme = uri_scheme(family)
+        return scheme is not None and scheme.serves(credential, target)
 
     def onboarding(self, kind: CredentialKind, tenant: str) -> Onboarding | None:
         """How a tenant sets up kind on its side, if the kind's provider says."""

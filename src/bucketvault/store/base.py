@@ -203,6 +203,10 @@ class MountStore(Protocol):
         """Ordered by mount_id, strictly after after_id; limit <= 0 means no limit."""
         ...
 
+    def mounts_for_bucket(self, tenant: str, bucket: str) -> list[Mount]:
+        """Every mount of the tenant on bucket (of any cloud), ordered by mount_id."""
+        ...
+
     def rebind_mount(
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
     ) -> Mount:

@@ -586,6 +586,15 @@ class SqlStore:
         return [self._rows.mount(r) for r in rows]
 
     @_translating
+    def mounts_for_bucket(self, tenant: str, bucket: str) -> list[Mount]:
+        """Every mount of the tenant on bucket (of any cloud), ordered by mount_id."""
+        rows = self._all(
+            f"{MOUNTS.select} WHERE tenant = ? AND bucket = ? ORDER BY mount_id",
+            (tenant, bucket),
+        )
+        return [self._rows.mount(r) for r in rows]
+
+    @_translating
     def rebind_mount(
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
     ) -> Mount:

@@ -97,13 +97,21 @@ class LocalHandle:
         return _LocalSigner(self.credential_id)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
-        """One page: the fixed keys under the asked prefix."""
+        """The fixed keys under the asked prefix, page_size at a time; the page token is
+        the offset of the next page (a token that is not one raises, as a cloud would)."""
         entries = tuple(
             ListEntry(mount.prefix + k, 1, "etag", None)
             for k in self.keys
             if (mount.prefix + k).startswith(request.prefix)
         )
-        yield ListPage(entries, (), "")
+        start = int(request.page_token or "0")
+        while True:
+            end = start + request.page_size
+            more = end < len(entries)
+            yield ListPage(entries[start:end], (), str(end) if more else "")
+            if not more:
+                return
+            start = end
 
     def check(self, mount: Mount) -> CheckResult:
         """Always usable."""
