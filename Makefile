@@ -12,7 +12,7 @@ PROTO_OUT := src/bucketvault/v1
 ADDR ?= 127.0.0.1:50051
 DATA_DIR ?= .bucketvault
 
-.PHONY: all venv proto run test test-fast lint docs bench fuzz emulators localstack azurite browser clean
+.PHONY: all venv proto run test test-fast lint docs bench fuzz soak emulators localstack azurite browser clean
 
 all: proto
 
@@ -85,6 +85,12 @@ lint: proto
 FUZZ_SECONDS ?= 300
 fuzz: proto
 	PYTHONPATH=src $(BIN)/python -m bucketvault.testing.fuzz --seconds $(FUZZ_SECONDS) --corpus .fuzz-corpus
+
+# A bounded loopback load run (SOAK_SECONDS=600): zero errors, RSS growth under 10%, audit
+# verifies afterwards; a 30-second version runs in the suite (tests/core/test_soak.py).
+SOAK_SECONDS ?= 600
+soak: proto
+	SOAK_SECONDS=$(SOAK_SECONDS) PYTHONPATH=src $(BIN)/python -m bucketvault.testing.soak
 
 bench: proto
 	$(BIN)/python bench/run.py
