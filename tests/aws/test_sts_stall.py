@@ -19,8 +19,9 @@ from aws.aws_support import ROLE_ARN, free_port
 
 from bucketvault import errors
 from bucketvault.clock import FrozenClock
-from bucketvault.errors import Unavailable
+from bucketvault.errors import InvalidArgument, Unavailable
 from bucketvault.providers.aws.credentials import AwsCredentials
+from bucketvault.providers.aws.settings import AwsSettings
 from bucketvault.providers.aws.sts import (
     AssumeRoleRequest,
     Backoff,
@@ -232,3 +233,20 @@ def test_waiters_on_a_failed_fetch_fail_together_and_back_off_from_its_end() -> 
     with pytest.raises(Unavailable):
         value.get()
     assert fetches[0] == 1
+
+
+def test_sts_timeouts_are_configured_and_checked() -> None:
+    assert AwsSettings.from_env({}).sts_read_timeout_seconds == 5.0
+    s = AwsSettings.from_env(
+        {
+            "BUCKETVAULT_AWS_STS_CONNECT_TIMEOUT_SECONDS": "1.5",
+            "BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS": "2",
+            "BUCKETVAULT_AWS_STS_BUDGET_SECONDS": "4",
+        }
+    )
+    assert (s.sts_connect_timeout_seconds, s.sts_read_timeout_seconds) == (1.5, 2.0)
+    assert s.sts_budget_seconds == 4.0
+    for bad in ("0", "-1", "soon", "301"):
+        with pytest.raises(InvalidArgument) as info:
+            AwsSettings.from_env({"BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS": bad})
+        assert info.value.reason == "INVALID_CONFIG"
