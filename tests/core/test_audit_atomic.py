@@ -21,7 +21,8 @@ from bucketvault.testing.server import start_server
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-# The child serves in-process and registers from four threads until it is killed.
+# The child serves in-process, registers from three threads and rebinds one mount back
+# and forth from a fourth until it is killed; it prints each acknowledged write.
 CHILD = textwrap.dedent(
     """
     import sys, threading
@@ -30,6 +31,11 @@ CHILD = textwrap.dedent(
     from bucketvault.testing.server import start_server
 
     data = Path(sys.argv[1])
+    said = threading.Lock()
+    def say(*words):
+        with said:  # one whole line per write: threads must not interleave
+            sys.stdout.write(" ".join(map(str, words)) + "\\n")
+            sys.stdout.flush()
     with start_server(data.parent, data_dir=data, providers=offline_providers()) as srv:
         def doc(t, i):
             return {"access_id": "GOOG1EXAMPLEHMAC", "secret": f"s-{t}-{i}"}
@@ -37,13 +43,13 @@ CHILD = textwrap.dedent(
         pair = [c.register_credential("acme", "GCS_HMAC", doc("r", i)).credential_id
                 for i in range(2)]
         m = c.create_mount("acme", name="m", bucket="b", credential_id=pair[0])
-        print("mount", m.mount_id, flush=True)
+        say("mount", m.mount_id)
         def loop(t):
             c = srv.client()
             i = 0
             while True:
                 cred = c.register_credential("acme", "GCS_HMAC", doc(t, i))
-                print("registered", cred.credential_id, flush=True)
+                say("registered", cred.credential_id)
                 i += 1
         def rebind():
             c = srv.client()
@@ -51,7 +57,7 @@ CHILD = textwrap.dedent(
             while True:
                 to = pair[version % 2]
                 version = c.rebind_mount("acme", m.mount_id, to, version).version
-                print("rebound", version, to, flush=True)
+                say("rebound", version, to)
         for t in range(3):
             threading.Thread(target=loop, args=(t,), daemon=True).start()
         threading.Thread(target=rebind, daemon=True).start()
