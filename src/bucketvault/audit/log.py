@@ -22,6 +22,7 @@ from bucketvault.audit.sinks import AuditSink
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError, Unavailable
 from bucketvault.store.base import AuditBatch, AuditRow, Store, Writes
+from bucketvault.store.sql import driver_cause
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,12 @@ class AuditLog:
             rows = self._store.audit_batch(work)
         except Exception as exc:  # any store fault must fail the callers, not the thread
             # Nothing was committed: the chain head stays where it was.
-            log.error("audit commit failed: %s", type(exc).__name__)
+            # The driver's fault name (SQLITE_FULL ...), never its message: it can quote rows.
+            log.error(
+                "audit commit failed: %s (%s)",
+                type(exc).__name__,
+                driver_cause(exc) or getattr(exc, "reason", "") or "no driver fault",
+            )
             self._observe(start, len(batch), ok=False)
             for p in batch:
                 p.error = exc

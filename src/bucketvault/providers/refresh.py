@@ -9,9 +9,11 @@ network, valid until an instant, that callers must never wait for in the common 
   refresh at a time);
 * mandatory window, or nothing cached: block and refresh; callers arriving together
   share one fetch (single flight);
-* source failing: a value that is still usable keeps serving, and further attempts
-  wait out ``retry_after`` instead of stalling every caller on a dead endpoint; only
-  when nothing usable is left does the caller get the fetch's error.
+* source failing: a value that is still usable keeps serving (also to callers in the
+  mandatory window while another caller's fetch is in flight), and further attempts
+  wait out ``retry_after``, counted from the failure's end, instead of stalling every
+  caller on a dead endpoint; only when nothing usable is left does the caller get the
+  fetch's error, and callers that waited on that fetch all get it together.
 
 Only bucketvault errors count as failures of the source: providers translate their
 SDK's exceptions at the boundary, and anything else is a bug that must surface.
@@ -170,6 +172,8 @@ class RefreshingValue(Generic[T]):
         self._background = False
         self._quiet_until: datetime | None = None
         self._last_error: BucketVaultError | None = None
+        # Fetches finished, ok or not (under _lock): how a waiter knows one ended.
+        self._completed = 0
         self._closed = False
         self.fetches = 0
 
@@ -183,14 +187,20 @@ class RefreshingValue(Generic[T]):
             if self._closed:
                 raise Unavailable("the credential was closed", reason="CREDENTIAL_CLOSED")
             entry = self._entry
-            if entry is None or entry.needs_block(now):
-                entry = None
-            start = entry is not None and not entry.fresh(now) and not self._background
+            block = entry is None or entry.needs_block(now)
+            start = entry is not None and not block and not entry.fresh(now)
+            start = start and not self._background
             if start:
                 self._background = True
-        self._observer.served(self._what, entry is not None)
-        if entry is None:
-            return self._refresh(blocking=True)
+            seen = self._completed
+        if block and entry is not None and entry.usable(now) and self._fetching.locked():
+            # A refresh is in flight and the held value still works: serve it rather than
+            # queue behind a fetch that may be stalled on a dead endpoint.
+            self._observer.served(self._what, True)
+            return entry.held
+        self._observer.served(self._what, not block)
+        if entry is None or block:
+            return self._refresh(blocking=True, seen=seen)
         if start:
             # Outside the lock: a spawn that runs the work at once must not deadlock.
             self._spawn(self._refresh_in_background)
@@ -205,18 +215,22 @@ class RefreshingValue(Generic[T]):
             with self._lock:
                 self._background = False
 
-    def _refresh(self, *, blocking: bool) -> Expiring[T]:
+    def _refresh(self, *, blocking: bool, seen: int | None = None) -> Expiring[T]:
+        """Fetch now, single flight. seen: how many fetches had finished when the caller
+        decided to block; one that finished since (while the caller waited for this
+        lock) answers it too, failure included: waiters fail together, not in series."""
         with self._fetching:
             now = self._clock.now()
             with self._lock:
                 entry = self._entry
                 quiet = self._quiet_until is not None and now < self._quiet_until
+                shared = seen is not None and seen != self._completed
             # Someone refreshed while we waited for the lock: done.
             if entry is not None and (
                 entry.fresh(now) or (blocking and not entry.needs_block(now))
             ):
                 return entry.held
-            if quiet:
+            if quiet or (shared and self._last_error is not None):
                 return self._fallback(entry, now)
             try:
                 self.fetches += 1
@@ -224,8 +238,11 @@ class RefreshingValue(Generic[T]):
                     held = self._fetch()
             except BucketVaultError as exc:
                 with self._lock:
-                    self._quiet_until = now + self._windows.retry_after
+                    # From the failure's end: a fetch that stalled for its whole budget
+                    # must not leave the next caller free to stall again at once.
+                    self._quiet_until = self._clock.now() + self._windows.retry_after
                     self._last_error = exc
+                    self._completed += 1
                 log.warning("refreshing a %s failed: %s", self._what, exc.reason)
                 return self._fallback(entry, now)
             windows = self._windows
@@ -237,6 +254,7 @@ class RefreshingValue(Generic[T]):
                     self._entry = _Entry(held, windows)
                 self._quiet_until = None
                 self._last_error = None
+                self._completed += 1
             if kept:
                 self._observer.holding(self, self._what, held.expires_at)
             return held

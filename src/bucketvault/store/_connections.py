@@ -46,6 +46,12 @@ class Connections(Generic[C]):
                 raise fault_error(Fault.CLOSED)
             return self._kept.pop() if self._kept else None
 
+    def discard(self, conn: C) -> None:
+        """Forget conn (kept or not) and close it: it is broken, never to be handed out."""
+        with self._lock:
+            self._kept = [c for c in self._kept if c is not conn]
+        conn.close()
+
     def close(self) -> None:
         """Close every kept connection; later keep() and take() refuse."""
         with self._lock:

@@ -15,6 +15,7 @@ and no chained driver exception, because a driver's message can quote a failing 
 from __future__ import annotations
 
 import enum
+import errno
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -108,6 +109,35 @@ def fault_error(fault: Fault) -> BucketVaultError:
     return Internal("store error", reason="STORE_ERROR")
 
 
+_CAUSE = "_bucketvault_driver_fault"
+
+
+def _driver_fault_name(exc: Exception) -> str:
+    """The driver's name for what went wrong: SQLite's extended error name, else the
+    exception class (with PostgreSQL's SQLSTATE) or an errno's symbol. Never a message:
+    messages can quote values."""
+    name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+    state = getattr(exc, "sqlstate", None)
+    if state:
+        return f"{name} (SQLSTATE {state})"
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code in errno.errorcode:
+        return f"{name} ({errno.errorcode[code]})"
+    return str(name)
+
+
+def driver_failure(fault: Fault, exc: Exception) -> BucketVaultError:
+    """fault_error(fault), remembering the driver's fault name for the logs (driver_cause)."""
+    failure = fault_error(fault)
+    setattr(failure, _CAUSE, _driver_fault_name(exc))
+    return failure
+
+
+def driver_cause(error: BaseException) -> str:
+    """The driver fault behind a store error ("SQLITE_FULL" ...), "" if none: for logs."""
+    return str(getattr(error, _CAUSE, ""))
+
+
 class Result(Protocol):
     """The slice of a DB-API cursor the store reads after a statement."""
 
@@ -173,7 +203,7 @@ def _translating(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate
         try:
             return method(self, *args, **kwargs)
         except self._dialect.driver_error as exc:
-            failure = fault_error(self._dialect.fault(exc))
+            failure = driver_failure(self._dialect.fault(exc), exc)
         raise failure
 
     return wrapper
@@ -203,7 +233,7 @@ def _translated(dialect: Dialect, run: Callable[[], R]) -> R:
     try:
         return run()
     except dialect.driver_error as exc:
-        failure = fault_error(dialect.fault(exc))
+        failure = driver_failure(dialect.fault(exc), exc)
     raise failure
 
 
@@ -734,4 +764,13 @@ class SqlStore:
         self._dialect.close()
 
 
-__all__ = ["Dialect", "Fault", "Result", "Session", "SqlStore", "fault_error"]
+__all__ = [
+    "Dialect",
+    "Fault",
+    "Result",
+    "Session",
+    "SqlStore",
+    "driver_cause",
+    "driver_failure",
+    "fault_error",
+]

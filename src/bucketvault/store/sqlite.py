@@ -9,6 +9,11 @@ the WAL, so a committed record survives a power loss. NORMAL (``?synchronous=nor
 the store URL) fsyncs only at checkpoints: a commit still survives the process crashing,
 but the last commits before a power loss or kernel crash may be lost, and an audit
 record the caller was answered for may be among them.
+
+A connection that hit a read-only, I/O or cannot-open error is reopened on its thread's
+next use: SQLite opens a file it cannot write read-only and keeps it so, and a
+connection opened while the file was read-only (chmod, ``chattr +i``, a remount) would
+otherwise refuse every write until a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from bucketvault.errors import Internal, InvalidArgument, Unavailable
 from bucketvault.store._connections import Connections
 from bucketvault.store.migrations import apply_migrations
 from bucketvault.store.sql import Fault, SqlStore, fault_error
+
+# Extended error names (prefixes) after which a connection is not used again.
+_REOPEN_AFTER = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
 
 def _require_wal(conn: sqlite3.Connection) -> None:
@@ -79,6 +87,11 @@ class SqliteDialect:
         if self._open.closed:
             raise fault_error(Fault.CLOSED)
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "stale", False):
+            self._local.conn = None
+            self._open.discard(conn)
+            conn = None
+        self._local.stale = False
         if conn is not None:
             return conn
         # check_same_thread=False only so close() may close every thread's connection;
@@ -134,8 +147,13 @@ class SqliteDialect:
 
     def fault(self, exc: Exception) -> Fault:
         """SQLite's extended error name, else its exception class. Messages name columns,
-        never values."""
+        never values.
+
+        Called on the thread whose connection raised exc: a read-only, I/O or cannot-open
+        error marks that connection stale, and the thread's next use opens a new one."""
         name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(_REOPEN_AFTER):
+            self._local.stale = True
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return Fault.BUSY
         if name == "SQLITE_CONSTRAINT_FOREIGNKEY":

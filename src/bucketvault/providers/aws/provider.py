@@ -109,8 +109,14 @@ class AwsProvider:
         self._settings = settings
         self._clock = clock
         self._url_policy = url_policy
-        self._sts = sts or BotoSts(self._service_session, settings.sts_endpoint, settings.region)
-        self._backoff = backoff or Backoff()
+        self._sts = sts or BotoSts(
+            self._service_session,
+            settings.sts_endpoint,
+            settings.region,
+            connect_timeout=settings.sts_connect_timeout_seconds,
+            read_timeout=settings.sts_read_timeout_seconds,
+        )
+        self._backoff = backoff or Backoff(budget_seconds=settings.sts_budget_seconds)
         self._windows = windows or SESSION_WINDOWS
         self._spawn = spawn
         self._principal = ""

@@ -5,7 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bucketvault.errors import InvalidArgument
+
 DEFAULT_REGION = "us-east-1"
+# One STS call: connecting, then waiting for the answer (a stalled STS costs this much).
+STS_CONNECT_TIMEOUT_SECONDS = 3.0
+STS_READ_TIMEOUT_SECONDS = 5.0
+# One AssumeRole with its retries: no retry starts that could not end inside it.
+STS_BUDGET_SECONDS = 8.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 300:
+        raise InvalidArgument(
+            f"{name} must be a number of seconds in (0, 300]", reason="INVALID_CONFIG"
+        )
+    return value
 
 
 def _get(env: Mapping[str, str], *names: str) -> str:
@@ -30,6 +52,9 @@ class AwsSettings:
     access_key_id: str = ""
     secret_access_key: str = field(default="", repr=False)
     session_token: str = field(default="", repr=False)
+    sts_connect_timeout_seconds: float = STS_CONNECT_TIMEOUT_SECONDS
+    sts_read_timeout_seconds: float = STS_READ_TIMEOUT_SECONDS
+    sts_budget_seconds: float = STS_BUDGET_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -43,7 +68,22 @@ class AwsSettings:
             access_key_id=_get(env, "AWS_ACCESS_KEY_ID"),
             secret_access_key=_get(env, "AWS_SECRET_ACCESS_KEY"),
             session_token=_get(env, "AWS_SESSION_TOKEN"),
+            sts_connect_timeout_seconds=_seconds(
+                env, "BUCKETVAULT_AWS_STS_CONNECT_TIMEOUT_SECONDS", STS_CONNECT_TIMEOUT_SECONDS
+            ),
+            sts_read_timeout_seconds=_seconds(
+                env, "BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS", STS_READ_TIMEOUT_SECONDS
+            ),
+            sts_budget_seconds=_seconds(
+                env, "BUCKETVAULT_AWS_STS_BUDGET_SECONDS", STS_BUDGET_SECONDS
+            ),
         )
 
 
-__all__ = ["DEFAULT_REGION", "AwsSettings"]
+__all__ = [
+    "DEFAULT_REGION",
+    "STS_BUDGET_SECONDS",
+    "STS_CONNECT_TIMEOUT_SECONDS",
+    "STS_READ_TIMEOUT_SECONDS",
+    "AwsSettings",
+]

@@ -87,11 +87,19 @@ class BotoSts:
     """StsGateway over a boto3 STS client; the client is built once, lazily."""
 
     def __init__(
-        self, session_factory: Callable[[], boto3.Session], endpoint: str, region: str
+        self,
+        session_factory: Callable[[], boto3.Session],
+        endpoint: str,
+        region: str,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
     ) -> None:
         self._session_factory = session_factory
         self._endpoint = endpoint or None
         self._region = region
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -105,8 +113,9 @@ class BotoSts:
                     # Retries are ours (with jitter and our clock), not botocore's.
                     config=Config(
                         retries={"total_max_attempts": 1, "mode": "standard"},
-                        connect_timeout=3,
-                        read_timeout=10,
+                        # An STS that accepts and never answers costs read_timeout.
+                        connect_timeout=self._connect_timeout,
+                        read_timeout=self._read_timeout,
                     ),
                 )
             return self._client
@@ -159,13 +168,18 @@ class BotoSts:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Retry policy for throttling and outages: capped exponential with full jitter."""
+    """Retry policy for throttling and outages: capped exponential with full jitter,
+    inside a total budget: a retry starts only if it could end within budget_seconds of
+    the first attempt's start, taking as long as the attempt that just failed (a fast
+    refusal is retried; a stalled read is not, and the caller hears at once)."""
 
     attempts: int = 4
     base_seconds: float = 0.2
     cap_seconds: float = 2.0
     sleep: Callable[[float], None] = time.sleep
     rng: Callable[[], float] = random.random
+    budget_seconds: float = 8.0
+    monotonic: Callable[[], float] = time.monotonic
 
     def delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
@@ -175,14 +189,26 @@ class Backoff:
 def assume_role_with_retry(
     gateway: StsGateway, request: AssumeRoleRequest, backoff: Backoff
 ) -> AwsCredentials:
-    """AssumeRole, retrying throttling and outages with backoff and jitter."""
+    """AssumeRole, retrying throttling and outages with backoff and jitter, in budget."""
+    started = backoff.monotonic()
     for attempt in range(backoff.attempts):
+        tried = backoff.monotonic()
         try:
             return gateway.assume_role(request)
         except Unavailable as exc:
             if attempt + 1 == backoff.attempts:
                 raise
             pause = backoff.delay(attempt)
+            ended = backoff.monotonic()
+            if ended - started + pause + (ended - tried) > backoff.budget_seconds:
+                log.warning(
+                    "AssumeRole %s failed (%s) after %.1fs; no retry fits the %.1fs budget",
+                    request.role_arn,
+                    exc.reason,
+                    ended - started,
+                    backoff.budget_seconds,
+                )
+                raise
             log.warning(
                 "AssumeRole %s failed (%s), retrying in %.2fs", request.role_arn, exc.reason, pause
             )
