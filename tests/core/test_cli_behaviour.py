@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -287,3 +288,17 @@ def test_every_command_has_a_description_and_an_example() -> None:
     help_text = run(None, "sign", "--help").stdout
     assert "example:\n  bucketvault sign" in help_text and "--address" in help_text
     assert run(None, "--version").stdout.startswith("bucketvault ")
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_5(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run(None, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"))
+    # serve's stderr also carries its JSON log lines (and grpc's own line on the bind).
+    assert r.returncode == 5 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"bucketvault: cannot listen on 127.0.0.1:{port}: the port is in use or the address "
+        "is not this host's"
+    )

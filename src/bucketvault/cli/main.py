@@ -68,9 +68,16 @@ def _serve(args: argparse.Namespace) -> int:
     config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
     try:
         service = build_service(config)
-    except OSError as exc:
-        # A busy port (or an address this host does not have): one line, exit 5.
-        raise CliError(f"{exc} (is the port in use?)", EXIT_UNAVAILABLE) from None
+    except (OSError, RuntimeError) as exc:
+        # grpc says "Failed to bind to address ..." (RuntimeError) for a busy port or an
+        # address this host does not have: one line, exit 5.
+        if isinstance(exc, RuntimeError) and "bind" not in str(exc):
+            raise
+        listen = config.listen
+        raise CliError(
+            f"cannot listen on {listen}: the port is in use or the address is not this host's",
+            EXIT_UNAVAILABLE,
+        ) from None
     # Handlers first, then the "listening" line: whoever waits for that line (a supervisor,
     # a test) may signal at once, and SIGHUP's default action would end the process.
     stop = threading.Event()
@@ -1015,6 +1022,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         except KeyboardInterrupt:
             return 130
+        except Exception as exc:
+            if os.environ.get("BUCKETVAULT_DEBUG"):
+                raise
+            _say(f"unexpected {type(exc).__name__}: {exc} (BUCKETVAULT_DEBUG=1 shows where)")
+            return 1
     except BrokenPipeError:
         # `bucketvault ls ... | head -1`: the reader had enough; that is not a failure.
         _quiet_stdout()
