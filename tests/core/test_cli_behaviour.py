@@ -302,3 +302,44 @@ def test_serve_on_a_busy_port_is_one_line_and_exit_5(tmp_path: Path) -> None:
         f"bucketvault: cannot listen on 127.0.0.1:{port}: the port is in use or the address "
         "is not this host's"
     )
+
+
+def _on_a_terminal(w: World, *args: str, env: dict[str, str]) -> str:
+    """Run with stderr on a pseudo-terminal (stdout still a pipe); what stderr showed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    child = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "BUCKETVAULT_TOKEN")}
+    child.update({"PYTHONPATH": SRC, "BUCKETVAULT_TOKEN_FILE": str(w.token_file), **env})
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "bucketvault.cli.main", "--address", w.srv.address, *args],
+            input=b"a.jpg\nb.jpg\n",
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            env=child,
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    return shown.decode()
+
+
+def test_progress_and_colour_only_on_a_terminal(world: World) -> None:
+    batch = ("sign", "--tenant", "acme", "--mount", "photos", "--batch", "-")
+    assert "signed 2" in _on_a_terminal(world, *batch, env={"NO_COLOR": ""})
+    missing = ("mounts", "show", "--tenant", "acme", "--id", "mnt_nope")
+    assert "\033[31mbucketvault:" in _on_a_terminal(world, *missing, env={})
+    plain = _on_a_terminal(world, *missing, env={"NO_COLOR": "1"})
+    assert "\033[" not in plain and "MOUNT_NOT_FOUND" in plain

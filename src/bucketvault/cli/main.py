@@ -812,6 +812,11 @@ def _finish(p: argparse.ArgumentParser) -> None:
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
         if not _subparsers(sub):
             _add_globals(sub, top=False)
+        # Durations for the lifetimes defined elsewhere (cli/links.py) as well.
+        for action in sub._actions:
+            if action.dest == "expires_in" and action.type is int:
+                action.type = duration
+                action.help = "link lifetime: seconds or 15m, 6h, 30d; 0 = never (default)"
 
 
 def parser() -> argparse.ArgumentParser:
