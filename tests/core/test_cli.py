@@ -130,8 +130,9 @@ def test_errors_are_one_line_with_reason(
     code, _, err = _cli(
         server, capsys, "credentials", "show", "--tenant", "acme", "--id", "cred_nope"
     )
-    assert code == 1
+    assert code == 3  # NOT_FOUND's exit code (was 1 before exit codes were documented)
     assert "NOT_FOUND" in err and "CREDENTIAL_NOT_FOUND" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_serve_bootstraps_a_private_data_dir(tmp_path: Path) -> None:

@@ -281,4 +281,4 @@ def test_explain_prints_a_table_and_refuses_an_unknown_principal(
     ]
     assert row.split() == ["t", "acme", "signer", "*", "*", "GET,HEAD", "*"]
     code, _, err = _run(capsys, "policy", "explain", "--policy", str(policy), "--principal", "x")
-    assert code == 1 and "NOT_FOUND" in err
+    assert code == 3 and "NOT_FOUND" in err  # exit 3: not found (README, "The CLI")

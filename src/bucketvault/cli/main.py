@@ -1,8 +1,11 @@
 """The `bucketvault` command: `serve`, operator commands that call a running server, and
 `token create` / `policy explain`, which work on the policy file offline.
 
-Human-readable tables by default, `--json` for scripts. Credentials are sealed locally
-by the SDK before they leave this process.
+Human-readable tables by default, `--json` (one JSON document) or `--output ndjson` (one
+JSON object per line) for scripts. Global flags go before or after the subcommand; mounts
+and credentials are named by id or by name. Exit codes: 0 ok, 1 service error, 2 usage,
+3 not found, 4 denied, 5 unavailable. Credentials are sealed locally by the SDK before
+they leave this process.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bucketvault.audit.archive import ArchiveError, read_archive, verify_archive
@@ -30,6 +32,17 @@ from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
 from bucketvault.cli import keys
+from bucketvault.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    Progress,
+    duration,
+    exit_code_of,
+    styled,
+    to_json,
+)
 from bucketvault.cli.links import add_link_parser, run_link
 from bucketvault.client import BucketVaultClient, tls_credentials
 from bucketvault.config import Config
@@ -37,7 +50,7 @@ from bucketvault.errors import BucketVaultError
 from bucketvault.models import Role
 from bucketvault.observe.logs import configure_logging
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
-from bucketvault.v1 import common_pb2
+from bucketvault.v1 import common_pb2, signer_pb2, vault_pb2
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ROLES = tuple(r.value for r in Role)
@@ -53,7 +66,18 @@ def _serve(args: argparse.Namespace) -> int:
     # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py).
     configure_logging(os.environ)
     config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
-    service = build_service(config)
+    try:
+        service = build_service(config)
+    except (OSError, RuntimeError) as exc:
+        # grpc says "Failed to bind to address ..." (RuntimeError) for a busy port or an
+        # address this host does not have: one line, exit 5.
+        if isinstance(exc, RuntimeError) and "bind" not in str(exc):
+            raise
+        listen = config.listen
+        raise CliError(
+            f"cannot listen on {listen}: the port is in use or the address is not this host's",
+            EXIT_UNAVAILABLE,
+        ) from None
     # Handlers first, then the "listening" line: whoever waits for that line (a supervisor,
     # a test) may signal at once, and SIGHUP's default action would end the process.
     stop = threading.Event()
@@ -117,9 +141,9 @@ EXPLAIN_COLS = ("principal", "tenant", "roles", "mounts", "prefixes", "methods",
 def _policy_explain(args: argparse.Namespace) -> int:
     """Who may do what, from the policy file, as the server decides it."""
     if bool(args.principal) == bool(args.tenant):
-        raise SystemExit("bucketvault: policy explain needs --principal or --tenant")
+        raise CliError("policy explain needs --principal or --tenant", EXIT_USAGE)
     if args.mount and not args.tenant:
-        raise SystemExit("bucketvault: --mount needs --tenant")
+        raise CliError("--mount needs --tenant", EXIT_USAGE)
     policy = load_policy_file(_policy_path(args))
     rules = explain(
         policy, principal=args.principal, tenant=args.tenant, mounts=tuple(args.mount or ())
@@ -142,9 +166,9 @@ def _channel_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | 
             ca=args.tls_ca or None, cert=args.tls_cert or None, key=args.tls_key or None
         )
     except ValueError:
-        raise SystemExit("bucketvault: --tls-cert and --tls-key go together") from None
+        raise CliError("--tls-cert and --tls-key go together", EXIT_USAGE) from None
     except OSError as exc:
-        raise SystemExit(f"bucketvault: cannot read TLS file {exc.filename}") from None
+        raise CliError(f"cannot read TLS file {exc.filename}", EXIT_USAGE) from None
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -160,8 +184,8 @@ def _token(args: argparse.Namespace) -> str:
     try:
         return path.read_text().strip()
     except OSError:
-        raise SystemExit(
-            f"bucketvault: cannot read token file {path} (or set BUCKETVAULT_TOKEN)"
+        raise CliError(
+            f"cannot read token file {path} (or set BUCKETVAULT_TOKEN)", EXIT_USAGE
         ) from None
 
 
@@ -187,25 +211,32 @@ def _health(args: argparse.Namespace) -> int:
             print(f"bucketvault: health check failed: {code}", file=sys.stderr)
             return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-    print(json.dumps({"status": status}) if args.json else status)
+    print(json.dumps({"status": status}) if args.output in ("json", "ndjson") else status)
     return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _dict(message: Any) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True)
+    return to_json(message)
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    lines = [styled(header, "1", sys.stdout)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
 
 
 def _emit(args: argparse.Namespace, items: Iterable[Any], columns: Sequence[str]) -> None:
+    if args.output == "ndjson":
+        # Streams: one object per line as the answer arrives.
+        for m in items:
+            print(json.dumps(_dict(m)))
+        return
     rows = [_dict(m) for m in items]
-    if args.json:
+    if args.output == "json":
+        # A list command prints an array (even of one); a single answer an object.
         print(json.dumps(rows if len(rows) != 1 or args.many else rows[0], indent=2))
     elif len(rows) == 1 and not args.many:
         for k, v in rows[0].items():
@@ -315,9 +346,7 @@ def _verify(args: argparse.Namespace, c: BucketVaultClient) -> int:
     result = c.verify_audit(full=args.full)
     return _verdict(
         args,
-        MessageToDict(
-            result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        ),
+        to_json(result, defaults=True),
     )
 
 
@@ -347,9 +376,57 @@ def _export(args: argparse.Namespace, c: BucketVaultClient) -> int:
     return 0
 
 
+def _one(kind: str, value: str, tenant: str, ids: Sequence[str]) -> str:
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise CliError(f"no {kind} named {value!r} in tenant {tenant!r}", EXIT_NOT_FOUND)
+    raise CliError(
+        f"{len(ids)} {kind}s named {value!r} in tenant {tenant!r} ({', '.join(ids)}): give the id",
+        EXIT_NOT_FOUND,
+    )
+
+
+def mount_id(c: BucketVaultClient, tenant: str, value: str) -> str:
+    """value if it looks like a mount id (mnt_...), else the id of the mount of that name."""
+    if value.startswith("mnt_"):
+        return value
+    return _one(
+        "mount", value, tenant, [m.mount_id for m in c.list_mounts(tenant) if m.name == value]
+    )
+
+
+def credential_id(c: BucketVaultClient, tenant: str, value: str) -> str:
+    """value if it looks like a credential id (cred_...), else the id of the credential of
+    that display name; among several, the one not revoked, if only one is."""
+    if value.startswith("cred_"):
+        return value
+    found = [x for x in c.list_credentials(tenant) if x.display_name == value]
+    active = [x for x in found if x.state != vault_pb2.CredentialState.Value("REVOKED")]
+    if len(found) > 1 and len(active) == 1:
+        found = active
+    return _one("credential", value, tenant, [x.credential_id for x in found])
+
+
+def _resolve_names(args: argparse.Namespace, c: BucketVaultClient) -> None:
+    """Names to ids wherever a mount or a credential is named (ListMounts, ListCredentials)."""
+    cmd, sub, tenant = args.cmd, getattr(args, "sub", ""), getattr(args, "tenant", None)
+    if not tenant:
+        return
+    if cmd in ("sign", "ls", "link"):
+        args.mount = mount_id(c, tenant, args.mount)
+    elif cmd == "mounts" and sub in ("show", "check", "rebind"):
+        args.id = mount_id(c, tenant, args.id)
+    elif cmd == "credentials" and sub in ("show", "revoke"):
+        args.id = credential_id(c, tenant, args.id)
+    if cmd == "mounts" and sub in ("create", "rebind"):
+        args.credential = credential_id(c, tenant, args.credential)
+
+
 def _run(args: argparse.Namespace) -> int:
     args.many = False
     with _client(args) as c:
+        _resolve_names(args, c)
         cmd = args.cmd
         table = TABLES.get((cmd, getattr(args, "sub", "")))
         if table is not None:
@@ -384,15 +461,7 @@ def _run(args: argparse.Namespace) -> int:
                         )
                     )
         elif cmd == "sign":
-            s = c.sign_url(
-                args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
-            )
-            if args.json:
-                print(json.dumps(_dict(s), indent=2))
-            else:
-                print(s.url)
-                for k, v in s.required_headers.items():
-                    print(f"# header {k}: {v}", file=sys.stderr)
+            return _sign(args, c)
         elif cmd == "ls":
             _ls(args, c)
         elif cmd == "link":
@@ -400,34 +469,132 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+BATCH = 1000  # keys per SignURLs call: the service's limit (app/signing.py MAX_BATCH_KEYS)
+
+
+def _batches(source: str) -> Iterator[list[str]]:
+    """The non-empty lines of a file (or - for stdin), BATCH at a time, read lazily."""
+    fh = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    try:
+        batch: list[str] = []
+        for line in fh:
+            key = line.rstrip("\r\n")
+            if key.strip():
+                batch.append(key)
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+
+
+def _sign(args: argparse.Namespace, c: BucketVaultClient) -> int:
+    if (args.batch is None) == (args.key is None):
+        raise CliError("sign needs one key, or --batch FILE (- for stdin)", EXIT_USAGE)
+    if args.batch is None:
+        signed = [
+            c.sign_url(
+                args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
+            )
+        ]
+    else:
+        signed = []
+    collected: list[dict[str, Any]] = []
+    progress = Progress("signed", enabled=args.batch is not None)
+
+    def emit(s: signer_pb2.SignedURL) -> None:
+        if args.output == "json":
+            collected.append(_dict(s))
+        elif args.output == "ndjson":
+            print(json.dumps(_dict(s)))
+        elif args.output == "url" or args.batch is None:
+            print(s.url)
+        else:
+            print(f"{s.key}\t{s.url}")
+
+    for s in signed:
+        emit(s)
+        if args.output == "table":
+            for k, v in s.required_headers.items():
+                print(f"# header {k}: {v}", file=sys.stderr)
+    if args.batch is not None:
+        for keys_ in _batches(args.batch):
+            for s in c.sign_urls(
+                args.tenant, args.mount, keys_, method=args.method, ttl_seconds=args.ttl or 0
+            ):
+                emit(s)
+            progress.add(len(keys_))
+        progress.done()
+    if args.output == "json":
+        one = args.batch is None
+        print(json.dumps(collected[0] if one else collected, indent=2))
+    return 0
+
+
 def _ls(args: argparse.Namespace, c: BucketVaultClient) -> None:
-    show_progress = sys.stderr.isatty() and not args.json
-    count = 0
-    for page in c.list_prefix(
+    """One page (the service's, up to 1000 keys) unless --all; the next page's token goes to
+    stderr in a table, into the document with --json, as a last line with ndjson."""
+    progress = Progress("listed", enabled=args.all and args.output != "json")
+    entries: list[dict[str, Any]] = []
+    prefixes: list[str] = []
+    token = ""
+    pages = c.list_prefix(
         args.tenant,
         args.mount,
         prefix=args.prefix or "",
         delimiter=args.delimiter or "",
+        page_size=args.page_size or 0,
         page_token=args.page_token or "",
         sign_ttl_seconds=args.sign_ttl or 0,
-    ):
-        for p in page.common_prefixes:
-            print(json.dumps({"prefix": p}) if args.json else f"{'PRE':>12}  {p}")
-        for e in page.entries:
-            if args.json:
-                print(json.dumps(_dict(e)))
-            else:
-                # A listed key the service refuses to sign says why instead of a URL.
-                note = (
-                    f"  {e.url}" if e.url else (f"  (no URL: {e.url_error})" if e.url_error else "")
-                )
-                print(f"{e.size:>12}  {e.key}{note}")
-        count += len(page.entries)
-        if show_progress:
-            # A one-line progress counter on stderr; stdout stays clean for pipes.
-            print(f"\r  listed {count} objects...", end="", file=sys.stderr, flush=True)
-    if show_progress:
-        print(f"\r  listed {count} objects.    ", file=sys.stderr)
+    )
+    try:
+        for page in pages:
+            for p in page.common_prefixes:
+                if args.output == "json":
+                    prefixes.append(p)
+                elif args.output == "ndjson":
+                    print(json.dumps({"prefix": p}))
+                elif args.output == "table":
+                    print(f"{'PRE':>12}  {p}")
+            for e in page.entries:
+                if args.output == "json":
+                    entries.append(_dict(e))
+                elif args.output == "ndjson":
+                    print(json.dumps(_dict(e)))
+                elif args.output == "url":
+                    if e.url:
+                        print(e.url)
+                else:
+                    # A listed key the service refuses to sign says why instead of a URL.
+                    note = (
+                        f"  {e.url}"
+                        if e.url
+                        else (f"  (no URL: {e.url_error})" if e.url_error else "")
+                    )
+                    print(f"{e.size:>12}  {e.key}{note}")
+            progress.add(len(page.entries))
+            token = page.next_page_token
+            if not args.all:
+                break
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()  # cancels the stream when we stop after the first page
+    progress.done()
+    if args.output == "json":
+        document = {"entries": entries, "common_prefixes": prefixes, "next_page_token": token}
+        print(json.dumps(document, indent=2))
+    elif args.output == "ndjson":
+        if token:
+            print(json.dumps({"next_page_token": token}))
+    elif token:
+        print(
+            f"bucketvault: more: resume with --page-token {token} (or --all)",
+            file=sys.stderr,
+        )
 
 
 def _version() -> str:
@@ -438,27 +605,231 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="bucketvault", description=__doc__)
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    p.add_argument("--address", default=os.environ.get("BUCKETVAULT_ADDRESS", DEFAULT_ADDRESS))
-    p.add_argument(
-        "--token-file", help="file holding the bearer token (default .bucketvault/admin.token)"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+OUTPUTS = ("table", "json", "ndjson", "url")
+
+
+def _add_globals(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """The flags every command takes. On the top parser with their defaults; on each
+    subcommand again with SUPPRESS, so that given after the subcommand they win, and
+    absent there they leave the top parser's value alone."""
     env = os.environ.get
-    p.add_argument(
+    group = p.add_argument_group("global options") if not top else p
+    have = p._option_string_actions
+
+    def add(flag: str, default: Any, **kw: Any) -> None:
+        if flag not in have:
+            group.add_argument(flag, default=default if top else argparse.SUPPRESS, **kw)
+
+    add(
+        "--address",
+        env("BUCKETVAULT_ADDRESS", DEFAULT_ADDRESS),
+        help="the server, host:port (BUCKETVAULT_ADDRESS; default 127.0.0.1:50051)",
+    )
+    add(
+        "--token-file",
+        None,
+        help="file holding the bearer token (BUCKETVAULT_TOKEN_FILE; default "
+        ".bucketvault/admin.token; BUCKETVAULT_TOKEN wins over both)",
+    )
+    add("--json", False, action="store_true", help="one JSON document (= --output json)")
+    add(
+        "--output",
+        None,
+        choices=OUTPUTS,
+        help="table (default), json (one document), ndjson (one object per line, streamed), "
+        "url (sign, ls --sign-ttl: just the URLs)",
+    )
+    add(
         "--tls-ca",
-        default=env("BUCKETVAULT_TLS_CA", ""),
+        env("BUCKETVAULT_TLS_CA", ""),
         help="CA bundle (PEM) for the server's certificate; any --tls-* flag turns TLS on",
     )
-    p.add_argument(
-        "--tls-cert", default=env("BUCKETVAULT_TLS_CERT", ""), help="client certificate (mTLS)"
+    add("--tls-cert", env("BUCKETVAULT_TLS_CERT", ""), help="client certificate (mTLS)")
+    add("--tls-key", env("BUCKETVAULT_TLS_KEY", ""), help="client certificate's key")
+
+
+# Every command's one-line description and example (its --help shows both).
+HELP: dict[str, tuple[str, str]] = {
+    "serve": (
+        "Run the gRPC server; state lives in the data directory.",
+        "bucketvault serve --listen 127.0.0.1:50051 --data-dir .bucketvault",
+    ),
+    "trust-policy": (
+        "The tenant's ExternalId and the IAM trust policy its AWS role needs.",
+        "bucketvault trust-policy --tenant acme --json",
+    ),
+    "onboarding": (
+        "How a tenant grants the service's own identity access, for a keyless kind.",
+        "bucketvault onboarding --tenant acme --kind GCS_IMPERSONATION",
+    ),
+    "credentials": (
+        "Register, list, show and revoke a tenant's credentials.",
+        "bucketvault credentials list --tenant acme",
+    ),
+    "credentials register": (
+        "Seal a credential locally (HPKE) and register it; the plaintext never leaves.",
+        'echo \'{"access_id": "GOOG1...", "secret": "..."}\' | \\\n'
+        "  bucketvault credentials register --tenant acme --kind GCS_HMAC --from-file - "
+        "--name hmac-prod",
+    ),
+    "credentials list": (
+        "Every credential of a tenant.",
+        "bucketvault credentials list --tenant acme --output ndjson",
+    ),
+    "credentials show": (
+        "One credential, by id (cred_...) or display name.",
+        "bucketvault credentials show --tenant acme --id hmac-prod",
+    ),
+    "credentials revoke": (
+        "Revoke a credential, by id or display name; its mounts stop signing.",
+        "bucketvault credentials revoke --tenant acme --id hmac-prod --reason rotated",
+    ),
+    "mounts": (
+        "Create, list, show, rebind and check mounts.",
+        "bucketvault mounts list --tenant acme",
+    ),
+    "mounts create": (
+        "A mount: a bucket (and prefix) signed for with a credential (id or name).",
+        "bucketvault mounts create --tenant acme --name photos --bucket acme-photos \\\n"
+        "  --prefix images/ --credential hmac-prod --max-ttl 6h --methods GET,HEAD",
+    ),
+    "mounts list": ("Every mount of a tenant.", "bucketvault mounts list --tenant acme --json"),
+    "mounts show": (
+        "One mount, by id (mnt_...) or name.",
+        "bucketvault mounts show --tenant acme --id photos",
+    ),
+    "mounts check": (
+        "Whether the mount's credential still reaches its bucket.",
+        "bucketvault mounts check --tenant acme --id photos",
+    ),
+    "mounts rebind": (
+        "Point a mount at another credential (compare-and-swap on the mount's version).",
+        "bucketvault mounts rebind --tenant acme --id photos --credential hmac-new "
+        "--expected-version 3",
+    ),
+    "sign": (
+        "A signed URL for one key, or for every key of a file with --batch (1000 per call).",
+        "bucketvault sign --tenant acme --mount photos --ttl 15m images/cat.jpg\n"
+        "  bucketvault sign --tenant acme --mount photos --batch - --output url < keys.txt",
+    ),
+    "link": (
+        "Create and revoke stable links.",
+        "bucketvault link create --tenant acme --mount photos images/cat.jpg",
+    ),
+    "link create": (
+        "Stable links to keys, or with --prefix to every key under a prefix.",
+        "bucketvault link create --tenant acme --mount photos images/cat.jpg images/dog.jpg",
+    ),
+    "link revoke": (
+        "Revoke a stable link: it answers 404 from then on.",
+        "bucketvault link revoke --tenant acme --mount photos lnk_...",
+    ),
+    "ls": (
+        "List objects under a mount, a page at a time (--all: every page).",
+        "bucketvault ls --tenant acme --mount photos --prefix images/ --delimiter / --all",
+    ),
+    "audit": (
+        "Query, verify or export the audit log.",
+        "bucketvault audit query --tenant acme --outcome denied",
+    ),
+    "audit query": (
+        "Audit records matching the filters.",
+        "bucketvault audit query --tenant acme --action signer.sign --limit 20",
+    ),
+    "audit verify": (
+        "Verify the hash chains and signed checkpoints; exit 1 unless ok.",
+        "bucketvault audit verify --full",
+    ),
+    "audit export": (
+        "Records and their checkpoints as JSON lines, to stdout.",
+        "bucketvault audit export --since 2026-01-01T00:00:00+00:00 > audit.jsonl",
+    ),
+    "audit public-key": (
+        "The audit signing public key (PEM), to pin for offline checks.",
+        "bucketvault audit public-key > audit-key.pem",
+    ),
+    "keys": (
+        "KEK and registration key rotation, offline, on the store.",
+        "bucketvault keys status",
+    ),
+    "keys status": (
+        "Records per KEK, and when an old KEK may be removed (offline).",
+        "bucketvault keys status --data-dir .bucketvault",
+    ),
+    "keys rotate-kek": (
+        "Re-wrap every data key under a new KEK (offline, on the store).",
+        "bucketvault keys rotate-kek --to file:///etc/bucketvault/kek-2.key --batch 500",
+    ),
+    "keys rotate-registration-key": (
+        "A new HPKE registration key per suite; the previous ones overlap.",
+        "bucketvault keys rotate-registration-key --overlap-days 7",
+    ),
+    "health": (
+        "Ask the server's gRPC health service (no token needed); exit 0 only if SERVING.",
+        "bucketvault health --address vault.internal:50051 --tls-ca ca.pem",
+    ),
+    "token": (
+        "Mint bearer tokens into the policy file (offline).",
+        "bucketvault token create --name web --role signer --tenant acme",
+    ),
+    "token create": (
+        "Print a new bearer token once; the policy file keeps only its hash.",
+        "bucketvault token create --name web --role signer --tenant acme --mount photos "
+        "--max-ttl 1h",
+    ),
+    "policy": (
+        "Explain the policy file (offline).",
+        "bucketvault policy explain --tenant acme",
+    ),
+    "policy explain": (
+        "Who may do what, from the policy file, as the server decides it (offline).",
+        "bucketvault policy explain --tenant acme --mount photos",
+    ),
+}
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def commands(p: argparse.ArgumentParser, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, parser) of every command and command group, e.g. ("mounts create", ...)."""
+    for name, sub in _subparsers(p).items():
+        full = f"{path} {name}".strip()
+        yield full, sub
+        yield from commands(sub, full)
+
+
+def _finish(p: argparse.ArgumentParser) -> None:
+    for path, sub in commands(p):
+        description, example = HELP.get(path, ("", ""))
+        sub.description = description or sub.description
+        if example:
+            sub.epilog = f"example:\n  {example}"
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter
+        if not _subparsers(sub):
+            _add_globals(sub, top=False)
+        # Durations for the lifetimes defined elsewhere (cli/links.py) as well.
+        for action in sub._actions:
+            if action.dest == "expires_in" and action.type is int:
+                action.type = duration
+                action.help = "link lifetime: seconds or 15m, 6h, 30d; 0 = never (default)"
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(
+        prog="bucketvault",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  bucketvault credentials list --tenant acme --json\n"
+        "every command's --help has its own example.",
     )
-    p.add_argument(
-        "--tls-key", default=env("BUCKETVAULT_TLS_KEY", ""), help="client certificate's key"
-    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _add_globals(p, top=True)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the gRPC server")
@@ -475,31 +846,33 @@ def parser() -> argparse.ArgumentParser:
     cr = sub.add_parser(
         "credentials", help="register, list, show, revoke credentials"
     ).add_subparsers(dest="sub", required=True)
-    r = cr.add_parser("register")
+    r = cr.add_parser("register", help="seal locally and register a credential")
     r.add_argument("--tenant", required=True)
     r.add_argument("--kind", required=True, choices=KINDS)
     r.add_argument("--from-file", required=True, help="the credential JSON, or - for stdin")
     r.add_argument("--name")
     r.add_argument("--idempotency-key")
-    cr.add_parser("list").add_argument("--tenant", required=True)
+    cr.add_parser("list", help="every credential of a tenant").add_argument(
+        "--tenant", required=True
+    )
     for name in ("show", "revoke"):
-        x = cr.add_parser(name)
+        x = cr.add_parser(name, help=f"{name} a credential (id or display name)")
         x.add_argument("--tenant", required=True)
-        x.add_argument("--id", required=True)
+        x.add_argument("--id", required=True, help="a credential id (cred_...) or display name")
         if name == "revoke":
             x.add_argument("--reason")
 
     mo = sub.add_parser("mounts", help="create, list, show, rebind, check mounts").add_subparsers(
         dest="sub", required=True
     )
-    m = mo.add_parser("create")
+    m = mo.add_parser("create", help="a mount on a bucket, signed with a credential")
     m.add_argument("--tenant", required=True)
     m.add_argument("--name", required=True)
     m.add_argument("--bucket", required=True)
-    m.add_argument("--credential", required=True)
+    m.add_argument("--credential", required=True, help="a credential id or display name")
     for flag in ("--prefix", "--region", "--endpoint"):
         m.add_argument(flag)
-    m.add_argument("--max-ttl", type=int)
+    m.add_argument("--max-ttl", type=duration, help="longest URL lifetime: 3600, 90s, 15m, 6h, 1d")
     m.add_argument("--methods", help="comma-separated, e.g. GET,HEAD,PUT")
     m.add_argument(
         "--allow-credential-lifetime",
@@ -511,35 +884,39 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sign every URL at the second of the call (no cache-stable windows)",
     )
-    mo.add_parser("list").add_argument("--tenant", required=True)
+    mo.add_parser("list", help="every mount of a tenant").add_argument("--tenant", required=True)
     for name in ("show", "check", "rebind"):
-        x = mo.add_parser(name)
+        x = mo.add_parser(name, help=f"{name} a mount (id or name)")
         x.add_argument("--tenant", required=True)
-        x.add_argument("--id", required=True)
+        x.add_argument("--id", required=True, help="a mount id (mnt_...) or name")
         if name == "rebind":
-            x.add_argument("--credential", required=True)
+            x.add_argument("--credential", required=True, help="a credential id or display name")
             x.add_argument("--expected-version", type=int, required=True)
 
-    g = sub.add_parser("sign", help="a signed URL for one object")
+    g = sub.add_parser("sign", help="a signed URL for one object (or --batch)")
     g.add_argument("--tenant", required=True)
-    g.add_argument("--mount", required=True)
+    g.add_argument("--mount", required=True, help="a mount id (mnt_...) or name")
     g.add_argument("--method", default="GET", choices=("GET", "HEAD", "PUT"))
-    g.add_argument("--ttl", type=int)
-    g.add_argument("key")
+    g.add_argument("--ttl", type=duration, help="URL lifetime: 900, 90s, 15m, 6h, 1d")
+    g.add_argument("--batch", metavar="FILE", help="sign every key of FILE (one a line; - stdin)")
+    g.add_argument("key", nargs="?")
 
     add_link_parser(sub)
 
     ls = sub.add_parser("ls", help="list objects under a mount")
     ls.add_argument("--tenant", required=True)
-    ls.add_argument("--mount", required=True)
-    for flag in ("--prefix", "--delimiter", "--page-token"):
+    ls.add_argument("--mount", required=True, help="a mount id (mnt_...) or name")
+    for flag in ("--prefix", "--delimiter"):
         ls.add_argument(flag)
-    ls.add_argument("--sign-ttl", type=int)
+    ls.add_argument("--page-token", help="resume from a listing's next_page_token")
+    ls.add_argument("--page-size", type=int, help="keys per page, at most 1000 (default 1000)")
+    ls.add_argument("--all", action="store_true", help="follow every page, not only the first")
+    ls.add_argument("--sign-ttl", type=duration, help="sign a GET URL per key, valid this long")
 
     au = sub.add_parser("audit", help="query, verify or export the audit log").add_subparsers(
         dest="sub", required=True
     )
-    q = au.add_parser("query")
+    q = au.add_parser("query", help="audit records matching the filters")
     q.add_argument("--tenant")
     q.add_argument("--action")
     q.add_argument("--outcome", choices=("ok", "denied", "error", "replayed"))
@@ -568,7 +945,7 @@ def parser() -> argparse.ArgumentParser:
     tc.add_argument("--mount", action="append", help="grant only this mount (id or name)")
     tc.add_argument("--prefix", action="append", help="grant only keys under this prefix")
     tc.add_argument("--method", action="append", choices=("GET", "HEAD", "PUT"))
-    tc.add_argument("--max-ttl", type=int, help="longest URL lifetime, seconds")
+    tc.add_argument("--max-ttl", type=duration, help="longest URL lifetime: 3600, 15m, 6h, 1d")
     tc.add_argument("--replace", action="store_true", help="replace a principal of this name")
     po = sub.add_parser("policy", help="explain the policy file").add_subparsers(
         dest="sub", required=True
@@ -582,6 +959,7 @@ def parser() -> argparse.ArgumentParser:
     for x in (tc, pe):
         x.add_argument("--policy", help="the policy file (default: the server's)")
         x.add_argument("--data-dir")
+    _finish(p)
     return p
 
 
@@ -593,22 +971,71 @@ OFFLINE: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def _say(message: str) -> None:
+    """One line on stderr: "bucketvault: <message>" (the prefix red on a terminal)."""
+    print(f"{styled('bucketvault:', '31', sys.stderr)} {message}", file=sys.stderr, flush=True)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.json and args.output not in (None, "json"):
+        raise CliError(f"--json and --output {args.output} disagree", EXIT_USAGE)
+    args.output = "json" if args.json else (args.output or "table")
+    # Commands that know only --json print their one document for ndjson as well.
+    args.json = args.output in ("json", "ndjson")
+    if args.cmd == "serve":
+        return _serve(args)
+    if args.cmd == "health":
+        return _health(args)
+    offline = OFFLINE.get((args.cmd, getattr(args, "sub", "")))
+    if offline is not None:
+        return offline(args)
+    if args.cmd == "audit" and args.sub == "verify" and args.file:
+        return _verify_file(args)
+    return _run(args)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null, so that the interpreter's last
+    flush at exit finds nowhere to fail (no "Exception ignored ... BrokenPipeError")."""
     try:
-        if args.cmd == "serve":
-            return _serve(args)
-        if args.cmd == "health":
-            return _health(args)
-        offline = OFFLINE.get((args.cmd, getattr(args, "sub", "")))
-        if offline is not None:
-            return offline(args)
-        if args.cmd == "audit" and args.sub == "verify" and args.file:
-            return _verify_file(args)
-        return _run(args)
-    except BucketVaultError as exc:
-        print(f"bucketvault: {exc.code.name}: {exc.message} [{exc.reason}]", file=sys.stderr)
-        return 1
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit code (README, "The CLI"): 0 ok, 1 service error, 2 usage,
+    3 not found, 4 denied, 5 unavailable. Errors are one line on stderr, no traceback."""
+    try:
+        try:
+            code = _dispatch(parser().parse_args(argv))
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            raise
+        except CliError as exc:
+            _say(exc.message)
+            return exc.exit_code
+        except BucketVaultError as exc:
+            _say(f"{exc.code.name}: {exc.message} [{exc.reason}]")
+            return exit_code_of(exc)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            _say(f"{exc.strerror or exc}{where}")
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        except Exception as exc:
+            if os.environ.get("BUCKETVAULT_DEBUG"):
+                raise
+            _say(f"unexpected {type(exc).__name__}: {exc} (BUCKETVAULT_DEBUG=1 shows where)")
+            return 1
+    except BrokenPipeError:
+        # `bucketvault ls ... | head -1`: the reader had enough; that is not a failure.
+        _quiet_stdout()
+        return 0
 
 
 if __name__ == "__main__":
