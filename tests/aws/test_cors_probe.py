@@ -117,8 +117,7 @@ def test_check_mount_probes_the_asked_and_the_configured_origins(
         )
 
         def check(origin: str) -> vault_pb2.CheckMountResponse:
-            request = vault_pb2.CheckMountRequest(tenant="acme", mount_id=m.mount_id, origin=origin)
-            return c._call(c.vault.CheckMount, request, vault_pb2.CheckMountResponse)
+            return c.check_mount("acme", m.mount_id, origin=origin)
 
         plain = check("")
         assert plain.state == vault_pb2.CheckMountResponse.AVAILABLE
@@ -135,6 +134,5 @@ def test_check_mount_probes_the_asked_and_the_configured_origins(
         gone = c.create_mount(
             "acme", name="gone", bucket="no-such-bucket-cors", credential_id=cred.credential_id
         )
-        missing = vault_pb2.CheckMountRequest(tenant="acme", mount_id=gone.mount_id)
-        result = c._call(c.vault.CheckMount, missing, vault_pb2.CheckMountResponse)
+        result = c.check_mount("acme", gone.mount_id)
         assert (result.state, list(result.cors)) == (vault_pb2.CheckMountResponse.NOT_FOUND, [])

@@ -353,9 +353,10 @@ class BucketVaultClient:
         return self._call(self.vault, "RebindMount", request, vault_pb2.Mount, timeout)
 
     def check_mount(
-        self, tenant: str, mount_id: str, *, timeout: float | None = None
+        self, tenant: str, mount_id: str, *, origin: str = "", timeout: float | None = None
     ) -> vault_pb2.CheckMountResponse:
-        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id)
+        """origin: a browser origin to probe CORS for, before the configured ones."""
+        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id, origin=origin)
         return self._call(self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout)
 
     # -- Signer -----------------------------------------------------------------
