@@ -6,7 +6,6 @@ import grpc
 import pytest
 from core.secrets_fixtures import sample
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bucketvault import errors
 from bucketvault.client import BucketVaultClient
@@ -76,16 +75,6 @@ def test_health_needs_no_token(server: RunningServer) -> None:
         ):
             response = health.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING
-
-
-def test_reflection_lists_the_services(server: RunningServer) -> None:
-    with grpc.insecure_channel(server.address) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = stub.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-        )
-        names = {s.name for r in responses for s in r.list_services_response.service}
-    assert {"bucketvault.v1.Vault", "bucketvault.v1.Signer", "bucketvault.v1.Audit"} <= names
 
 
 def test_errors_carry_request_id_and_error_info(server: RunningServer) -> None:

@@ -7,12 +7,12 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from bucketvault.app import App
 from bucketvault.auth.authn import TokenAuthenticator
 from bucketvault.grpc.interceptor import CallHook, ServiceInterceptor
 from bucketvault.grpc.limits import CallLimiter
+from bucketvault.grpc.reflection import enable_reflection
 from bucketvault.grpc.servicers import SERVICE_NAMES, add_servicers
 
 
@@ -59,9 +59,7 @@ def build_grpc_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
     if credentials is None:
         port = server.add_insecure_port(listen)
     else:
