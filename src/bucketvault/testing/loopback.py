@@ -48,14 +48,21 @@ class StandInHandler(BaseHTTPRequestHandler):
         self.reply(status, json.dumps(body).encode(), "application/json")
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a client pool opening more connections at once
+    # than that, on a loaded machine, saw "connection reset by peer" from the stand-in
+    # (never from a real cloud front end). A real server's backlog.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LoopbackServer:
     """A threading HTTP(S) server on 127.0.0.1:<free port>, running until ``close()``."""
 
     def __init__(
         self, handler: type[BaseHTTPRequestHandler], *, tls: TlsFiles | None = None
     ) -> None:
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((LOOPBACK, 0), handler)
         scheme = "http"
         if tls is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
