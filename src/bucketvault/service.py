@@ -306,6 +306,8 @@ def build_service(
         outer=(gate,),
         health_servicer=health_servicer,
         limits=CallLimiter(config.limits),
+        max_receive_bytes=config.grpc_max_receive_bytes,
+        max_send_bytes=config.grpc_max_send_bytes,
     )
     server.start()
     serve_links(http, config, app)
