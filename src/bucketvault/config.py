@@ -189,6 +189,9 @@ def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
     )
 
 
+_MIB = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class CallLimits:
     """Per-principal call limits, the defaults a policy entry's "limits" override
@@ -239,6 +242,11 @@ class Config:
     browser_origins: tuple[str, ...] = ()
     # Per-principal rate and concurrency limits (grpc/limits.py); off by default.
     limits: CallLimits = CallLimits()
+    # The largest gRPC message the server reads / writes: a bigger request is refused
+    # RESOURCE_EXHAUSTED by the transport before any of our code (or its memory) sees it.
+    # 4 MiB holds a 1000-key batch of 1 KiB keys; 16 MiB holds its signed URLs many times.
+    grpc_max_receive_bytes: int = 4 * 1024 * 1024
+    grpc_max_send_bytes: int = 16 * 1024 * 1024
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -293,6 +301,12 @@ class Config:
                 for o in _list(merged, "BUCKETVAULT_BROWSER_ORIGINS")
             ),
             limits=_limits(merged),
+            grpc_max_receive_bytes=env_int(
+                merged, "BUCKETVAULT_GRPC_MAX_RECEIVE_BYTES", 4 * _MIB, 64 * 1024, 256 * _MIB
+            ),
+            grpc_max_send_bytes=env_int(
+                merged, "BUCKETVAULT_GRPC_MAX_SEND_BYTES", 16 * _MIB, 64 * 1024, 256 * _MIB
+            ),
             env=dict(merged),
         )
 

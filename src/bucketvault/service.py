@@ -45,7 +45,7 @@ from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
 from bucketvault.store.base import Store
-from bucketvault.storehealth import PROBE_SECONDS, StoreHealth
+from bucketvault.storehealth import PROBE_SECONDS, HasDependencies, StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,27 @@ def _report_health(servicer: health.HealthServicer, gate: DrainGate, serving: bo
         servicer.set(name, status)
 
 
+def _watch_dependencies(registry: ProviderRegistry, servicer: health.HealthServicer) -> None:
+    """Each provider's remote dependency (STS) under its own health name: UNKNOWN until
+    its first call, then SERVING while it answers, NOT_SERVING after an outage. The
+    process's health ("" and the services) follows the store only (storehealth.py)."""
+    response = health_pb2.HealthCheckResponse
+    for provider in registry.providers:
+        if not isinstance(provider, HasDependencies):
+            continue
+        for dependency in provider.dependencies():
+
+            def report(up: bool | None, name: str = dependency.health_name) -> None:
+                status = (
+                    response.UNKNOWN
+                    if up is None
+                    else (response.SERVING if up else response.NOT_SERVING)
+                )
+                servicer.set(name, status)
+
+            dependency.watch(report)
+
+
 def _metrics(config: Config) -> tuple[Metrics, Any]:
     """Prometheus metrics and their listener when BUCKETVAULT_METRICS_LISTEN is set."""
     if not config.metrics_listen:
@@ -306,7 +327,10 @@ def build_service(
         outer=(gate,),
         health_servicer=health_servicer,
         limits=CallLimiter(config.limits),
+        max_receive_bytes=config.grpc_max_receive_bytes,
+        max_send_bytes=config.grpc_max_send_bytes,
     )
+    _watch_dependencies(registry, health_servicer)
     server.start()
     serve_links(http, config, app)
     watcher.start()
