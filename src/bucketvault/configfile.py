@@ -187,6 +187,8 @@ class FileLayer:
 
     def reword(self, message: str, set_elsewhere: Mapping[str, str]) -> str | None:
         """`path: [table] key: problem` for a message about a variable from this file."""
+        if message.startswith(f"{self.path}: "):
+            return None  # already names the file (an inner check re-worded it)
         for name in re.findall(r"BUCKETVAULT_[A-Z0-9_]+", message):
             if name in self.values and not set_elsewhere.get(name):
                 where = label(SETTINGS[name].key)

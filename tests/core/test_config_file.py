@@ -102,6 +102,7 @@ def test_the_config_flag_names_the_file(tmp_path: Path) -> None:
         ("[tls]\ncert_file = '/x.pem'\n", "[tls] cert_file: set both"),
         ("[aws]\nsts_budget_seconds = 900\n", "[aws] sts_budget_seconds: must be a number"),
         ("[metrics]\nlisten = 'nope'\n", "[metrics] listen: must be host:port"),
+        ("[azure]\nretry_total = 99\n", "[azure] retry_total: must be an integer between 0 and 10"),
         ("listen = \n", "not valid TOML"),
     ],
 )
@@ -329,6 +330,22 @@ def test_serve_uses_the_config_file(served: tuple[str, Path]) -> None:
             health_pb2.HealthCheckRequest(), timeout=10
         )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_serve_refuses_a_bad_file_naming_the_key(tmp_path: Path) -> None:
+    path = _file(tmp_path, f'data_dir = "{tmp_path / "d"}"\n[log]\nformat = "xml"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "bucketvault.cli.main", "serve", "--config", str(path)],
+        check=False,
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert f"{path}: [log] format: must be json or text" in proc.stderr
+    assert "INVALID_CONFIG" in proc.stderr and "listening" not in proc.stdout
 
 
 def _readme_rows() -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from bucketvault import configfile
@@ -43,20 +44,35 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
-def effective(env: Mapping[str, str], overrides: Mapping[str, str]) -> list[dict[str, str]]:
-    """Validate as the server would, then one row per setting: value (masked) and source.
-    A bad setting raises InvalidArgument naming it (the file's key when the file set it)."""
-    flags = {f"BUCKETVAULT_{k.upper()}": v for k, v in overrides.items() if v}
-    config = Config.from_env(env, **overrides)
-    merged = {**env, **flags}
+def _flags(overrides: Mapping[str, str]) -> dict[str, str]:
+    return {f"BUCKETVAULT_{k.upper()}": v for k, v in overrides.items() if v}
+
+
+def blamed(env: Mapping[str, str], overrides: Mapping[str, str]) -> AbstractContextManager[None]:
+    """Inside it, a configuration error about a variable the TOML file set names the file and
+    the key (Config.from_env does this itself; start-up's later checks need it too)."""
+    merged = {**env, **_flags(overrides)}
     layer = configfile.layer_for(merged)
-    values = {**(layer.values if layer else {}), **{k: v for k, v in merged.items() if v}}
-    # The providers read their own settings at start-up (build_service); check them too.
-    if layer is not None:
-        with layer.blamed(merged):
-            _providers(config, values)
-    else:
-        _providers(config, values)
+    return layer.blamed(merged) if layer is not None else nullcontext()
+
+
+def load(env: Mapping[str, str], overrides: Mapping[str, str]) -> Config:
+    """The Config `serve` runs with, the providers' own settings validated too (they are read
+    again by build_service): `serve` and `config check` accept and refuse the same things."""
+    with blamed(env, overrides):
+        config = Config.from_env(env, **overrides)
+        AwsSettings.from_env(config.env)
+        AzureConfig.from_env(config.env)
+        GcpIdentityConfig.from_env(config.env, config.url_policy)
+    return config
+
+
+def effective(env: Mapping[str, str], overrides: Mapping[str, str]) -> list[dict[str, str]]:
+    """Validate as `serve` would, then one row per setting: value (masked) and source.
+    A bad setting raises InvalidArgument naming it (the file's key when the file set it)."""
+    config = load(env, overrides)
+    flags = _flags(overrides)
+    layer = configfile.layer_for({**env, **flags})
     rows = []
     for name, setting in configfile.SETTINGS.items():
         if flags.get(name):
@@ -67,7 +83,8 @@ def effective(env: Mapping[str, str], overrides: Mapping[str, str]) -> list[dict
             source = "file"
         else:
             source = "default"
-        value = values.get(name, "") if source != "default" else setting.default
+        # config.env: the environment, the flags and the file's settings, merged.
+        value = config.env.get(name, "") if source != "default" else setting.default
         if name in _RESOLVED:
             value = _RESOLVED[name](config)
         rows.append(
@@ -79,12 +96,6 @@ def effective(env: Mapping[str, str], overrides: Mapping[str, str]) -> list[dict
             }
         )
     return rows
-
-
-def _providers(config: Config, values: Mapping[str, str]) -> None:
-    AwsSettings.from_env(values)
-    AzureConfig.from_env(values)
-    GcpIdentityConfig.from_env(values, config.url_policy)
 
 
 def _table(rows: list[dict[str, str]]) -> str:
@@ -128,4 +139,4 @@ def add_parser(sub: Any) -> None:
 
 OFFLINE = {("config", "check"): config_check}
 
-__all__ = ["OFFLINE", "add_parser", "config_check", "effective"]
+__all__ = ["OFFLINE", "add_parser", "blamed", "config_check", "effective", "load"]

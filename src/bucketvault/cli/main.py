@@ -64,12 +64,14 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = Config.from_env(
-        os.environ, listen=args.listen or "", data_dir=args.data_dir or "", config=args.config or ""
-    )
-    # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py); config.env holds the
-    # TOML file's settings too.
-    configure_logging(config.env)
+    overrides = {"listen": args.listen or "", "data_dir": args.data_dir or ""}
+    overrides["config"] = args.config or ""
+    # Validated as `config check` does; an error names the TOML file's key when it set it.
+    with config_cli.blamed(os.environ, overrides):
+        config = config_cli.load(os.environ, overrides)
+        # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py); config.env holds
+        # the TOML file's settings too.
+        configure_logging(config.env)
     try:
         service = build_service(config)
     except (OSError, RuntimeError) as exc:
