@@ -37,6 +37,7 @@ def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -
     try:
         value = int(raw)
     except ValueError:
+        # Not a number: the same message as out of range, which says what would do.
         value = lo - 1
     if not lo <= value <= hi:
         raise InvalidArgument(

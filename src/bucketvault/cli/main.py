@@ -64,8 +64,11 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    overrides = {"listen": args.listen or "", "data_dir": args.data_dir or ""}
-    overrides["config"] = args.config or ""
+    overrides = {
+        "listen": args.listen or "",
+        "data_dir": args.data_dir or "",
+        "config": args.config or "",
+    }
     # Validated as `config check` does; an error names the TOML file's key when it set it.
     with config_cli.blamed(os.environ, overrides):
         config = config_cli.load(os.environ, overrides)
