@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bucketvault import configfile
 from bucketvault.errors import InvalidArgument
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
 
@@ -36,9 +37,12 @@ def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an integer", reason="INVALID_CONFIG") from None
+        # Not a number: the same message as out of range, which says what would do.
+        value = lo - 1
     if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be between {lo} and {hi}", reason="INVALID_CONFIG")
+        raise InvalidArgument(
+            f"{name} must be an integer between {lo} and {hi}", reason="INVALID_CONFIG"
+        )
     return value
 
 
@@ -252,8 +256,17 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: str) -> Config:
-        """Build from BUCKETVAULT_* variables; keyword overrides win (CLI flags)."""
+        """Build from BUCKETVAULT_* variables; keyword overrides win (CLI flags), and the
+        TOML file BUCKETVAULT_CONFIG (or config=) names sits under both."""
         merged = {**env, **{f"BUCKETVAULT_{k.upper()}": v for k, v in overrides.items() if v}}
+        layer = configfile.layer_for(merged)
+        if layer is None:
+            return cls._parse(merged)
+        with layer.blamed(merged):
+            return cls._parse({**layer.values, **{k: v for k, v in merged.items() if v}})
+
+    @classmethod
+    def _parse(cls, merged: Mapping[str, str]) -> Config:
         data_dir = Path(merged.get("BUCKETVAULT_DATA_DIR", ".bucketvault")).resolve()
         allow = frozenset({GOOGLE_TOKEN_URI, *_list(merged, "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST")})
         audit_jsonl = merged.get("BUCKETVAULT_AUDIT_JSONL", "")

@@ -31,6 +31,7 @@ from bucketvault.audit.signing import TrustedKeys, load_public_pem
 from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
+from bucketvault.cli import config as config_cli
 from bucketvault.cli import keys
 from bucketvault.cli.common import (
     EXIT_NOT_FOUND,
@@ -63,9 +64,17 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py).
-    configure_logging(os.environ)
-    config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
+    overrides = {
+        "listen": args.listen or "",
+        "data_dir": args.data_dir or "",
+        "config": args.config or "",
+    }
+    # Validated as `config check` does; an error names the TOML file's key when it set it.
+    with config_cli.blamed(os.environ, overrides):
+        config = config_cli.load(os.environ, overrides)
+        # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py); config.env holds
+        # the TOML file's settings too.
+        configure_logging(config.env)
     try:
         service = build_service(config)
     except (OSError, RuntimeError) as exc:
@@ -764,6 +773,14 @@ HELP: dict[str, tuple[str, str]] = {
         "A new HPKE registration key per suite; the previous ones overlap.",
         "bucketvault keys rotate-registration-key --overlap-days 7",
     ),
+    "config": (
+        "The server's effective configuration: environment, TOML file, defaults (offline).",
+        "bucketvault config check --config /etc/bucketvault/bucketvault.toml",
+    ),
+    "config check": (
+        "Each setting, its value (secrets hidden) and its source; exit 2 when one is bad.",
+        "bucketvault config check --config bucketvault.toml --json",
+    ),
     "health": (
         "Ask the server's gRPC health service (no token needed); exit 0 only if SERVING.",
         "bucketvault health --address vault.internal:50051 --tls-ca ca.pem",
@@ -835,6 +852,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gRPC server")
     s.add_argument("--listen")
     s.add_argument("--data-dir")
+    s.add_argument("--config", help="a TOML config file, under the environment (README)")
 
     t = sub.add_parser("trust-policy", help="the tenant's ExternalId and IAM trust policy")
     t.add_argument("--tenant", required=True)
@@ -931,6 +949,7 @@ def parser() -> argparse.ArgumentParser:
     au.add_parser("public-key", help="the audit signing public key (PEM), to pin")
 
     keys.add_parser(sub)
+    config_cli.add_parser(sub)
 
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
     h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
@@ -968,6 +987,7 @@ OFFLINE: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
     ("token", "create"): _token_create,
     ("policy", "explain"): _policy_explain,
     **keys.OFFLINE,
+    **config_cli.OFFLINE,
 }
 
 
