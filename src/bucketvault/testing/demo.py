@@ -464,9 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run(demo, stack)
             finally:
                 if args.secrets_file:
-                    Path(args.secrets_file).write_text(
-                        "".join(f"{s}\n" for s in demo.secret_values)
-                    )
+                    Path(args.secrets_file).write_text(json.dumps(demo.secret_values))
                 demo.say("cleaning up: stopping every process by PID, removing temp dirs")
     except EmulatorMissing as exc:
         print(f"demo: {exc}", file=sys.stderr, flush=True)
