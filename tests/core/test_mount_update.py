@@ -4,6 +4,7 @@ tenant-wide grant, audit records with old and new values, and NOT_FOUND after a 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -12,6 +13,7 @@ import pytest
 from core.secrets_fixtures import sample
 
 from bucketvault import errors
+from bucketvault.cli.main import main
 from bucketvault.client import BucketVaultClient
 from bucketvault.testing.server import RunningServer
 from bucketvault.v1 import audit_pb2, common_pb2, vault_pb2
@@ -261,3 +263,68 @@ def test_checking_a_mount_not_created_yet_writes_nothing_and_needs_the_tenant(
     assert list(c.list_mounts("acme")) == []
     with sqlite3.connect(server.data_dir / "bucketvault.sqlite") as db:
         assert db.execute("SELECT count(*) FROM mounts").fetchone() == (0,)
+
+
+def _cli(
+    server: RunningServer, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    token_file = server.data_dir / "admin.token"
+    code = main(["--address", server.address, "--token-file", str(token_file), "--json", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_updates_moves_checks_and_deletes_mounts_by_name(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = server.client()
+    mount = c.create_mount(
+        "acme",
+        name="photos",
+        bucket="b",
+        credential_id=c.register_credential(
+            "acme", "GCS_HMAC", sample("GCS_HMAC"), display_name="gcs-key"
+        ).credential_id,
+        allowed_methods=["GET", "HEAD", "PUT"],
+    )
+    c.register_credential("acme", "AZURE_SAS", sample("AZURE_SAS"), display_name="azure-key")
+    at = ("--tenant", "acme")
+    code, out, err = _cli(
+        server, capsys, "mounts", "update", *at, "--id", "photos", "--expected-version", "1",
+        "--name", "pics", "--max-ttl", "15m",
+    )  # fmt: skip
+    assert code == 0, err
+    updated = json.loads(out)
+    assert (updated["name"], updated["version"]) == ("pics", 2)
+    # Only the flag given changed: the methods stay.
+    assert updated["policy"]["max_ttl_seconds"] == 900
+    assert updated["policy"]["allowed_methods"] == ["GET", "HEAD", "PUT"]
+    code, _, err = _cli(
+        server, capsys, "mounts", "update", *at, "--id", "pics", "--expected-version", "1",
+        "--name", "stale",
+    )  # fmt: skip
+    assert code != 0 and "VERSION_MISMATCH" in err
+    code, out, err = _cli(
+        server, capsys, "mounts", "rebind", *at, "--id", "pics", "--credential", "azure-key",
+        "--expected-version", "2", "--bucket", "container", "--prefix", "img/",
+    )  # fmt: skip
+    assert code == 0, err
+    moved = json.loads(out)
+    assert (moved["mount_id"], moved["bucket"], moved["prefix"]) == (
+        mount.mount_id,
+        "container",
+        "img/",
+    )
+    # A prospective check reaches the (offline) provider: UNIMPLEMENTED, nothing written.
+    code, _, err = _cli(
+        server, capsys, "mounts", "check", *at, "--credential", "gcs-key", "--bucket", "b",
+    )  # fmt: skip
+    assert code != 0 and "PROVIDER_UNAVAILABLE" in err
+    code, _, err = _cli(server, capsys, "mounts", "check", *at)
+    assert code == 2 and "--credential and --bucket" in err
+    code, out, err = _cli(
+        server, capsys, "mounts", "delete", *at, "--id", "pics", "--expected-version", "3"
+    )
+    assert code == 0, err
+    assert json.loads(out)["mount_id"] == mount.mount_id
+    assert list(c.list_mounts("acme")) == []
