@@ -29,6 +29,8 @@ ACTIONS = {
     "Vault/ListMounts": "vault.list_mounts",
     "Vault/RebindMount": "vault.rebind_mount",
     "Vault/CheckMount": "vault.check_mount",
+    "Vault/UpdateMount": "vault.update_mount",
+    "Vault/DeleteMount": "vault.delete_mount",
     "Vault/GetOnboarding": "vault.onboarding",
     "Signer/SignURL": "signer.sign",
     "Signer/SignURLs": "signer.sign",
