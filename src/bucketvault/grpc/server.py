@@ -28,6 +28,7 @@ def build_grpc_server(
     outer: Sequence[grpc.ServerInterceptor] = (),
     health_servicer: health.HealthServicer | None = None,
     limits: CallLimiter | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and the port it bound.
 
@@ -35,7 +36,8 @@ def build_grpc_server(
     be named by them (policy mtls_id). hook: observes each call (grpc/observing.py);
     outer: interceptors that run before authentication (the drain gate);
     health_servicer: the caller keeps it to report NOT_SERVING at shutdown;
-    limits: per-principal rate and concurrency limits, checked after authentication.
+    limits: per-principal rate and concurrency limits, checked after authentication;
+    reuse_port: share the port with sibling worker processes (serve --workers, workers.py).
     """
     if client_certs and credentials is None:
         raise ValueError("client certificates need TLS credentials")
@@ -50,7 +52,9 @@ def build_grpc_server(
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            # Off unless asked: a second server started by mistake on a busy port must
+            # fail to bind, not silently take half of the connections.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     add_servicers(app, server)
