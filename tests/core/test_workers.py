@@ -176,3 +176,18 @@ def test_sigint_drains_every_worker(supervised: Supervised) -> None:
     supervised.proc.send_signal(signal.SIGINT)
     assert supervised.proc.wait(30) == 0
     assert all(_gone(pid) for pid, _, _ in supervised.workers.values())
+
+
+def test_workers_out_of_range_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "bucketvault.cli.main", "serve", "--workers", "0"],
+        env={**os.environ, **BASE_ENV, "BUCKETVAULT_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "BUCKETVAULT_WORKERS must be between 1 and 64" in done.stderr
+    assert not data_dir.exists()

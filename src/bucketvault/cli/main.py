@@ -76,7 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ,
         listen=args.listen or "",
         data_dir=args.data_dir or "",
-        workers=str(args.workers or ""),
+        # An explicit --workers 0 is refused by Config, not taken for "unset".
+        workers="" if args.workers is None else str(args.workers),
     )
     worker = args.worker_index is not None
     if config.workers > 1 and not worker:
