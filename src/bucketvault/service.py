@@ -188,6 +188,7 @@ def prepare(config: Config, *, clock: Clock | None = None) -> None:
     any worker starts: the data directory, the admin token and policy, the local KEK, the
     store's migrations and the service keys (workers racing to create them could each
     mint their own registration or audit key)."""
+    forbid_core_dumps()  # ensure() decrypts the service keys here too
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     bootstrap_admin(config)
     keyring = KeyRing(

@@ -168,8 +168,10 @@ class Supervisor:
             while not stop.is_set() and time.monotonic() < deadline:
                 if self._dead() is not None:
                     return False
-                if w.told.wait(0.1) and w.health_address and _serving(w.health_address):
-                    break
+                if w.told.wait(0.1) and w.health_address:
+                    if _serving(w.health_address):
+                        break
+                    time.sleep(0.05)  # up but not SERVING yet (the store probe)
             else:
                 return False
         return True
