@@ -229,6 +229,8 @@ class Config:
     default_ttl_seconds: int = DEFAULT_TTL
     default_mount_max_ttl_seconds: int = DEFAULT_MOUNT_MAX_TTL
     grpc_workers: int = 16
+    # Processes of `serve` sharing the port (SO_REUSEPORT; workers.py); 1 = no supervisor.
+    workers: int = 1
     audit_jsonl: Path | None = None
     audit_writer_id: str = ""
     tls: TlsConfig | None = None
@@ -298,6 +300,7 @@ class Config:
                 MAX_URL_TTL_SECONDS,
             ),
             grpc_workers=env_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
+            workers=env_int(merged, "BUCKETVAULT_WORKERS", 1, 1, 64),
             audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
             tls=tls,

@@ -51,6 +51,7 @@ SETTINGS: dict[str, Setting] = {
         "default_mount_max_ttl_seconds", INT, "3600"
     ),
     "BUCKETVAULT_GRPC_WORKERS": Setting("grpc_workers", INT, "16"),
+    "BUCKETVAULT_WORKERS": Setting("workers", INT, "1"),
     "BUCKETVAULT_GRPC_MAX_RECEIVE_BYTES": Setting("grpc_max_receive_bytes", INT, "4194304"),
     "BUCKETVAULT_GRPC_MAX_SEND_BYTES": Setting("grpc_max_send_bytes", INT, "16777216"),
     "BUCKETVAULT_DRAIN_SECONDS": Setting("drain_seconds", INT, "20"),

@@ -183,6 +183,25 @@ class Service:
         return report
 
 
+def prepare(config: Config, *, clock: Clock | None = None) -> None:
+    """The first-run state every process of `serve --workers` shares, created once before
+    any worker starts: the data directory, the admin token and policy, the local KEK, the
+    store's migrations and the service keys (workers racing to create them could each
+    mint their own registration or audit key)."""
+    forbid_core_dumps()  # ensure() decrypts the service keys here too
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bootstrap_admin(config)
+    keyring = KeyRing(
+        key_provider_from_uri(config.kek_uri, config.env),
+        [key_provider_from_uri(u, config.env) for u in config.previous_kek_uris],
+    )
+    store = open_store(config.store_url)
+    try:
+        ServiceKeys(store, Envelope(keyring), clock or SystemClock()).ensure()
+    finally:
+        store.close()
+
+
 def _report_health(servicer: health.HealthServicer, gate: DrainGate, serving: bool) -> None:
     """Every service's health, as the store allows; a draining server stays NOT_SERVING."""
     if serving and gate.closed:
@@ -231,12 +250,14 @@ def build_service(
     providers: Sequence[CloudProvider] | None = None,
     server_credentials: grpc.ServerCredentials | None = None,
     tracer: Tracer | None = None,
+    reuse_port: bool = False,
 ) -> Service:
     """Wire every seam and start serving.
 
     server_credentials, when given, replace the ones config.tls describes (and then no
     caller is named by a client certificate). tracer, when given, replaces the one
     OTEL_EXPORTER_OTLP_ENDPOINT describes (tests inject an in-memory exporter).
+    reuse_port: bind the gRPC port with SO_REUSEPORT (a worker of `serve --workers`).
     """
     clock = clock or SystemClock()
     forbid_core_dumps()  # before any secret is in memory
@@ -293,7 +314,7 @@ def build_service(
             archive_dir=config.audit_archive_dir,
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
-    http, link_settings = bind_links(config)
+    http, link_settings = bind_links(config, reuse_port=reuse_port)
     app = build_app(
         config,
         store,
@@ -329,6 +350,7 @@ def build_service(
         limits=CallLimiter(config.limits),
         max_receive_bytes=config.grpc_max_receive_bytes,
         max_send_bytes=config.grpc_max_send_bytes,
+        reuse_port=reuse_port,
     )
     _watch_dependencies(registry, health_servicer)
     server.start()
@@ -355,4 +377,4 @@ def build_service(
     )
 
 
-__all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service"]
+__all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service", "prepare"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from bucketvault.audit.archive import ArchiveError, read_archive, verify_archive
 from bucketvault.audit.signing import TrustedKeys, load_public_pem
@@ -52,6 +52,13 @@ from bucketvault.models import Role
 from bucketvault.observe.logs import configure_logging
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2, signer_pb2, vault_pb2
+from bucketvault.workers import (
+    HEALTH_LINE,
+    die_with_parent,
+    serve_worker_health,
+    supervise,
+    worker_command,
+)
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ROLES = tuple(r.value for r in Role)
@@ -68,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
         "listen": args.listen or "",
         "data_dir": args.data_dir or "",
         "config": args.config or "",
+        # An explicit --workers 0 is refused by Config, not taken for "unset".
+        "workers": "" if args.workers is None else str(args.workers),
     }
     # Validated as `config check` does; an error names the TOML file's key when it set it.
     with config_cli.blamed(os.environ, overrides):
@@ -75,8 +84,15 @@ def _serve(args: argparse.Namespace) -> int:
         # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py); config.env holds
         # the TOML file's settings too.
         configure_logging(config.env)
+    worker = args.worker_index is not None
+    if config.workers > 1 and not worker:
+        # The supervisor (workers.py): it prepares the first-run state, then runs
+        # this same command once per worker, with --worker-index.
+        return supervise(config, worker_command())
+    if worker:
+        die_with_parent()
     try:
-        service = build_service(config)
+        service = build_service(config, reuse_port=worker)
     except (OSError, RuntimeError) as exc:
         # grpc says "Failed to bind to address ..." (RuntimeError) for a busy port or an
         # address this host does not have: one line, exit 5.
@@ -94,6 +110,12 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     # The conventional "re-read your configuration": the policy file, here.
     signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
+    health_server = None
+    if worker:
+        health_server, health_address = serve_worker_health(
+            service.health or health.HealthServicer()
+        )
+        print(f"{HEALTH_LINE}{health_address}", flush=True)
     token_file = config.data_dir / ADMIN_TOKEN_FILE
     print(f"bucketvault: listening on {service.address}", flush=True)
     if token_file.exists():
@@ -107,6 +129,8 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     # NOT_SERVING, refuse new calls, drain in-flight ones, flush and checkpoint the audit.
     service.shutdown(config.drain_seconds)
+    if health_server is not None:
+        health_server.stop(None)
     return 0
 
 
@@ -942,6 +966,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--listen")
     s.add_argument("--data-dir")
     s.add_argument("--config", help="a TOML config file, under the environment (README)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (SO_REUSEPORT; BUCKETVAULT_WORKERS, default 1)",
+    )
+    # Set by the supervisor on the workers it starts; not for operators.
+    s.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
     t = sub.add_parser("trust-policy", help="the tenant's ExternalId and IAM trust policy")
     t.add_argument("--tenant", required=True)

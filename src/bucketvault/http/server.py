@@ -23,13 +23,16 @@ log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _bind(listen: str) -> socket.socket:
+def _bind(listen: str, reuse_port: bool = False) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # serve --workers: every worker answers links on the one public port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, int(port)))
     except (OSError, ValueError) as exc:
         sock.close()
@@ -40,8 +43,8 @@ def _bind(listen: str) -> socket.socket:
 class HttpServer:
     """Bound at construction, serving after start(app), stopped by stop()."""
 
-    def __init__(self, listen: str, *, threads: int = 8) -> None:
-        self._sock = _bind(listen)
+    def __init__(self, listen: str, *, threads: int = 8, reuse_port: bool = False) -> None:
+        self._sock = _bind(listen, reuse_port)
         self._threads = threads
         self._map: dict[int, Any] = {}
         self._server: Any = None

@@ -9,12 +9,15 @@ from bucketvault.http.server import HttpServer
 from bucketvault.http.wsgi import LinkApp
 
 
-def bind_links(config: Config) -> tuple[HttpServer | None, LinkSettings]:
-    """The bound (not yet serving) listener and where links point; no listener, no links."""
+def bind_links(
+    config: Config, *, reuse_port: bool = False
+) -> tuple[HttpServer | None, LinkSettings]:
+    """The bound (not yet serving) listener and where links point; no listener, no links.
+    reuse_port: share the port with sibling workers (serve --workers)."""
     http = config.http
     if http is None:
         return None, LinkSettings()
-    server = HttpServer(http.listen, threads=http.threads)
+    server = HttpServer(http.listen, threads=http.threads, reuse_port=reuse_port)
     # On loopback without a public URL: the listener's own address (tests, development).
     public = http.public_url or f"http://{server.address}"
     return server, LinkSettings(public, http.url_ttl_seconds, http.cache_margin_seconds)
