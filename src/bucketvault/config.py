@@ -116,8 +116,9 @@ def _metrics_listen(env: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """The stable-link HTTP listener (BUCKETVAULT_HTTP_*). It speaks plain HTTP: TLS is
-    the ingress's or the mesh's, so a non-loopback listener needs an explicit flag."""
+    """The stable-link HTTP listener (BUCKETVAULT_HTTP_*). With BUCKETVAULT_TLS_* set it
+    serves HTTPS with the gRPC listener's certificate; without, a non-loopback listener
+    needs an explicit flag (TLS is then the ingress's or the mesh's)."""
 
     listen: str
     # The links' scheme://host[:port] as browsers reach it; "" = http://<listen> (loopback).
@@ -150,15 +151,16 @@ def _origin_or_base(value: str, name: str, insecure_ok: bool) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
+def _http(env: Mapping[str, str], insecure_ok: bool, tls: TlsConfig | None) -> HttpConfig | None:
     listen = env.get("BUCKETVAULT_HTTP_LISTEN", "").strip()
     if not listen:
         return None
-    if not is_loopback(listen) and not env_bool(env, "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT"):
+    plain_ok = tls is not None or env_bool(env, "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT")
+    if not is_loopback(listen) and not plain_ok:
         raise InvalidArgument(
-            f"BUCKETVAULT_HTTP_LISTEN={listen} is not a loopback address and the link "
-            "listener serves plain HTTP: put it behind a TLS ingress or mesh and set "
-            "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT=true",
+            f"BUCKETVAULT_HTTP_LISTEN={listen} is not a loopback address and TLS is off: "
+            "set BUCKETVAULT_TLS_CERT_FILE and BUCKETVAULT_TLS_KEY_FILE, or put it behind "
+            "a TLS ingress or mesh and set BUCKETVAULT_HTTP_ALLOW_PLAINTEXT=true",
             reason="INVALID_CONFIG",
         )
     public = env.get("BUCKETVAULT_HTTP_PUBLIC_URL", "").strip()
@@ -287,7 +289,7 @@ class Config:
             ),
             metrics_listen=_metrics_listen(merged),
             drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
-            http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")),
+            http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS"), tls),
             browser_origins=tuple(
                 _origin_or_base(o, "BUCKETVAULT_BROWSER_ORIGINS", True)
                 for o in _list(merged, "BUCKETVAULT_BROWSER_ORIGINS")

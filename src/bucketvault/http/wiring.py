@@ -14,9 +14,9 @@ def bind_links(config: Config) -> tuple[HttpServer | None, LinkSettings]:
     http = config.http
     if http is None:
         return None, LinkSettings()
-    server = HttpServer(http.listen, threads=http.threads)
+    server = HttpServer(http.listen, threads=http.threads, tls=config.tls)
     # On loopback without a public URL: the listener's own address (tests, development).
-    public = http.public_url or f"http://{server.address}"
+    public = http.public_url or f"{server.scheme}://{server.address}"
     return server, LinkSettings(public, http.url_ttl_seconds, http.cache_margin_seconds)
 
 
