@@ -308,7 +308,7 @@ def build_service(
         limits=CallLimiter(config.limits),
     )
     server.start()
-    serve_links(http, config, app)
+    serve_links(http, config, app, metrics)
     watcher.start()
     return Service(
         config,
