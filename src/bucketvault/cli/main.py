@@ -764,6 +764,14 @@ HELP: dict[str, tuple[str, str]] = {
         "A new HPKE registration key per suite; the previous ones overlap.",
         "bucketvault keys rotate-registration-key --overlap-days 7",
     ),
+    "keys rotate-link-key": (
+        "A new link MAC key; links signed with the previous one keep opening until retired.",
+        "bucketvault keys rotate-link-key --data-dir /var/lib/bucketvault",
+    ),
+    "keys retire-link-key": (
+        "Retire an old link key: every link it signed answers 404 after a restart.",
+        "bucketvault keys retire-link-key lk_0123456789abcdef",
+    ),
     "health": (
         "Ask the server's gRPC health service (no token needed); exit 0 only if SERVING.",
         "bucketvault health --address vault.internal:50051 --tls-ca ca.pem",
