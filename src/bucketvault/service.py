@@ -354,7 +354,7 @@ def build_service(
     )
     _watch_dependencies(registry, health_servicer)
     server.start()
-    serve_links(http, config, app)
+    serve_links(http, config, app, metrics)
     watcher.start()
     return Service(
         config,

@@ -894,6 +894,14 @@ HELP: dict[str, tuple[str, str]] = {
         "Each setting, its value (secrets hidden) and its source; exit 2 when one is bad.",
         "bucketvault config check --config bucketvault.toml --json",
     ),
+    "keys rotate-link-key": (
+        "A new link MAC key; links signed with the previous one keep opening until retired.",
+        "bucketvault keys rotate-link-key --data-dir /var/lib/bucketvault",
+    ),
+    "keys retire-link-key": (
+        "Retire an old link key: every link it signed answers 404 after a restart.",
+        "bucketvault keys retire-link-key lk_0123456789abcdef",
+    ),
     "health": (
         "Ask the server's gRPC health service (no token needed); exit 0 only if SERVING.",
         "bucketvault health --address vault.internal:50051 --tls-ca ca.pem",
