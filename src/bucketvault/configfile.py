@@ -81,6 +81,15 @@ SETTINGS: dict[str, Setting] = {
         "http.revocation_refresh_seconds", INT, "10"
     ),
     "BUCKETVAULT_HTTP_THREADS": Setting("http.threads", INT, "8"),
+    "BUCKETVAULT_HTTP_LINK_RATE_PER_SECOND": Setting("http.link_rate_per_second", INT, "50"),
+    "BUCKETVAULT_HTTP_LINK_RATE_BURST": Setting("http.link_rate_burst", INT, "200"),
+    "BUCKETVAULT_HTTP_NETWORK_MODE": Setting("http.network_mode", BOOL, "false"),
+    "BUCKETVAULT_HTTP_ALLOW_CIDRS": Setting("http.allow_cidrs", LIST, ""),
+    "BUCKETVAULT_HTTP_OIDC_JWKS_FILE": Setting("http.oidc_jwks_file", STR, ""),
+    "BUCKETVAULT_HTTP_OIDC_JWKS_URL": Setting("http.oidc_jwks_url", STR, ""),
+    "BUCKETVAULT_HTTP_OIDC_ISSUER": Setting("http.oidc_issuer", STR, ""),
+    "BUCKETVAULT_HTTP_OIDC_AUDIENCE": Setting("http.oidc_audience", STR, ""),
+    "BUCKETVAULT_HTTP_OIDC_COOKIE": Setting("http.oidc_cookie", STR, ""),
     "BUCKETVAULT_AWS_SERVICE_PRINCIPAL_ARN": Setting("aws.service_principal_arn", STR, ""),
     "BUCKETVAULT_AWS_STS_CONNECT_TIMEOUT_SECONDS": Setting(
         "aws.sts_connect_timeout_seconds", NUM, "3"
