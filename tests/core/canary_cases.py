@@ -16,6 +16,7 @@ import contextlib
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -571,6 +572,34 @@ def uncovered(d: Driver) -> dict[str, list[str]]:
         if not any(o.endswith(":OK") for o in authed) or all(o.endswith(":OK") for o in authed):
             out[rpc] = seen
     return out
+
+
+# Signing RPCs of the AZURE_SAS mount return the customer's SAS inside the URL: that is
+# the credential's purpose, so its sig= is allowed there and nowhere else.
+SIGNING = {"Signer/SignURL", "Signer/SignURLs", "Signer/ListPrefix"}
+
+
+def leaks(d: Driver) -> list[str]:
+    """Where a form of the canary came back: responses, statuses, trailers, reprs."""
+    forms = canary_forms(d.world.canary)
+    sas_mount = d.world.mounts.get("AZURE_SAS", "-")
+    out = []
+    for rpc, mount_id, response in d.responses:
+        data = response
+        if rpc in SIGNING and mount_id == sas_mount:
+            for sig in sas_signature_forms(d.world.canary):
+                data = data.replace(sig, b"")
+        if hits := found_in(data, forms):
+            out.append(f"response of {rpc}: {hits}")
+    for rpc, data in d.errors:
+        if hits := found_in(data, forms):
+            out.append(f"error of {rpc}: {hits}")
+    return out
+
+
+def scan_files(paths: Iterable[Path], forms: list[bytes]) -> dict[str, list[bytes]]:
+    """File -> the forms of the canary in its raw bytes."""
+    return {str(p): hits for p in paths if p.is_file() if (hits := found_in(p.read_bytes(), forms))}
 
 
 def found_in(blob: bytes, forms: Iterable[bytes]) -> list[bytes]:
