@@ -42,6 +42,8 @@ TENANT = "acme"
 # and an operator of another tenant (denied everything of acme).
 PRINCIPALS = [("viewer", ["signer"], [TENANT]), ("outsider", ["operator"], ["globex"])]
 MISSING_ID = "0" * 20
+# What the local providers' mounts list (relative to the mount's prefix).
+LISTED = ("a.jpg", "b c.jpg", "sub/d.jpg")
 GET, PUT = common_pb2.GET, common_pb2.PUT
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from core.canary_cases import (
+    LISTED,
     PRINCIPALS,
     World,
     canary_env,
@@ -29,7 +30,9 @@ from core.canary_cases import (
     uncovered,
 )
 from core.conftest import aws_env, free_port
+from core.secrets_fixtures import KINDS
 
+from bucketvault.testing.fakes import local_providers
 from bucketvault.testing.server import start_server
 
 
@@ -48,7 +51,13 @@ def test_canary_forms_are_searched() -> None:
         assert found_in(b"xx" + form + b"yy", forms)
 
 
+# "real": the cloud providers as they run (STS on moto; the rest fail fast on a dead
+# port, so AZURE_SHARED_KEY and AZURE_SERVICE_PRINCIPAL are refused at registration).
+# "local": in-process providers at the provider seam, with the real kinds' specs, so
+# every kind's secret is parsed, stored encrypted, decrypted and signed with.
+@pytest.mark.parametrize("providers", ["real", "local"])
 def test_canary_absent_from_every_rpc_and_the_sqlite_files(
+    providers: str,
     tmp_path: Path,
     moto_url: str,
     caplog: pytest.LogCaptureFixture,
@@ -65,7 +74,8 @@ def test_canary_absent_from_every_rpc_and_the_sqlite_files(
         "BUCKETVAULT_AUDIT_JSONL": str(jsonl),
         **canary_env(world),
     }
-    with start_server(tmp_path, env=env, principals=PRINCIPALS) as srv:
+    fakes = local_providers(LISTED) if providers == "local" else None
+    with start_server(tmp_path, env=env, principals=PRINCIPALS, providers=fakes) as srv:
         with driver(srv.address, {"admin": srv.admin_token, **srv.tokens}, world) as d:
             run_all(d)
         assert srv.service is not None and srv.service.metrics_server is not None
@@ -84,9 +94,13 @@ def test_canary_absent_from_every_rpc_and_the_sqlite_files(
 
     # The suite reached every RPC on both paths and every kind that registers offline.
     assert not uncovered(d), uncovered(d)
-    assert {"AWS_ROLE", "S3_ACCESS_KEY", "GCS_SERVICE_ACCOUNT", "GCS_HMAC", "AZURE_SAS"} <= set(
-        world.credentials
-    )
+    registered = set(world.credentials)
+    if providers == "local":
+        assert registered == set(KINDS)
+    else:
+        assert {"AWS_ROLE", "S3_ACCESS_KEY", "GCS_SERVICE_ACCOUNT", "GCS_HMAC", "AZURE_SAS"} <= (
+            registered
+        )
     assert "Signer/ListPrefix" in {rpc for rpc, _, _ in d.responses}
     assert len(audit_rows) > 1000 and b"signer.sign" in metrics + audit_rows
 
