@@ -51,6 +51,7 @@ from bucketvault.providers.aws.sts import (
     session_name,
 )
 from bucketvault.providers.base import TrustPolicy
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
 from bucketvault.providers.refresh import RefreshWindows, Spawn
 from bucketvault.providers.rules import SESSION_SKEW
@@ -109,12 +110,14 @@ class AwsProvider:
         self._settings = settings
         self._clock = clock
         self._url_policy = url_policy
+        self._egress = Egress(url_policy)
         self._sts = sts or BotoSts(
             self._service_session,
             settings.sts_endpoint,
             settings.region,
             connect_timeout=settings.sts_connect_timeout_seconds,
             read_timeout=settings.sts_read_timeout_seconds,
+            egress=self._egress,
         )
         self._backoff = backoff or Backoff(budget_seconds=settings.sts_budget_seconds)
         self._windows = windows or SESSION_WINDOWS
@@ -210,7 +213,7 @@ class AwsProvider:
 
     def open(self, credential: Credential, secret: ParsedSecret) -> AwsHandle:
         """A handle holding the key (S3_ACCESS_KEY) or a session cache (AWS_ROLE)."""
-        clients = listing.S3Clients(_client_session)
+        clients = listing.S3Clients(_client_session, self._egress)
         if isinstance(secret, AccessKeySecret):
             static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
             endpoint = secret.endpoint_url or self._settings.s3_endpoint
