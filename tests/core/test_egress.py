@@ -30,6 +30,7 @@ from bucketvault.clock import SystemClock
 from bucketvault.providers.aws import AwsProvider, AwsSettings
 from bucketvault.providers.azure import AzureConfig, AzureProvider
 from bucketvault.providers.egress import Egress
+from bucketvault.providers.gcs import GcsProvider
 from bucketvault.reasons import REASONS
 from bucketvault.testing.loopback import LoopbackServer, StandInHandler
 from bucketvault.testing.server import start_server
@@ -284,4 +285,24 @@ def test_the_service_refuses_a_rebound_endpoint_with_a_clear_audited_error(
         failures = [r for r in c.query_audit("acme") if r.outcome != "ok"]
     assert {r.action for r in failures} >= {"vault.register"}
     assert len(failures) >= 2
+    assert listener.accepted == 0
+
+
+def test_gcs_token_calls_pass_the_guard(tmp_path: Path, listener: Listener) -> None:
+    # google-auth's JWT grant to the key's token_uri: allowed at registration (on the
+    # allow-list), refused at connect time once the name answers 127.0.0.1.
+    token_uri = f"http://{NAME}:{listener.port}/token"
+    strict = UrlPolicy(
+        token_uri_allowlist=frozenset({token_uri}), resolver=lambda host: ["127.0.0.1"]
+    )
+    env = {"BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST": token_uri}
+    gcs = GcsProvider(SystemClock(), strict)
+    with start_server(tmp_path, env=env, providers=[gcs]) as srv:
+        c = srv.client()
+        doc = {**sample("GCS_SERVICE_ACCOUNT"), "token_uri": token_uri}
+        cred = c.register_credential("acme", "GCS_SERVICE_ACCOUNT", doc)
+        mount = c.create_mount("acme", name="m", bucket="b", credential_id=cred.credential_id)
+        with pytest.raises(errors.FailedPrecondition) as exc:
+            list(c.list_prefix("acme", mount.mount_id))
+        _assert_refused(exc.value)
     assert listener.accepted == 0
