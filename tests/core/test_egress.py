@@ -29,6 +29,7 @@ from bucketvault import errors
 from bucketvault.clock import SystemClock
 from bucketvault.providers.aws import AwsProvider, AwsSettings
 from bucketvault.providers.azure import AzureConfig, AzureProvider
+from bucketvault.providers.cors import CorsTarget, preflight
 from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs import GcsProvider
 from bucketvault.reasons import REASONS
@@ -122,9 +123,9 @@ def _client(egress: Egress, service: str, endpoint: str) -> Any:
 
 
 def _blob(egress: Egress, url: str) -> BlobServiceClient:
-    return BlobServiceClient(
-        url, transport=egress.azure_transport(), permit_redirects=False, retry_total=0
-    )
+    # The options the Azure provider gives every pipeline (transport, no redirects).
+    options = AzureConfig(url_policy=egress.policy, retry_total=0).transport_options()
+    return BlobServiceClient(url, **options)
 
 
 @pytest.mark.parametrize("answers", FORBIDDEN_ANSWERS, ids=",".join)
@@ -246,6 +247,14 @@ def test_redirects_are_not_followed(listener: Listener) -> None:
     assert listener.accepted == 0
 
 
+def test_the_cors_probe_passes_the_guard(listener: Listener) -> None:
+    target = CorsTarget(f"http://{NAME}:{listener.port}/b/probe", lambda o: "rule", "how")
+    with Egress(_rebinding(["127.0.0.1"])).session() as session:
+        verdict = preflight(target, "https://app.example.com", session=session)
+    assert not verdict.allowed and "refused" in verdict.detail
+    assert listener.accepted == 0
+
+
 # -- the seam itself --------------------------------------------------------------------
 
 
@@ -274,6 +283,9 @@ def test_the_service_refuses_a_rebound_endpoint_with_a_clear_audited_error(
         mount = c.create_mount("acme", name="m", bucket="b", credential_id=cred.credential_id)
         with pytest.raises(errors.FailedPrecondition) as exc:
             list(c.list_prefix("acme", mount.mount_id))
+        _assert_refused(exc.value)
+        with pytest.raises(errors.FailedPrecondition) as exc:
+            c.check_mount("acme", mount.mount_id, origin="https://app.example.com")
         _assert_refused(exc.value)
         shared = {
             **sample("AZURE_SHARED_KEY"),
