@@ -369,6 +369,44 @@ def _rebind(d: Driver) -> None:
     )
 
 
+def _update_mount(d: Driver) -> None:
+    w = d.world
+    mount_id = w.mounts[next(iter(w.mounts))]
+    mount = d.call("Vault/GetMount", vault_pb2.GetMountRequest(tenant=TENANT, mount_id=mount_id))
+    request = vault_pb2.UpdateMountRequest(
+        tenant=TENANT, mount_id=mount_id, expected_version=mount.version, name="m-renamed"
+    )
+    d.call("Vault/UpdateMount", request, who="viewer")
+    d.call("Vault/UpdateMount", request)
+    d.call("Vault/UpdateMount", request)  # stale expected_version
+    d.call(
+        "Vault/UpdateMount",
+        vault_pb2.UpdateMountRequest(
+            tenant=TENANT, mount_id="mnt_" + MISSING_ID, expected_version=1, name="x"
+        ),
+    )
+
+
+def _delete_mount(d: Driver) -> None:
+    # A mount of its own, so the other cases keep theirs.
+    w = d.world
+    kind = "GCS_HMAC" if "GCS_HMAC" in w.credentials else next(iter(w.credentials))
+    mount = d.call(
+        "Vault/CreateMount",
+        vault_pb2.CreateMountRequest(
+            tenant=TENANT, name="m-doomed", bucket="bucket", credential_id=w.credentials[kind]
+        ),
+    )
+    request = vault_pb2.DeleteMountRequest(
+        tenant=TENANT,
+        mount_id=mount.mount_id if mount else "mnt_" + MISSING_ID,
+        expected_version=mount.version if mount else 1,
+    )
+    d.call("Vault/DeleteMount", request, who="viewer")
+    d.call("Vault/DeleteMount", request)
+    d.call("Vault/DeleteMount", request)  # already gone
+
+
 def _revoke(d: Driver) -> None:
     # Last of the vault's cases: a revoked credential's mount then refuses to sign.
     w = d.world
@@ -518,6 +556,8 @@ CASES: dict[str, Callable[[Driver], None]] = {
     ),
     "Signer/RevokeLink": _revoke_link,
     "Vault/RebindMount": _rebind,
+    "Vault/UpdateMount": _update_mount,
+    "Vault/DeleteMount": _delete_mount,
     "Vault/RevokeCredential": _revoke,
     "Audit/QueryAudit": _simple(
         "Audit/QueryAudit",
