@@ -3,14 +3,17 @@ through the real server with in-process providers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from core.policy_support import policy_server
 from core.secrets_fixtures import sample
 
 from bucketvault import errors
+from bucketvault.cli.main import main
 from bucketvault.client import BucketVaultClient
 from bucketvault.providers.aws.uris import parse_object_uri as s3_uri
 from bucketvault.providers.azure.uris import parse_object_uri as az_uri
@@ -243,3 +246,29 @@ def test_page_tokens_are_ours_and_bound_to_the_listing(world: World) -> None:
         assert exc.value.reason == "INVALID_PAGE_TOKEN"
     failed = next(iter(c.query_audit("globex", action="signer.list", limit=1)))
     assert failed.outcome != "OK"
+
+
+def test_the_cli_signs_by_uri_one_or_a_batch(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bucketvault sign` without --mount takes object URIs, alone or in a --batch file."""
+    server = world.server
+    base = ["--address", server.address, "--token-file", str(server.data_dir / "admin.token")]
+    code = main([*base, "--json", "sign", "--tenant", "acme", "gs://b/photos/01.jpg"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    signed = json.loads(out)
+    assert (signed["mount_id"], signed["key"]) == (world.ids["deep"], "photos/01.jpg")
+
+    batch = tmp_path / "uris.txt"
+    batch.write_text("gs://b/photos/02.jpg\ngs://b/photos/03.jpg\n")
+    code = main([*base, "--json", "sign", "--tenant", "acme", "--batch", str(batch)])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert [s["key"] for s in json.loads(out)] == ["photos/02.jpg", "photos/03.jpg"]
+
+    # A plain key without --mount is a usage error; an unmounted bucket is NOT_FOUND (3).
+    assert main([*base, "sign", "--tenant", "acme", "photos/01.jpg"]) == 2
+    assert main([*base, "sign", "--tenant", "acme", "gs://nobody/x.jpg"]) == 3
+    _, err = capsys.readouterr()
+    assert "NO_MOUNT_FOR_URI" in err

@@ -519,7 +519,7 @@ def _resolve_names(args: argparse.Namespace, c: BucketVaultClient) -> None:
     cmd, sub, tenant = args.cmd, getattr(args, "sub", ""), getattr(args, "tenant", None)
     if not tenant:
         return
-    if cmd in ("sign", "ls", "link"):
+    if cmd in ("sign", "ls", "link") and args.mount is not None:
         args.mount = mount_id(c, tenant, args.mount)
     elif cmd == "mounts" and sub in ("show", "check", "rebind", "update", "delete"):
         if args.id:
@@ -601,10 +601,20 @@ def _batches(source: str) -> Iterator[list[str]]:
 def _sign(args: argparse.Namespace, c: BucketVaultClient) -> int:
     if (args.batch is None) == (args.key is None):
         raise CliError("sign needs one key, or --batch FILE (- for stdin)", EXIT_USAGE)
+    # Without --mount every key is an object URI, resolved by the service (longest prefix
+    # of the tenant's mounts on that bucket; NO_MOUNT_FOR_URI, AMBIGUOUS_MOUNT).
+    by_uri = args.mount is None
+    if by_uri and args.key is not None and "://" not in args.key:
+        raise CliError("sign needs --mount, or an object URI (s3://bucket/key)", EXIT_USAGE)
     if args.batch is None:
         signed = [
             c.sign_url(
-                args.tenant, args.mount, args.key, method=args.method, ttl_seconds=args.ttl or 0
+                args.tenant,
+                args.mount or "",
+                "" if by_uri else args.key,
+                method=args.method,
+                ttl_seconds=args.ttl or 0,
+                uri=args.key if by_uri else "",
             )
         ]
     else:
@@ -629,9 +639,15 @@ def _sign(args: argparse.Namespace, c: BucketVaultClient) -> int:
                 print(f"# header {k}: {v}", file=sys.stderr)
     if args.batch is not None:
         for keys_ in _batches(args.batch):
-            for s in c.sign_urls(
-                args.tenant, args.mount, keys_, method=args.method, ttl_seconds=args.ttl or 0
-            ):
+            if by_uri:
+                batch = c.sign_urls(
+                    args.tenant, "", (), method=args.method, ttl_seconds=args.ttl or 0, uris=keys_
+                )
+            else:
+                batch = c.sign_urls(
+                    args.tenant, args.mount, keys_, method=args.method, ttl_seconds=args.ttl or 0
+                )
+            for s in batch:
                 emit(s)
             progress.add(len(keys_))
         progress.done()
@@ -832,6 +848,7 @@ HELP: dict[str, tuple[str, str]] = {
     "sign": (
         "A signed URL for one key, or for every key of a file with --batch (1000 per call).",
         "bucketvault sign --tenant acme --mount photos --ttl 15m images/cat.jpg\n"
+        "  bucketvault sign --tenant acme s3://acme-photos/images/cat.jpg\n"
         "  bucketvault sign --tenant acme --mount photos --batch - --output url < keys.txt",
     ),
     "link": (
@@ -1067,7 +1084,11 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("sign", help="a signed URL for one object (or --batch)")
     g.add_argument("--tenant", required=True)
-    g.add_argument("--mount", required=True, help="a mount id (mnt_...) or name")
+    g.add_argument(
+        "--mount",
+        help="a mount id (mnt_...) or name; without it, keys are object URIs "
+        "(s3://, gs://, az://, https) resolved to the tenant's mount",
+    )
     g.add_argument("--method", default="GET", choices=("GET", "HEAD", "PUT"))
     g.add_argument("--ttl", type=duration, help="URL lifetime: 900, 90s, 15m, 6h, 1d")
     g.add_argument("--batch", metavar="FILE", help="sign every key of FILE (one a line; - stdin)")
