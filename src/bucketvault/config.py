@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bucketvault import configfile
 from bucketvault.errors import InvalidArgument
 from bucketvault.urlpolicy import GOOGLE_TOKEN_URI, UrlPolicy
 
@@ -36,9 +38,12 @@ def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an integer", reason="INVALID_CONFIG") from None
+        # Not a number: the same message as out of range, which says what would do.
+        value = lo - 1
     if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be between {lo} and {hi}", reason="INVALID_CONFIG")
+        raise InvalidArgument(
+            f"{name} must be an integer between {lo} and {hi}", reason="INVALID_CONFIG"
+        )
     return value
 
 
@@ -114,10 +119,25 @@ def _metrics_listen(env: Mapping[str, str]) -> str:
     return raw
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """Network mode's OIDC check: a bearer token or cookie signed by a key of the JWKS."""
+
+    issuer: str
+    audience: str
+    jwks_file: Path | None = None
+    jwks_url: str = ""
+    cookie: str = ""
+
+
 @dataclass(frozen=True)
 class HttpConfig:
-    """The stable-link HTTP listener (BUCKETVAULT_HTTP_*). It speaks plain HTTP: TLS is
-    the ingress's or the mesh's, so a non-loopback listener needs an explicit flag."""
+    """The stable-link HTTP listener (BUCKETVAULT_HTTP_*). With BUCKETVAULT_TLS_* set it
+    serves HTTPS with the gRPC listener's certificate; without, a non-loopback listener
+    needs an explicit flag (TLS is then the ingress's or the mesh's)."""
 
     listen: str
     # The links' scheme://host[:port] as browsers reach it; "" = http://<listen> (loopback).
@@ -129,6 +149,13 @@ class HttpConfig:
     rate_burst: int = 60
     revocation_refresh_seconds: int = 10
     threads: int = 8
+    # Opens of one link (one mount in network mode) a second, across every client.
+    link_rate_per_second: int = 50
+    link_rate_burst: int = 200
+    # Network mode: /n/<tenant>/<mount>/<key> without a token, from these networks only.
+    network_mode: bool = False
+    allow_cidrs: tuple[IpNetwork, ...] = ()
+    oidc: OidcConfig | None = None
 
 
 def _origin_or_base(value: str, name: str, insecure_ok: bool) -> str:
@@ -150,15 +177,16 @@ def _origin_or_base(value: str, name: str, insecure_ok: bool) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
+def _http(env: Mapping[str, str], insecure_ok: bool, tls: TlsConfig | None) -> HttpConfig | None:
     listen = env.get("BUCKETVAULT_HTTP_LISTEN", "").strip()
     if not listen:
         return None
-    if not is_loopback(listen) and not env_bool(env, "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT"):
+    plain_ok = tls is not None or env_bool(env, "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT")
+    if not is_loopback(listen) and not plain_ok:
         raise InvalidArgument(
-            f"BUCKETVAULT_HTTP_LISTEN={listen} is not a loopback address and the link "
-            "listener serves plain HTTP: put it behind a TLS ingress or mesh and set "
-            "BUCKETVAULT_HTTP_ALLOW_PLAINTEXT=true",
+            f"BUCKETVAULT_HTTP_LISTEN={listen} is not a loopback address and TLS is off: "
+            "set BUCKETVAULT_TLS_CERT_FILE and BUCKETVAULT_TLS_KEY_FILE, or put it behind "
+            "a TLS ingress or mesh and set BUCKETVAULT_HTTP_ALLOW_PLAINTEXT=true",
             reason="INVALID_CONFIG",
         )
     public = env.get("BUCKETVAULT_HTTP_PUBLIC_URL", "").strip()
@@ -174,7 +202,7 @@ def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
         for o in _list(env, "BUCKETVAULT_HTTP_CORS_ORIGINS")
     )
     ttl = env_int(env, "BUCKETVAULT_HTTP_URL_TTL_SECONDS", 600, 60, MAX_URL_TTL_SECONDS)
-    return HttpConfig(
+    config = HttpConfig(
         listen=listen,
         public_url=public,
         cors_origins=origins,
@@ -186,7 +214,64 @@ def _http(env: Mapping[str, str], insecure_ok: bool) -> HttpConfig | None:
             env, "BUCKETVAULT_HTTP_REVOCATION_REFRESH_SECONDS", 10, 1, 3600
         ),
         threads=env_int(env, "BUCKETVAULT_HTTP_THREADS", 8, 1, 256),
+        link_rate_per_second=env_int(env, "BUCKETVAULT_HTTP_LINK_RATE_PER_SECOND", 50, 1, 100000),
+        link_rate_burst=env_int(env, "BUCKETVAULT_HTTP_LINK_RATE_BURST", 200, 1, 100000),
     )
+    network_mode, allow_cidrs, oidc = _network(env, insecure_ok)
+    return dataclasses.replace(
+        config, network_mode=network_mode, allow_cidrs=allow_cidrs, oidc=oidc
+    )
+
+
+def _network(
+    env: Mapping[str, str], insecure_ok: bool
+) -> tuple[bool, tuple[IpNetwork, ...], OidcConfig | None]:
+    """Network mode's settings; off unless BUCKETVAULT_HTTP_NETWORK_MODE, and then only
+    with at least one client network (an open-to-all mode is a token-less bucket)."""
+    on = env_bool(env, "BUCKETVAULT_HTTP_NETWORK_MODE")
+    try:
+        cidrs = tuple(
+            ipaddress.ip_network(c, strict=False)
+            for c in _list(env, "BUCKETVAULT_HTTP_ALLOW_CIDRS")
+        )
+    except ValueError:
+        raise InvalidArgument(
+            "BUCKETVAULT_HTTP_ALLOW_CIDRS must be comma-separated networks (10.0.0.0/8, fd00::/8)",
+            reason="INVALID_CONFIG",
+        ) from None
+    if on and not cidrs:
+        raise InvalidArgument(
+            "BUCKETVAULT_HTTP_NETWORK_MODE needs BUCKETVAULT_HTTP_ALLOW_CIDRS",
+            reason="INVALID_CONFIG",
+        )
+    jwks_file = _path(env, "BUCKETVAULT_HTTP_OIDC_JWKS_FILE")
+    jwks_url = env.get("BUCKETVAULT_HTTP_OIDC_JWKS_URL", "").strip()
+    issuer = env.get("BUCKETVAULT_HTTP_OIDC_ISSUER", "").strip()
+    audience = env.get("BUCKETVAULT_HTTP_OIDC_AUDIENCE", "").strip()
+    oidc = None
+    if jwks_file or jwks_url:
+        if bool(jwks_file) == bool(jwks_url) or not issuer or not audience:
+            raise InvalidArgument(
+                "OIDC needs one of BUCKETVAULT_HTTP_OIDC_JWKS_FILE or _JWKS_URL, and "
+                "BUCKETVAULT_HTTP_OIDC_ISSUER and BUCKETVAULT_HTTP_OIDC_AUDIENCE",
+                reason="INVALID_CONFIG",
+            )
+        if jwks_url and not (jwks_url.startswith("https://") or insecure_ok):
+            raise InvalidArgument(
+                "BUCKETVAULT_HTTP_OIDC_JWKS_URL must be https", reason="INVALID_CONFIG"
+            )
+        cookie = env.get("BUCKETVAULT_HTTP_OIDC_COOKIE", "").strip()
+        oidc = OidcConfig(issuer, audience, jwks_file, jwks_url, cookie)
+    elif issuer or audience:
+        raise InvalidArgument(
+            "BUCKETVAULT_HTTP_OIDC_ISSUER/_AUDIENCE need a JWKS (BUCKETVAULT_HTTP_OIDC_JWKS_FILE "
+            "or _JWKS_URL)",
+            reason="INVALID_CONFIG",
+        )
+    return on, cidrs, oidc
+
+
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -222,6 +307,8 @@ class Config:
     default_ttl_seconds: int = DEFAULT_TTL
     default_mount_max_ttl_seconds: int = DEFAULT_MOUNT_MAX_TTL
     grpc_workers: int = 16
+    # Processes of `serve` sharing the port (SO_REUSEPORT; workers.py); 1 = no supervisor.
+    workers: int = 1
     audit_jsonl: Path | None = None
     audit_writer_id: str = ""
     tls: TlsConfig | None = None
@@ -239,13 +326,27 @@ class Config:
     browser_origins: tuple[str, ...] = ()
     # Per-principal rate and concurrency limits (grpc/limits.py); off by default.
     limits: CallLimits = CallLimits()
+    # The largest gRPC message the server reads / writes: a bigger request is refused
+    # RESOURCE_EXHAUSTED by the transport before any of our code (or its memory) sees it.
+    # 4 MiB holds a 1000-key batch of 1 KiB keys; 16 MiB holds its signed URLs many times.
+    grpc_max_receive_bytes: int = 4 * 1024 * 1024
+    grpc_max_send_bytes: int = 16 * 1024 * 1024
     # The raw environment, for providers that read their own settings (AWS_ENDPOINT_URL ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: str) -> Config:
-        """Build from BUCKETVAULT_* variables; keyword overrides win (CLI flags)."""
+        """Build from BUCKETVAULT_* variables; keyword overrides win (CLI flags), and the
+        TOML file BUCKETVAULT_CONFIG (or config=) names sits under both."""
         merged = {**env, **{f"BUCKETVAULT_{k.upper()}": v for k, v in overrides.items() if v}}
+        layer = configfile.layer_for(merged)
+        if layer is None:
+            return cls._parse(merged)
+        with layer.blamed(merged):
+            return cls._parse({**layer.values, **{k: v for k, v in merged.items() if v}})
+
+    @classmethod
+    def _parse(cls, merged: Mapping[str, str]) -> Config:
         data_dir = Path(merged.get("BUCKETVAULT_DATA_DIR", ".bucketvault")).resolve()
         allow = frozenset({GOOGLE_TOKEN_URI, *_list(merged, "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST")})
         audit_jsonl = merged.get("BUCKETVAULT_AUDIT_JSONL", "")
@@ -277,6 +378,7 @@ class Config:
                 MAX_URL_TTL_SECONDS,
             ),
             grpc_workers=env_int(merged, "BUCKETVAULT_GRPC_WORKERS", 16, 1, 256),
+            workers=env_int(merged, "BUCKETVAULT_WORKERS", 1, 1, 64),
             audit_jsonl=Path(audit_jsonl) if audit_jsonl else None,
             audit_writer_id=merged.get("BUCKETVAULT_AUDIT_WRITER_ID", ""),
             tls=tls,
@@ -287,12 +389,18 @@ class Config:
             ),
             metrics_listen=_metrics_listen(merged),
             drain_seconds=env_int(merged, "BUCKETVAULT_DRAIN_SECONDS", 20, 0, 3600),
-            http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")),
+            http=_http(merged, env_bool(merged, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS"), tls),
             browser_origins=tuple(
                 _origin_or_base(o, "BUCKETVAULT_BROWSER_ORIGINS", True)
                 for o in _list(merged, "BUCKETVAULT_BROWSER_ORIGINS")
             ),
             limits=_limits(merged),
+            grpc_max_receive_bytes=env_int(
+                merged, "BUCKETVAULT_GRPC_MAX_RECEIVE_BYTES", 4 * _MIB, 64 * 1024, 256 * _MIB
+            ),
+            grpc_max_send_bytes=env_int(
+                merged, "BUCKETVAULT_GRPC_MAX_SEND_BYTES", 16 * _MIB, 64 * 1024, 256 * _MIB
+            ),
             env=dict(merged),
         )
 
@@ -304,6 +412,7 @@ __all__ = [
     "MAX_URL_TTL_SECONDS",
     "Config",
     "HttpConfig",
+    "OidcConfig",
     "TlsConfig",
     "env_bool",
     "env_int",

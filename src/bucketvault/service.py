@@ -45,7 +45,7 @@ from bucketvault.providers.base import CloudProvider
 from bucketvault.providers.registry import ProviderRegistry, build_providers
 from bucketvault.store import open_store
 from bucketvault.store.base import Store
-from bucketvault.storehealth import PROBE_SECONDS, StoreHealth
+from bucketvault.storehealth import PROBE_SECONDS, HasDependencies, StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,25 @@ class Service:
         return report
 
 
+def prepare(config: Config, *, clock: Clock | None = None) -> None:
+    """The first-run state every process of `serve --workers` shares, created once before
+    any worker starts: the data directory, the admin token and policy, the local KEK, the
+    store's migrations and the service keys (workers racing to create them could each
+    mint their own registration or audit key)."""
+    forbid_core_dumps()  # ensure() decrypts the service keys here too
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bootstrap_admin(config)
+    keyring = KeyRing(
+        key_provider_from_uri(config.kek_uri, config.env),
+        [key_provider_from_uri(u, config.env) for u in config.previous_kek_uris],
+    )
+    store = open_store(config.store_url)
+    try:
+        ServiceKeys(store, Envelope(keyring), clock or SystemClock()).ensure()
+    finally:
+        store.close()
+
+
 def _report_health(servicer: health.HealthServicer, gate: DrainGate, serving: bool) -> None:
     """Every service's health, as the store allows; a draining server stays NOT_SERVING."""
     if serving and gate.closed:
@@ -191,6 +210,27 @@ def _report_health(servicer: health.HealthServicer, gate: DrainGate, serving: bo
     status = response.SERVING if serving else response.NOT_SERVING
     for name in ("", *SERVICE_NAMES):
         servicer.set(name, status)
+
+
+def _watch_dependencies(registry: ProviderRegistry, servicer: health.HealthServicer) -> None:
+    """Each provider's remote dependency (STS) under its own health name: UNKNOWN until
+    its first call, then SERVING while it answers, NOT_SERVING after an outage. The
+    process's health ("" and the services) follows the store only (storehealth.py)."""
+    response = health_pb2.HealthCheckResponse
+    for provider in registry.providers:
+        if not isinstance(provider, HasDependencies):
+            continue
+        for dependency in provider.dependencies():
+
+            def report(up: bool | None, name: str = dependency.health_name) -> None:
+                status = (
+                    response.UNKNOWN
+                    if up is None
+                    else (response.SERVING if up else response.NOT_SERVING)
+                )
+                servicer.set(name, status)
+
+            dependency.watch(report)
 
 
 def _metrics(config: Config) -> tuple[Metrics, Any]:
@@ -210,12 +250,14 @@ def build_service(
     providers: Sequence[CloudProvider] | None = None,
     server_credentials: grpc.ServerCredentials | None = None,
     tracer: Tracer | None = None,
+    reuse_port: bool = False,
 ) -> Service:
     """Wire every seam and start serving.
 
     server_credentials, when given, replace the ones config.tls describes (and then no
     caller is named by a client certificate). tracer, when given, replaces the one
     OTEL_EXPORTER_OTLP_ENDPOINT describes (tests inject an in-memory exporter).
+    reuse_port: bind the gRPC port with SO_REUSEPORT (a worker of `serve --workers`).
     """
     clock = clock or SystemClock()
     forbid_core_dumps()  # before any secret is in memory
@@ -272,7 +314,7 @@ def build_service(
             archive_dir=config.audit_archive_dir,
         )
         jobs.append(Job("retention", RETENTION_PERIOD, retention.run))
-    http, link_settings = bind_links(config)
+    http, link_settings = bind_links(config, reuse_port=reuse_port)
     app = build_app(
         config,
         store,
@@ -306,9 +348,13 @@ def build_service(
         outer=(gate,),
         health_servicer=health_servicer,
         limits=CallLimiter(config.limits),
+        max_receive_bytes=config.grpc_max_receive_bytes,
+        max_send_bytes=config.grpc_max_send_bytes,
+        reuse_port=reuse_port,
     )
+    _watch_dependencies(registry, health_servicer)
     server.start()
-    serve_links(http, config, app)
+    serve_links(http, config, app, metrics)
     watcher.start()
     return Service(
         config,
@@ -331,4 +377,4 @@ def build_service(
     )
 
 
-__all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service"]
+__all__ = ["ADMIN_TOKEN_FILE", "Service", "bootstrap_admin", "build_service", "prepare"]

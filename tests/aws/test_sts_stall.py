@@ -1,5 +1,9 @@
 """An STS that accepts connections and never answers.
 
+Health tells the truth meanwhile: ``bucketvault.dependency.sts`` goes NOT_SERVING after
+an outage (SERVING again once STS answers) while the process stays SERVING; a caller's
+own deadline shorter than the STS timeout is DEADLINE_EXCEEDED in the SDK.
+
 botocore's read timeout bounds each call (BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS), the
 retry budget bounds one AssumeRole (BUCKETVAULT_AWS_STS_BUDGET_SECONDS): concurrent cold
 signers share one stalled refresh and all fail UNAVAILABLE together, within about one
@@ -14,8 +18,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from aws.aws_support import ROLE_ARN, free_port
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bucketvault import errors
 from bucketvault.clock import FrozenClock
@@ -34,6 +40,7 @@ from bucketvault.testing.sts import RecordingSts
 
 TIMEOUT = 2.0
 BUDGET = 3.0
+STS_HEALTH = "bucketvault.dependency.sts"
 
 
 class StallingSts(RecordingSts):
@@ -250,3 +257,58 @@ def test_sts_timeouts_are_configured_and_checked() -> None:
         with pytest.raises(InvalidArgument) as info:
             AwsSettings.from_env({"BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS": bad})
         assert info.value.reason == "INVALID_CONFIG"
+
+
+# -- health while STS stalls ----------------------------------------------------------
+
+
+def _health(srv: RunningServer, service: str) -> str:
+    with grpc.insecure_channel(srv.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+
+
+def test_health_names_the_stalled_sts_and_the_process_keeps_serving(
+    sts: StallingSts, tmp_path: Path
+) -> None:
+    clock = FrozenClock(datetime.now(UTC))
+    with start_server(tmp_path, env=_env(sts), clock=clock) as srv:
+        assert _health(srv, STS_HEALTH) == "UNKNOWN", "no STS call yet"
+        warm = _role_mount(srv)
+        assert _together(srv, warm, 1)[0][0] == "ok"
+        assert _health(srv, STS_HEALTH) == "SERVING"
+        c = srv.client()
+        cred = c.register_credential("acme", "AWS_ROLE", {"role_arn": ROLE_ARN}, display_name="c")
+        cold = c.create_mount(
+            "acme", name="c", bucket="photos", region="us-east-1", credential_id=cred.credential_id
+        ).mount_id
+        sts.stall()
+        out = _together(srv, cold, 2)
+        assert [w for w, _ in out] == ["UNAVAILABLE/STS_UNAVAILABLE"] * 2, out
+        # The dependency is named NOT_SERVING; the process and its services still serve
+        # (the store answers; the warm session, and mounts on other clouds, still sign).
+        assert _health(srv, STS_HEALTH) == "NOT_SERVING"
+        assert _health(srv, "") == "SERVING"
+        assert _health(srv, "bucketvault.v1.SignerService") == "SERVING"
+        assert _together(srv, warm, 1)[0][0] == "ok"
+        # STS answers again: after the back-off the next call gets a session.
+        sts.stalling.clear()
+        clock.advance(timedelta(seconds=31))
+        assert _together(srv, cold, 1)[0][0] == "ok"
+        assert _health(srv, STS_HEALTH) == "SERVING"
+
+
+def test_a_callers_deadline_shorter_than_the_sts_timeout_is_deadline_exceeded(
+    sts: StallingSts, tmp_path: Path
+) -> None:
+    with start_server(tmp_path, env=_env(sts)) as srv:
+        mount_id = _role_mount(srv)
+        sts.stall()
+        client = srv.client()
+        with pytest.raises(errors.DeadlineExceeded) as info:
+            client.sign_url("acme", mount_id, "k.jpg", timeout=TIMEOUT / 4)
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The refresh it left behind still ends within one read timeout, for everyone.
+        [(what, _)] = _together(srv, mount_id, 1)
+        assert what == "UNAVAILABLE/STS_UNAVAILABLE"

@@ -75,6 +75,10 @@ ROWS = [
     Row("CreateMount", OP, scoped="TD----", wide="AD----"),
     # Rebinding picks among the tenant's credentials: tenant-wide too.
     Row("RebindMount", OP, scoped="TDT---", wide="ADA---"),
+    # Grants name mounts: a rename, or a delete and a create under the old name, could move
+    # a mount into another principal's grant, so changing and deleting are tenant-wide too.
+    Row("UpdateMount", OP, scoped="TDT---", wide="ADA---"),
+    Row("DeleteMount", OP, scoped="TDT---", wide="ADA---"),
     # One mount: its grant decides; prefixes, methods and TTLs are about URLs only.
     Row("GetMount", ALL, scoped="ADM---", wide="ADA---"),
     Row("ListMounts", ALL, scoped="ADH---", wide="ADA---"),
@@ -200,6 +204,21 @@ def _rebind(w: World, c: BucketVaultClient, t: Target) -> object:
     return c.rebind_mount(t.tenant, t.mount_id, new, version)
 
 
+def _update(w: World, c: BucketVaultClient, t: Target) -> object:
+    mount = w.admin.get_mount(t.tenant, t.mount_id)
+    # The same policy again: a change the other cells do not notice, but a version bump.
+    return c.update_mount(t.tenant, t.mount_id, mount.version, policy=mount.policy)
+
+
+def _delete(w: World, c: BucketVaultClient, t: Target) -> object:
+    # A mount of the target's tenant made for the call: deleting the shared ones would
+    # change the other cells. The decision is tenant-wide, so any mount of it will do.
+    mount = w.admin.create_mount(
+        t.tenant, name=f"d-{secrets.token_hex(4)}", bucket="b", credential_id=t.credential_id
+    )
+    return c.delete_mount(t.tenant, mount.mount_id, mount.version)
+
+
 def _list_prefix(w: World, c: BucketVaultClient, t: Target) -> object:
     pages = list(c.list_prefix(t.tenant, t.mount_id, prefix=t.prefix, sign_ttl_seconds=t.ttl))
     assert all(e.url for p in pages for e in p.entries)
@@ -222,6 +241,8 @@ CALLS: dict[str, Call] = {
         t.tenant, name=f"m-{secrets.token_hex(4)}", bucket="b", credential_id=t.credential_id
     ),
     "RebindMount": _rebind,
+    "UpdateMount": _update,
+    "DeleteMount": _delete,
     "GetMount": lambda w, c, t: c.get_mount(t.tenant, t.mount_id),
     "ListMounts": _list_mounts,
     "CheckMount": lambda w, c, t: c.check_mount(t.tenant, t.mount_id),

@@ -35,11 +35,16 @@ def test_every_wire_kind_is_served_by_exactly_one_provider() -> None:
 
 
 def test_the_core_names_no_kind_and_no_cloud() -> None:
-    # Outside providers/ (and the clients that speak the wire enum: the SDK, the CLI and
-    # the soak load generator), no code may name a credential kind: adding a cloud is its
-    # folder plus the enum value.
+    # Outside providers/ (and the clients that speak the wire enum: the SDK, the CLI, the
+    # soak load generator and the demo, which runs the CLI), no code may name a credential
+    # kind: adding a cloud is its folder plus the enum value.
     pattern = re.compile("|".join(WIRE_KINDS))
-    wire_clients = (SRC / "client", SRC / "cli", SRC / "testing" / "soak.py")
+    wire_clients = (
+        SRC / "client",
+        SRC / "cli",
+        SRC / "testing" / "soak.py",
+        SRC / "testing" / "demo.py",
+    )
     offenders = [
         str(path.relative_to(SRC))
         for path in SRC.rglob("*.py")

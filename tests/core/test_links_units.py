@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,65 @@ def test_listener_settings() -> None:
     assert http is not None
     assert http.public_url == "https://img.example.com"
     assert http.cors_origins == ("https://app.example.com", "http://localhost:3000")
+
+
+def test_network_mode_settings() -> None:
+    base = {"BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0", "BUCKETVAULT_HTTP_NETWORK_MODE": "true"}
+    with pytest.raises(InvalidArgument):
+        Config.from_env(base)  # no client networks
+    with pytest.raises(InvalidArgument):
+        Config.from_env({**base, "BUCKETVAULT_HTTP_ALLOW_CIDRS": "10.0.0.0/33"})
+    with pytest.raises(InvalidArgument):
+        Config.from_env(
+            {
+                **base,
+                "BUCKETVAULT_HTTP_ALLOW_CIDRS": "10.0.0.0/8",
+                "BUCKETVAULT_HTTP_OIDC_ISSUER": "https://idp",
+            }
+        )  # no JWKS
+    http = Config.from_env({**base, "BUCKETVAULT_HTTP_ALLOW_CIDRS": "10.0.0.0/8, fd00::/8"}).http
+    assert http is not None and http.network_mode and len(http.allow_cidrs) == 2
+    assert Config.from_env({"BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0"}).http.network_mode is False  # type: ignore[union-attr]
+
+
+def test_client_networks_ipv4_ipv6_and_mapped() -> None:
+    import ipaddress
+
+    from bucketvault.http.network import ClientNetworks
+
+    nets = ClientNetworks((ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00::/8")))
+    assert nets.allows("10.1.2.3") and nets.allows("::ffff:10.1.2.3") and nets.allows("fd00::1")
+    assert not nets.allows("10.2.0.1") and not nets.allows("fe80::1") and not nets.allows("")
+    assert not nets.allows("not-an-address")
+
+
+def test_oidc_expiry_follows_the_injected_clock(tmp_path: Path) -> None:
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bucketvault.config import OidcConfig
+    from bucketvault.errors import Unauthenticated
+    from bucketvault.http.network import OidcVerifier
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**jwk, "kid": "e1"}]}))
+    clock = FrozenClock(NOW)
+    verifier = OidcVerifier.from_config(OidcConfig("https://idp", "aud", path), clock)
+    exp = int((NOW + timedelta(minutes=1)).timestamp())
+    token = jwt.encode(
+        {"iss": "https://idp", "aud": "aud", "sub": "bob", "exp": exp},
+        key,
+        algorithm="ES256",
+        headers={"kid": "e1"},
+    )
+    assert verifier.verify(token) == "bob"
+    assert verifier.token({"HTTP_AUTHORIZATION": f"Bearer {token}"}) == token
+    clock.advance(timedelta(minutes=2))
+    with pytest.raises(Unauthenticated) as exc:
+        verifier.verify(token)
+    assert exc.value.reason == "OIDC_TOKEN_INVALID"
+    assert "bob" not in repr(verifier) and token not in str(exc.value)

@@ -22,7 +22,7 @@ from bucketvault.app.links import (
     OpenInput,
     Redirect,
 )
-from bucketvault.app.mounts import MountInput, Mounts
+from bucketvault.app.mounts import Location, MountInput, Mounts, MountUpdate, PolicyInput, Prospect
 from bucketvault.app.pagetokens import PageTokens
 from bucketvault.app.servicekeys import RegistrationKey, ServiceKeys
 from bucketvault.app.signing import MAX_BATCH_KEYS, ListInput, Signed, Signing, SignInput
@@ -119,7 +119,11 @@ __all__ = [
     "LinkSettings",
     "LinksInput",
     "ListInput",
+    "Location",
     "MountInput",
+    "MountUpdate",
+    "PolicyInput",
+    "Prospect",
     "OpenInput",
     "Redirect",
     "RegisterInput",

@@ -120,8 +120,10 @@ class Handles:
         return mount
 
     def forget_mount(self, tenant: str, mount_id: str) -> None:
-        """Drop the mount's recent read (rebound)."""
+        """Drop the mount's recent read and its stable URLs (rebound, moved, updated or
+        deleted)."""
         self._mounts.drop(lambda k: k == (tenant, mount_id))
+        self.urls.forget_mount(mount_id)
 
     def stored(self, tenant: str, credential_id: str) -> StoredCredential:
         """The tenant's credential record, or NOT_FOUND."""

@@ -82,6 +82,18 @@ class OpenInput:
 
 
 @dataclass(frozen=True)
+class NetworkOpenInput:
+    """One network-mode request: tenant, mount and key from the path, and who asked
+    (``network:<address>`` or ``oidc:<subject>``, decided by the HTTP layer)."""
+
+    tenant: str
+    mount_id: str
+    key: str
+    method: Method
+    principal: str
+
+
+@dataclass(frozen=True)
 class Redirect:
     url: str
     # How long the redirect may be cached: the signed URL's remaining life minus a margin.
@@ -300,6 +312,50 @@ class Links:
         return stored
 
     # -- opening -----------------------------------------------------------
+    def link_id(self, token: str) -> str:
+        """The link id of an authentic token, "" otherwise (for per-link limits); the
+        call's audit draft names the link, so a throttled open is on its tenant's log."""
+        try:
+            claims = self.codec.verify(token)
+        except NotFound:
+            return ""
+        draft = current_draft()
+        if draft is not None:
+            draft.principal = f"link:{claims.link_id}"
+            draft.tenant = claims.tenant
+            draft.mount_id = claims.mount_id
+        return claims.link_id
+
+    def open_network(self, req: NetworkOpenInput, request_id: str) -> Redirect:
+        """Network mode: the key of a mount by name, the caller already admitted by the
+        HTTP layer (client network, OIDC). Every refusal is NotFound, as for a token."""
+        try:
+            tenant = tenant_name(req.tenant)
+            need(req.mount_id, "mount_id")
+        except BucketVaultError:
+            raise _gone("MOUNT_NOT_FOUND") from None
+        draft = current_draft()
+        principal = Principal(req.principal, frozenset(), frozenset({tenant}))
+        if draft is not None:
+            draft.principal = principal.name
+            draft.tenant = tenant
+            draft.mount_id = req.mount_id
+        now = self.seams.clock.now().replace(microsecond=0)
+        # A mount is one scope: as though a link to every key of it existed.
+        claims = LinkClaims(
+            "",
+            req.tenant,
+            req.mount_id,
+            req.key,
+            True,
+            LINK_METHODS,
+            None,
+            self.settings.url_ttl_seconds,
+        )
+        return self._redirect(
+            principal, OpenInput("", req.key, req.method), claims, now, request_id
+        )
+
     def open(self, req: OpenInput, request_id: str) -> Redirect:
         """Check the token and sign the key for a redirect; every refusal is NotFound."""
         claims = self.codec.verify(req.token)
@@ -319,7 +375,22 @@ class Links:
         inside = req.key == claims.prefix if claims.exact else req.key.startswith(claims.prefix)
         if not inside:
             raise _gone("KEY_OUTSIDE_LINK")
-        mount = self.seams.store.get_mount(claims.tenant, claims.mount_id)
+        return self._redirect(principal, req, claims, now, request_id)
+
+    def _redirect(
+        self,
+        principal: Principal,
+        req: OpenInput,
+        claims: LinkClaims,
+        now: datetime,
+        request_id: str,
+    ) -> Redirect:
+        try:
+            mount = self.seams.store.get_mount(claims.tenant, claims.mount_id)
+        except BucketVaultError as exc:
+            if isinstance(exc, (NotFound, InvalidArgument)):
+                raise _gone("MOUNT_NOT_FOUND") from None
+            raise
         if mount is None:
             raise _gone("MOUNT_NOT_FOUND")
         self.seams.record.note(credential_id=mount.credential_id)
@@ -340,7 +411,7 @@ class Links:
             request_id,
             method=req.method.value,
             expires_at=url.expires_at,
-            link_id=claims.link_id,
+            **({"link_id": claims.link_id} if claims.link_id else {"mode": "network"}),
         )
         return Redirect(url.url, max_age, claims.link_id)
 
@@ -364,6 +435,7 @@ __all__ = [
     "LINK_METHODS",
     "MAX_LINK_SECONDS",
     "IssuedLink",
+    "NetworkOpenInput",
     "LinkInput",
     "LinkSettings",
     "Links",

@@ -1,8 +1,10 @@
-"""Mount use cases: create, read, list, rebind (rotation) and check.
+"""Mount use cases: create, read, list, update, delete, rebind (rotation, moves) and check.
 
-Creating and rebinding choose among the tenant's credentials, so they need a grant on
-the whole tenant; reading and checking one mount need a grant reaching that mount, and
-a listing shows only the mounts the caller's grants reach.
+Creating, rebinding and checking a mount that does not exist yet choose among the
+tenant's credentials, so they need a grant on the whole tenant; so do updating and
+deleting, because grants name mounts: a rename or a delete-and-recreate could move a
+mount into another principal's grant. Reading and checking one mount need a grant
+reaching that mount, and a listing shows only the mounts the caller's grants reach.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from bucketvault.app.common import Seams, need, new_id, page_size, tenant_name
 from bucketvault.audit.log import Change
 from bucketvault.auth.authz import Ask, Reach, decide, require
 from bucketvault.config import MAX_URL_TTL_SECONDS
-from bucketvault.errors import BucketVaultError, FailedPrecondition, InvalidArgument, NotFound
+from bucketvault.errors import (
+    Aborted,
+    BucketVaultError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from bucketvault.models import (
     CheckResult,
     CorsVerdict,
@@ -41,6 +49,9 @@ _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::[0-9]{1,5})?$")
 # The roles that may read mounts.
 _READERS = (Role.OPERATOR, Role.AUDITOR, Role.SIGNER)
+# The id a mount that does not exist yet is checked under (CheckMount before creating):
+# providers key per-mount caches by id, and this one is never stored.
+UNSAVED_MOUNT_ID = "mnt_unsaved"
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,78 @@ class MountInput:
     allowed_methods: frozenset[Method]
     allow_credential_lifetime: bool = False
     cache_stable_urls: bool = True
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a mount's objects live: CreateMount's location fields."""
+
+    bucket: str
+    prefix: str = ""
+    region: str = ""
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """A mount policy as asked; 0 and empty mean CreateMount's defaults."""
+
+    max_ttl_seconds: int = 0
+    allowed_methods: frozenset[Method] = frozenset()
+    allow_credential_lifetime: bool = False
+    cache_stable_urls: bool = True
+
+
+@dataclass(frozen=True)
+class MountUpdate:
+    """UpdateMount: a new name and/or policy for the mount at expected_version."""
+
+    tenant: str
+    mount_id: str
+    expected_version: int
+    # Empty: the name stays.
+    name: str = ""
+    # None: the policy stays.
+    policy: PolicyInput | None = None
+
+
+@dataclass(frozen=True)
+class Prospect:
+    """A mount that does not exist yet, to check before creating or moving one."""
+
+    credential_id: str
+    location: Location
+    policy: PolicyInput = PolicyInput()
+
+
+def policy_text(policy: MountPolicy) -> str:
+    """A policy in one audit-record string (nothing in a policy is secret)."""
+    methods = ",".join(sorted(m.value for m in policy.allowed_methods))
+    return (
+        f"max_ttl={policy.max_ttl_seconds};methods={methods};"
+        f"credential_lifetime={str(policy.allow_credential_lifetime).lower()};"
+        f"stable_urls={str(policy.cache_stable_urls).lower()}"
+    )
+
+
+def _need_version(expected_version: int, mount: Mount) -> None:
+    """expected_version is given and is the version just read.
+
+    A write built from a read older than expected_version would pass the store's
+    compare-and-swap and put back the fields of the older read (a move undone by a
+    concurrent policy update), so the read itself must be the expected version.
+    """
+    if expected_version <= 0:
+        raise InvalidArgument(
+            "expected_version is required (read the mount first)",
+            reason="MISSING_FIELD",
+            field="expected_version",
+        )
+    if mount.version != expected_version:
+        raise Aborted(
+            f"mount {mount.mount_id!r} changed since version {expected_version}",
+            reason="VERSION_MISMATCH",
+        )
 
 
 @dataclass(frozen=True)
@@ -199,44 +282,71 @@ class Mounts:
         if isinstance(provider, MountAdmission):
             provider.admit_mount(credential, mount)
 
-    def create(self, principal: Principal, req: MountInput, request_id: str) -> Mount:
-        """A new mount on an active credential."""
-        tenant = tenant_name(req.tenant)
-        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
-        need(req.name, "name", _NAME)
-        need(req.bucket, "bucket", _BUCKET)
-        prefix = check_mount_prefix(req.prefix)
-        if not _REGION.match(req.region):
-            raise InvalidArgument("region is malformed", reason="INVALID_FIELD", field="region")
+    def _location(self, where: Location, at: str) -> Location:
+        """where, checked as CreateMount checks it (at: the fields' parent in the request),
+        with the endpoint in its checked form."""
+        field = f"{at}." if at else ""
+        need(where.bucket, f"{field}bucket", _BUCKET)
+        prefix = check_mount_prefix(where.prefix, field=f"{field}prefix")
+        if not _REGION.match(where.region):
+            raise InvalidArgument(
+                "region is malformed", reason="INVALID_FIELD", field=f"{field}region"
+            )
         endpoint = (
-            self.seams.url_policy.check_endpoint(req.endpoint, field="endpoint")
-            if req.endpoint
+            self.seams.url_policy.check_endpoint(where.endpoint, field=f"{field}endpoint")
+            if where.endpoint
             else ""
         )
-        max_ttl = req.max_ttl_seconds or self.default_max_ttl
+        return Location(where.bucket, prefix, where.region, endpoint)
+
+    def _policy(self, asked: PolicyInput) -> MountPolicy:
+        """The policy asked, with CreateMount's defaults and checks."""
+        max_ttl = asked.max_ttl_seconds or self.default_max_ttl
         if not 1 <= max_ttl <= MAX_URL_TTL_SECONDS:
             raise InvalidArgument(
                 f"policy.max_ttl_seconds must be at most {MAX_URL_TTL_SECONDS}",
                 reason="TTL_TOO_LONG",
                 field="policy.max_ttl_seconds",
             )
+        return MountPolicy(
+            max_ttl,
+            asked.allowed_methods or frozenset({Method.GET, Method.HEAD}),
+            asked.allow_credential_lifetime,
+            asked.cache_stable_urls,
+        )
+
+    def _forget(self, tenant: str, mount_id: str) -> None:
+        """Drop what this process remembers of the mount (its recent read, its stable
+        URLs): the next call reads the changed mount. Other replicas forget theirs within
+        their recent-read window (app/handles.py)."""
+        self.seams.handles.forget_mount(tenant, mount_id)
+
+    def create(self, principal: Principal, req: MountInput, request_id: str) -> Mount:
+        """A new mount on an active credential."""
+        tenant = tenant_name(req.tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
+        need(req.name, "name", _NAME)
+        where = self._location(Location(req.bucket, req.prefix, req.region, req.endpoint), "")
+        policy = self._policy(
+            PolicyInput(
+                req.max_ttl_seconds,
+                req.allowed_methods,
+                req.allow_credential_lifetime,
+                req.cache_stable_urls,
+            )
+        )
         credential = self._active_credential(tenant, req.credential_id)
         now = self.seams.clock.now()
         mount = Mount(
             mount_id=new_id("mnt_"),
             tenant=tenant,
             name=req.name,
-            bucket=req.bucket,
-            prefix=prefix,
-            region=req.region,
-            endpoint=endpoint,
+            bucket=where.bucket,
+            prefix=where.prefix,
+            region=where.region,
+            endpoint=where.endpoint,
             credential_id=req.credential_id,
-            policy=MountPolicy(
-                max_ttl,
-                req.allowed_methods or frozenset({Method.GET, Method.HEAD}),
-                req.allow_credential_lifetime,
-                req.cache_stable_urls,
-            ),
+            policy=policy,
             version=1,
             created_at=now,
             updated_at=now,
@@ -288,9 +398,11 @@ class Mounts:
         mount_id: str,
         credential_id: str,
         expected_version: int,
+        location: Location | None,
         request_id: str,
     ) -> Mount:
-        """Point the mount at another credential of the same cloud (compare-and-swap)."""
+        """Point the mount at another credential of the same cloud (compare-and-swap), or,
+        with a location, move it to that location on the credential's cloud, any cloud."""
         tenant = tenant_name(tenant)
         require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
         mount = self.find(tenant, mount_id)
@@ -299,6 +411,10 @@ class Mounts:
                 "expected_version is required (read the mount first)",
                 reason="MISSING_FIELD",
                 field="expected_version",
+            )
+        if location is not None:
+            return self._move(
+                principal, mount, credential_id, expected_version, location, request_id
             )
         new = self._active_credential(tenant, credential_id)
         old = self.seams.store.get_credential(tenant, mount.credential_id)
@@ -327,8 +443,129 @@ class Mounts:
             credential_id=new.credential_id,
             previous_credential_id=mount.credential_id,
         )
-        self.seams.handles.forget_mount(tenant, mount.mount_id)
+        self._forget(tenant, mount.mount_id)
         return rebound
+
+    def _move(
+        self,
+        principal: Principal,
+        mount: Mount,
+        credential_id: str,
+        expected_version: int,
+        location: Location,
+        request_id: str,
+    ) -> Mount:
+        """One compare-and-swap to a new credential and location. The mount id stays, so
+        references to it (mount id + key, stable links) follow the move."""
+        where = self._location(location, "location")
+        _need_version(expected_version, mount)
+        new = self._active_credential(mount.tenant, credential_id)
+        now = self.seams.clock.now()
+        moved = replace(
+            mount,
+            credential_id=new.credential_id,
+            bucket=where.bucket,
+            prefix=where.prefix,
+            region=where.region,
+            endpoint=where.endpoint,
+            version=expected_version + 1,
+            updated_at=now,
+        )
+        self._admit(new, moved)
+        result = self.seams.record.mutate(
+            Change(lambda writes: writes.replace_mount(moved, expected_version)),
+            principal,
+            mount.tenant,
+            "vault.rebind_mount",
+            mount.mount_id,
+            request_id,
+            moved="true",
+            credential_id=new.credential_id,
+            previous_credential_id=mount.credential_id,
+            bucket=where.bucket,
+            previous_bucket=mount.bucket,
+            prefix=where.prefix,
+            previous_prefix=mount.prefix,
+            region=where.region,
+            previous_region=mount.region,
+            endpoint=where.endpoint,
+            previous_endpoint=mount.endpoint,
+        )
+        self._forget(mount.tenant, mount.mount_id)
+        return result
+
+    def update(self, principal: Principal, req: MountUpdate, request_id: str) -> Mount:
+        """A new name and/or policy (compare-and-swap); the policy is checked as
+        CreateMount's, and the credential's provider may refuse it as at creation."""
+        tenant = tenant_name(req.tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
+        mount = self.find(tenant, req.mount_id)
+        if req.name:
+            need(req.name, "name", _NAME)
+        policy = self._policy(req.policy) if req.policy is not None else None
+        if not req.name and policy is None:
+            raise InvalidArgument(
+                "nothing to update: give a name or a policy",
+                reason="MISSING_FIELD",
+                field="policy",
+            )
+        _need_version(req.expected_version, mount)
+        updated = replace(
+            mount,
+            name=req.name or mount.name,
+            policy=policy or mount.policy,
+            version=req.expected_version + 1,
+            updated_at=self.seams.clock.now(),
+        )
+        stored = self.seams.store.get_credential(tenant, mount.credential_id)
+        if stored is not None:
+            self._admit(stored.credential, updated)
+        result = self.seams.record.mutate(
+            Change(lambda writes: writes.replace_mount(updated, req.expected_version)),
+            principal,
+            tenant,
+            "vault.update_mount",
+            mount.mount_id,
+            request_id,
+            name=updated.name,
+            previous_name=mount.name,
+            policy=policy_text(updated.policy),
+            previous_policy=policy_text(mount.policy),
+        )
+        self._forget(tenant, mount.mount_id)
+        return result
+
+    def delete(
+        self,
+        principal: Principal,
+        tenant: str,
+        mount_id: str,
+        expected_version: int,
+        request_id: str,
+    ) -> Mount:
+        """Remove the mount (compare-and-swap); returns it as it was. Its audit records
+        stay; its links and URLs are answered NOT_FOUND from then on."""
+        tenant = tenant_name(tenant)
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
+        mount = self.find(tenant, mount_id)
+        _need_version(expected_version, mount)
+        self.seams.record.note(credential_id=mount.credential_id)
+        gone = self.seams.record.mutate(
+            Change(lambda writes: writes.delete_mount(tenant, mount.mount_id, expected_version)),
+            principal,
+            tenant,
+            "vault.delete_mount",
+            mount.mount_id,
+            request_id,
+            name=mount.name,
+            bucket=mount.bucket,
+            prefix=mount.prefix,
+            region=mount.region,
+            endpoint=mount.endpoint,
+            policy=policy_text(mount.policy),
+        )
+        self._forget(tenant, mount.mount_id)
+        return gone
 
     def _browser_access(self, handle: object, mount: Mount, origin: str) -> tuple[CorsVerdict, ...]:
         """One CORS preflight per origin (the asked one first), when the handle can say
@@ -352,10 +589,15 @@ class Mounts:
         tenant: str,
         mount_id: str,
         origin: str,
+        prospect: Prospect | None,
         request_id: str,
     ) -> CheckResult:
         """Ask the cloud whether the mount works with its credential and, once it does,
-        whether browsers on origin (and on the configured origins) may fetch from it."""
+        whether browsers on origin (and on the configured origins) may fetch from it.
+
+        prospect instead of mount_id: the same checks for a mount that does not exist
+        yet (before creating one, or before a rebind or a move), writing nothing.
+        """
         tenant = tenant_name(tenant)
         ask = Ask((Role.OPERATOR,), tenant)
         require(principal, ask)
@@ -365,26 +607,95 @@ class Mounts:
                 reason="INVALID_FIELD",
                 field="origin",
             )
-        mount = self.granted(principal, ask, mount_id)
-        self.seams.record.note(credential_id=mount.credential_id)
-        try:
-            _, handle = self.seams.handles.for_mount(mount)
-        except StoredSecretRefused as exc:
-            result = CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        if prospect is not None and mount_id:
+            raise InvalidArgument(
+                "give a mount_id or a credential_id and location, not both",
+                reason="INVALID_FIELD",
+                field="credential_id",
+            )
+        if prospect is None:
+            mount = self.granted(principal, ask, mount_id)
         else:
-            result = handle.check(mount)
-            if result.state is MountState.AVAILABLE:
-                result = replace(result, cors=self._browser_access(handle, mount, origin))
-        self.seams.record(
-            principal,
-            tenant,
-            "vault.check_mount",
-            mount.mount_id,
-            request_id,
-            state=result.state.value,
-            reason=result.reason,
+            mount = self._prospective(principal, tenant, prospect)
+        self.seams.record.note(credential_id=mount.credential_id)
+        result = self._checked(mount, origin, prospect is not None)
+        if prospect is None:
+            self.seams.record(
+                principal,
+                tenant,
+                "vault.check_mount",
+                mount.mount_id,
+                request_id,
+                state=result.state.value,
+                reason=result.reason,
+            )
+        else:
+            # An unsaved mount has no id of its own: its record names the credential
+            # and the location checked.
+            self.seams.record(
+                principal,
+                tenant,
+                "vault.check_mount",
+                mount.credential_id,
+                request_id,
+                state=result.state.value,
+                reason=result.reason,
+                prospective="true",
+                bucket=mount.bucket,
+                prefix=mount.prefix,
+                region=mount.region,
+                endpoint=mount.endpoint,
+            )
+        return result
+
+    def _prospective(self, principal: Principal, tenant: str, prospect: Prospect) -> Mount:
+        """The unsaved mount a prospect describes, checked as CreateMount checks one."""
+        # Choosing among the tenant's credentials: a grant on the whole tenant, as to create.
+        require(principal, Ask((Role.OPERATOR,), tenant, Reach.TENANT))
+        where = self._location(prospect.location, "location")
+        policy = self._policy(prospect.policy)
+        credential = self._active_credential(tenant, prospect.credential_id)
+        now = self.seams.clock.now()
+        return Mount(
+            mount_id=UNSAVED_MOUNT_ID,
+            tenant=tenant,
+            name=UNSAVED_MOUNT_ID,
+            bucket=where.bucket,
+            prefix=where.prefix,
+            region=where.region,
+            endpoint=where.endpoint,
+            credential_id=credential.credential_id,
+            policy=policy,
+            version=0,
+            created_at=now,
+            updated_at=now,
         )
+
+    def _checked(self, mount: Mount, origin: str, admit: bool) -> CheckResult:
+        """The provider's verdict on the mount (admit: first what CreateMount's admission
+        would refuse, as MISCONFIGURED), with CORS once it is AVAILABLE."""
+        try:
+            credential, handle = self.seams.handles.for_mount(mount)
+        except StoredSecretRefused as exc:
+            return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        if admit:
+            try:
+                self._admit(credential, mount)
+            except (FailedPrecondition, InvalidArgument) as exc:
+                return CheckResult(MountState.MISCONFIGURED, exc.reason, exc.message)
+        result = handle.check(mount)
+        if result.state is MountState.AVAILABLE:
+            result = replace(result, cors=self._browser_access(handle, mount, origin))
         return result
 
 
-__all__ = ["MountInput", "Mounts"]
+__all__ = [
+    "UNSAVED_MOUNT_ID",
+    "Location",
+    "MountInput",
+    "MountUpdate",
+    "Mounts",
+    "PolicyInput",
+    "Prospect",
+    "policy_text",
+]

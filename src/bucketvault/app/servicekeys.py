@@ -115,7 +115,12 @@ class ServiceKeys:
         live one signs new tokens, retired ones still verify old ones."""
         keys: dict[str, bytes] = {}
         current = ""
+        now = self._clock.now()
         for record in self._store.list_service_keys(purpose):
+            # A retired link key verifies nothing: retiring it is how its links are ended
+            # (after a rotation, once the links still wanted were re-issued).
+            if purpose == LINK_MAC and record.retired_at is not None and now >= record.retired_at:
+                continue
             try:
                 keys[record.key_id] = self._envelope.decrypt(
                     record.envelope, _ad(record.key_id, purpose)
@@ -181,6 +186,26 @@ class ServiceKeys:
             self._store.retire_service_key(previous.key_id, until)
             out.append(Rotated(suite.value, new_id, previous.key_id, until))
         return out
+
+    def rotate_link_key(self) -> tuple[str, str]:
+        """A new link key that signs new links from the next start; the previous one keeps
+        verifying its links until retire_link_key. (new id, previous id)."""
+        live = [k for k in self._store.list_service_keys(LINK_MAC) if k.retired_at is None]
+        new_id = _MAC_KID[LINK_MAC] + secrets.token_hex(8)
+        self._add(LINK_MAC, "hmac-sha256", b"", secrets.token_bytes(32), key_id=new_id)
+        return new_id, live[-1].key_id if live else ""
+
+    def retire_link_key(self, key_id: str) -> None:
+        """Links signed with key_id answer 404 from the next start on. The newest live key
+        cannot be retired: new links need a key (rotate first)."""
+        live = [k.key_id for k in self._store.list_service_keys(LINK_MAC) if k.retired_at is None]
+        if key_id not in live:
+            raise InvalidArgument(f"{key_id} is not a live link key", reason="INVALID_FIELD")
+        if key_id == live[-1]:
+            raise FailedPrecondition(
+                f"{key_id} signs new links: rotate the link key first", reason="NO_LINK_KEY"
+            )
+        self._store.retire_service_key(key_id, self._clock.now())
 
     def _add(
         self, purpose: str, suite: str, public: bytes, secret: bytes, *, key_id: str = ""

@@ -159,6 +159,39 @@ def keys_rotate_registration_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_keys(args: argparse.Namespace) -> tuple[ServiceKeys, Any]:
+    config = _config(args)
+    ring = KeyRing(
+        key_provider_from_uri(config.kek_uri, config.env, create=False),
+        [key_provider_from_uri(u, config.env, create=False) for u in config.previous_kek_uris],
+    )
+    store = open_store(config.store_url)
+    return ServiceKeys(store, Envelope(ring), SystemClock()), store
+
+
+def keys_rotate_link_key(args: argparse.Namespace) -> int:
+    """A new link key; links signed with the previous one keep opening until it is retired."""
+    service_keys, store = _service_keys(args)
+    try:
+        new_id, previous = service_keys.rotate_link_key()
+    finally:
+        store.close()
+    row = {"key_id": new_id, "previous_key_id": previous}
+    print(json.dumps(row, indent=2) if args.json else _table([row], tuple(row)))
+    return 0
+
+
+def keys_retire_link_key(args: argparse.Namespace) -> int:
+    """Retire a link key: every link signed with it answers 404 (after a restart)."""
+    service_keys, store = _service_keys(args)
+    try:
+        service_keys.retire_link_key(args.key_id)
+    finally:
+        store.close()
+    print(json.dumps({"retired": args.key_id}) if args.json else f"retired {args.key_id}")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """The `keys` command group (sub: the top-level subparsers)."""
     k = sub.add_parser(
@@ -178,7 +211,10 @@ def add_parser(sub: Any) -> None:
         default=7.0,
         help="how long blobs sealed to the previous key are still accepted (default 7)",
     )
-    for x in (st, rk, rr):
+    rl = k.add_parser("rotate-link-key", help="a new link MAC key; old links keep opening")
+    tl = k.add_parser("retire-link-key", help="links signed with this key answer 404")
+    tl.add_argument("key_id")
+    for x in (st, rk, rr, rl, tl):
         x.add_argument("--data-dir")
         x.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
 
@@ -187,6 +223,8 @@ OFFLINE = {
     ("keys", "status"): keys_status,
     ("keys", "rotate-kek"): keys_rotate_kek,
     ("keys", "rotate-registration-key"): keys_rotate_registration_key,
+    ("keys", "rotate-link-key"): keys_rotate_link_key,
+    ("keys", "retire-link-key"): keys_retire_link_key,
 }
 
 __all__ = ["OFFLINE", "add_parser", "status_rows"]

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from bucketvault.audit.archive import ArchiveError, read_archive, verify_archive
 from bucketvault.audit.signing import TrustedKeys, load_public_pem
 from bucketvault.auth.authn import load_policy_file
 from bucketvault.auth.explain import explain
 from bucketvault.auth.tokens import create_token
+from bucketvault.cli import config as config_cli
 from bucketvault.cli import keys
 from bucketvault.cli.common import (
     EXIT_NOT_FOUND,
@@ -52,6 +53,13 @@ from bucketvault.observe.logs import configure_logging
 from bucketvault.protoenums import short_name
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2, signer_pb2, vault_pb2
+from bucketvault.workers import (
+    HEALTH_LINE,
+    die_with_parent,
+    serve_worker_health,
+    supervise,
+    worker_command,
+)
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ROLES = tuple(r.value for r in Role)
@@ -64,11 +72,28 @@ KINDS = tuple(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py).
-    configure_logging(os.environ)
-    config = Config.from_env(os.environ, listen=args.listen or "", data_dir=args.data_dir or "")
+    overrides = {
+        "listen": args.listen or "",
+        "data_dir": args.data_dir or "",
+        "config": args.config or "",
+        # An explicit --workers 0 is refused by Config, not taken for "unset".
+        "workers": "" if args.workers is None else str(args.workers),
+    }
+    # Validated as `config check` does; an error names the TOML file's key when it set it.
+    with config_cli.blamed(os.environ, overrides):
+        config = config_cli.load(os.environ, overrides)
+        # JSON lines unless BUCKETVAULT_LOG_FORMAT=text (observe/logs.py); config.env holds
+        # the TOML file's settings too.
+        configure_logging(config.env)
+    worker = args.worker_index is not None
+    if config.workers > 1 and not worker:
+        # The supervisor (workers.py): it prepares the first-run state, then runs
+        # this same command once per worker, with --worker-index.
+        return supervise(config, worker_command())
+    if worker:
+        die_with_parent()
     try:
-        service = build_service(config)
+        service = build_service(config, reuse_port=worker)
     except (OSError, RuntimeError) as exc:
         # grpc says "Failed to bind to address ..." (RuntimeError) for a busy port or an
         # address this host does not have: one line, exit 5.
@@ -86,6 +111,12 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     # The conventional "re-read your configuration": the policy file, here.
     signal.signal(signal.SIGHUP, lambda *_: service.reload_policy())
+    health_server = None
+    if worker:
+        health_server, health_address = serve_worker_health(
+            service.health or health.HealthServicer()
+        )
+        print(f"{HEALTH_LINE}{health_address}", flush=True)
     token_file = config.data_dir / ADMIN_TOKEN_FILE
     print(f"bucketvault: listening on {service.address}", flush=True)
     if token_file.exists():
@@ -99,6 +130,8 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     # NOT_SERVING, refuse new calls, drain in-flight ones, flush and checkpoint the audit.
     service.shutdown(config.drain_seconds)
+    if health_server is not None:
+        health_server.stop(None)
     return 0
 
 
@@ -295,6 +328,81 @@ def _create_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[An
     ]
 
 
+def _methods(text: str | None) -> list[str]:
+    return [x for x in (text or "").split(",") if x]
+
+
+def _rebind_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    # --bucket (with --prefix, --region, --endpoint) moves the mount: the location flags
+    # given replace the whole location, as the service does.
+    return [
+        c.rebind_mount(
+            args.tenant,
+            args.id,
+            args.credential,
+            args.expected_version,
+            bucket=args.bucket or "",
+            prefix=args.prefix or "",
+            region=args.region or "",
+            endpoint=args.endpoint or "",
+        )
+    ]
+
+
+def _update_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    # The service replaces the whole policy; the CLI changes only the flags given, on the
+    # policy read now (the compare-and-swap on --expected-version catches a change since).
+    asked = (
+        args.max_ttl,
+        args.methods,
+        args.allow_credential_lifetime,
+        args.stable_urls,
+    )
+    policy = None
+    if any(x is not None for x in asked):
+        policy = vault_pb2.MountPolicy()
+        policy.CopyFrom(c.get_mount(args.tenant, args.id).policy)
+        if args.max_ttl is not None:
+            policy.max_ttl_seconds = args.max_ttl
+        if args.methods is not None:
+            policy.ClearField("allowed_methods")
+            policy.allowed_methods.extend(
+                common_pb2.Method.Value(m) for m in _methods(args.methods)
+            )
+        if args.allow_credential_lifetime is not None:
+            policy.allow_credential_lifetime = args.allow_credential_lifetime
+        if args.stable_urls is not None:
+            policy.disable_stable_urls = not args.stable_urls
+    return [
+        c.update_mount(
+            args.tenant, args.id, args.expected_version, name=args.name or "", policy=policy
+        )
+    ]
+
+
+def _check_mount(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
+    if args.id:
+        if args.credential or args.bucket:
+            raise CliError(
+                "mounts check takes --id or --credential and --bucket, not both", EXIT_USAGE
+            )
+        return [c.check_mount(args.tenant, args.id, origin=args.origin or "")]
+    if not (args.credential and args.bucket):
+        raise CliError("mounts check needs --id, or --credential and --bucket", EXIT_USAGE)
+    return [
+        c.check_new_mount(
+            args.tenant,
+            credential_id=args.credential,
+            bucket=args.bucket,
+            prefix=args.prefix or "",
+            region=args.region or "",
+            endpoint=args.endpoint or "",
+            allowed_methods=_methods(args.methods),
+            origin=args.origin or "",
+        )
+    ]
+
+
 def _query_audit(args: argparse.Namespace, c: BucketVaultClient) -> Iterable[Any]:
     return c.query_audit(
         args.tenant or "",
@@ -318,16 +426,14 @@ TABLES: dict[tuple[str, str], tuple[Fetch, Sequence[str], bool]] = {
     ("mounts", "create"): (_create_mount, MOUNT_COLS, False),
     ("mounts", "list"): (lambda a, c: c.list_mounts(a.tenant), MOUNT_COLS, True),
     ("mounts", "show"): (lambda a, c: [c.get_mount(a.tenant, a.id)], MOUNT_COLS, False),
-    ("mounts", "rebind"): (
-        lambda a, c: [c.rebind_mount(a.tenant, a.id, a.credential, a.expected_version)],
+    ("mounts", "rebind"): (_rebind_mount, MOUNT_COLS, False),
+    ("mounts", "update"): (_update_mount, MOUNT_COLS, False),
+    ("mounts", "delete"): (
+        lambda a, c: [c.delete_mount(a.tenant, a.id, a.expected_version)],
         MOUNT_COLS,
         False,
     ),
-    ("mounts", "check"): (
-        lambda a, c: [c.check_mount(a.tenant, a.id)],
-        ("state", "reason", "detail"),
-        False,
-    ),
+    ("mounts", "check"): (_check_mount, ("state", "reason", "detail"), False),
     ("audit", "query"): (_query_audit, AUDIT_COLS, True),
 }
 
@@ -416,11 +522,12 @@ def _resolve_names(args: argparse.Namespace, c: BucketVaultClient) -> None:
         return
     if cmd in ("sign", "ls", "link"):
         args.mount = mount_id(c, tenant, args.mount)
-    elif cmd == "mounts" and sub in ("show", "check", "rebind"):
-        args.id = mount_id(c, tenant, args.id)
+    elif cmd == "mounts" and sub in ("show", "check", "rebind", "update", "delete"):
+        if args.id:
+            args.id = mount_id(c, tenant, args.id)
     elif cmd == "credentials" and sub in ("show", "revoke"):
         args.id = credential_id(c, tenant, args.id)
-    if cmd == "mounts" and sub in ("create", "rebind"):
+    if cmd == "mounts" and sub in ("create", "rebind", "check") and args.credential:
         args.credential = credential_id(c, tenant, args.credential)
 
 
@@ -686,7 +793,7 @@ HELP: dict[str, tuple[str, str]] = {
         "bucketvault credentials revoke --tenant acme --id hmac-prod --reason rotated",
     ),
     "mounts": (
-        "Create, list, show, rebind and check mounts.",
+        "Create, list, show, update, delete, rebind (or move) and check mounts.",
         "bucketvault mounts list --tenant acme",
     ),
     "mounts create": (
@@ -700,13 +807,28 @@ HELP: dict[str, tuple[str, str]] = {
         "bucketvault mounts show --tenant acme --id photos",
     ),
     "mounts check": (
-        "Whether the mount's credential still reaches its bucket.",
-        "bucketvault mounts check --tenant acme --id photos",
+        "Whether a mount's credential reaches its bucket; or, before creating or moving one, "
+        "a credential and a bucket's.",
+        "bucketvault mounts check --tenant acme --id photos\n"
+        "  bucketvault mounts check --tenant acme --credential gcs-key --bucket acme-photos "
+        "--prefix img/",
+    ),
+    "mounts update": (
+        "Rename a mount or change the policy flags given (compare-and-swap on its version).",
+        "bucketvault mounts update --tenant acme --id photos --expected-version 3 "
+        "--max-ttl 15m --methods GET,HEAD",
+    ),
+    "mounts delete": (
+        "Delete a mount (compare-and-swap on its version); its audit records stay.",
+        "bucketvault mounts delete --tenant acme --id photos --expected-version 3",
     ),
     "mounts rebind": (
-        "Point a mount at another credential (compare-and-swap on the mount's version).",
+        "Point a mount at another credential; with --bucket, move it (any cloud). "
+        "Compare-and-swap on the mount's version.",
         "bucketvault mounts rebind --tenant acme --id photos --credential hmac-new "
-        "--expected-version 3",
+        "--expected-version 3\n"
+        "  bucketvault mounts rebind --tenant acme --id photos --credential azure-key "
+        "--expected-version 4 --bucket photos --prefix img/",
     ),
     "sign": (
         "A signed URL for one key, or for every key of a file with --batch (1000 per call).",
@@ -764,6 +886,22 @@ HELP: dict[str, tuple[str, str]] = {
     "keys rotate-registration-key": (
         "A new HPKE registration key per suite; the previous ones overlap.",
         "bucketvault keys rotate-registration-key --overlap-days 7",
+    ),
+    "config": (
+        "The server's effective configuration: environment, TOML file, defaults (offline).",
+        "bucketvault config check --config /etc/bucketvault/bucketvault.toml",
+    ),
+    "config check": (
+        "Each setting, its value (secrets hidden) and its source; exit 2 when one is bad.",
+        "bucketvault config check --config bucketvault.toml --json",
+    ),
+    "keys rotate-link-key": (
+        "A new link MAC key; links signed with the previous one keep opening until retired.",
+        "bucketvault keys rotate-link-key --data-dir /var/lib/bucketvault",
+    ),
+    "keys retire-link-key": (
+        "Retire an old link key: every link it signed answers 404 after a restart.",
+        "bucketvault keys retire-link-key lk_0123456789abcdef",
     ),
     "health": (
         "Ask the server's gRPC health service (no token needed); exit 0 only if SERVING.",
@@ -836,6 +974,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gRPC server")
     s.add_argument("--listen")
     s.add_argument("--data-dir")
+    s.add_argument("--config", help="a TOML config file, under the environment (README)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (SO_REUSEPORT; BUCKETVAULT_WORKERS, default 1)",
+    )
+    # Set by the supervisor on the workers it starts; not for operators.
+    s.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
     t = sub.add_parser("trust-policy", help="the tenant's ExternalId and IAM trust policy")
     t.add_argument("--tenant", required=True)
@@ -863,9 +1009,9 @@ def parser() -> argparse.ArgumentParser:
         if name == "revoke":
             x.add_argument("--reason")
 
-    mo = sub.add_parser("mounts", help="create, list, show, rebind, check mounts").add_subparsers(
-        dest="sub", required=True
-    )
+    mo = sub.add_parser(
+        "mounts", help="create, list, show, update, delete, rebind, move, check mounts"
+    ).add_subparsers(dest="sub", required=True)
     m = mo.add_parser("create", help="a mount on a bucket, signed with a credential")
     m.add_argument("--tenant", required=True)
     m.add_argument("--name", required=True)
@@ -886,13 +1032,39 @@ def parser() -> argparse.ArgumentParser:
         help="sign every URL at the second of the call (no cache-stable windows)",
     )
     mo.add_parser("list", help="every mount of a tenant").add_argument("--tenant", required=True)
-    for name in ("show", "check", "rebind"):
+    for name in ("show", "check", "rebind", "update", "delete"):
         x = mo.add_parser(name, help=f"{name} a mount (id or name)")
         x.add_argument("--tenant", required=True)
-        x.add_argument("--id", required=True, help="a mount id (mnt_...) or name")
-        if name == "rebind":
-            x.add_argument("--credential", required=True, help="a credential id or display name")
+        # check: or a mount not created yet (--credential and --bucket).
+        x.add_argument("--id", required=name != "check", help="a mount id (mnt_...) or name")
+        if name in ("rebind", "update", "delete"):
             x.add_argument("--expected-version", type=int, required=True)
+        if name in ("rebind", "check"):
+            x.add_argument(
+                "--credential", required=name == "rebind", help="a credential id or display name"
+            )
+            x.add_argument(
+                "--bucket", help="rebind: move the mount there (any cloud); check: a new mount's"
+            )
+            for flag in ("--prefix", "--region", "--endpoint"):
+                x.add_argument(flag)
+        if name == "check":
+            x.add_argument("--methods", help="a new mount's methods, e.g. GET,HEAD,PUT")
+            x.add_argument("--origin", help="a browser origin to probe CORS for")
+        if name == "update":
+            x.add_argument("--name", help="the mount's new name")
+            x.add_argument("--max-ttl", type=duration, help="longest URL lifetime: 3600, 15m, 6h")
+            x.add_argument("--methods", help="comma-separated, e.g. GET,HEAD,PUT")
+            x.add_argument(
+                "--allow-credential-lifetime",
+                action=argparse.BooleanOptionalAction,
+                help="accept URLs that live as long as the customer SAS they carry",
+            )
+            x.add_argument(
+                "--stable-urls",
+                action=argparse.BooleanOptionalAction,
+                help="cache-stable URL windows (on by default at creation)",
+            )
 
     g = sub.add_parser("sign", help="a signed URL for one object (or --batch)")
     g.add_argument("--tenant", required=True)
@@ -932,6 +1104,7 @@ def parser() -> argparse.ArgumentParser:
     au.add_parser("public-key", help="the audit signing public key (PEM), to pin")
 
     keys.add_parser(sub)
+    config_cli.add_parser(sub)
 
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
     h.add_argument("--service", help="e.g. bucketvault.v1.SignerService (default: the server)")
@@ -969,6 +1142,7 @@ OFFLINE: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
     ("token", "create"): _token_create,
     ("policy", "explain"): _policy_explain,
     **keys.OFFLINE,
+    **config_cli.OFFLINE,
 }
 
 

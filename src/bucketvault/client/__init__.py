@@ -341,22 +341,83 @@ class BucketVaultClient:
         credential_id: str,
         expected_version: int,
         *,
+        bucket: str = "",
+        prefix: str = "",
+        region: str = "",
+        endpoint: str = "",
         timeout: float | None = None,
     ) -> vault_pb2.Mount:
-        """Never retried: see client._common.IDEMPOTENT for why."""
-        request = vault_pb2.RebindMountRequest(
-            tenant=tenant,
-            mount_id=mount_id,
-            credential_id=credential_id,
-            expected_version=expected_version,
+        """With bucket (prefix, region, endpoint): move the mount there, on the
+        credential's cloud, any cloud; the mount id and keys stay. Without: the location
+        stays and a credential of another cloud is refused (KIND_MISMATCH).
+        Never retried: see client._common.IDEMPOTENT for why."""
+        request = _common.rebind_mount_request(
+            tenant,
+            mount_id,
+            credential_id,
+            expected_version,
+            _common.location(bucket, prefix, region, endpoint),
         )
         return self._call(self.vault, "RebindMount", request, vault_pb2.Mount, timeout)
+
+    def update_mount(
+        self,
+        tenant: str,
+        mount_id: str,
+        expected_version: int,
+        *,
+        name: str = "",
+        policy: vault_pb2.MountPolicy | None = None,
+        timeout: float | None = None,
+    ) -> vault_pb2.Mount:
+        """A new name ("" keeps it) and/or policy (None keeps it; one given replaces the
+        whole policy: start from the mount's own). Never retried (compare-and-swap)."""
+        request = _common.update_mount_request(tenant, mount_id, expected_version, name, policy)
+        return self._call(self.vault, "UpdateMount", request, vault_pb2.Mount, timeout)
+
+    def delete_mount(
+        self, tenant: str, mount_id: str, expected_version: int, *, timeout: float | None = None
+    ) -> vault_pb2.Mount:
+        """Remove the mount; the reply is the mount as it was. Never retried
+        (compare-and-swap)."""
+        request = vault_pb2.DeleteMountRequest(
+            tenant=tenant, mount_id=mount_id, expected_version=expected_version
+        )
+        return self._call(self.vault, "DeleteMount", request, vault_pb2.Mount, timeout)
 
     def check_mount(
         self, tenant: str, mount_id: str, *, origin: str = "", timeout: float | None = None
     ) -> vault_pb2.CheckMountResponse:
         """origin: a browser origin to probe CORS for, before the configured ones."""
         request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id, origin=origin)
+        return self._call(self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout)
+
+    def check_new_mount(
+        self,
+        tenant: str,
+        *,
+        credential_id: str,
+        bucket: str,
+        prefix: str = "",
+        region: str = "",
+        endpoint: str = "",
+        max_ttl_seconds: int = 0,
+        allowed_methods: Iterable[str] = (),
+        origin: str = "",
+        timeout: float | None = None,
+    ) -> vault_pb2.CheckMountResponse:
+        """CheckMount for a mount not created yet (create_mount's fields): nothing is
+        written, so a credential and location can be checked before a create or a move."""
+        request = _common.check_new_mount_request(
+            tenant,
+            credential_id=credential_id,
+            where=vault_pb2.MountLocation(
+                bucket=bucket, prefix=prefix, region=region, endpoint=endpoint
+            ),
+            max_ttl_seconds=max_ttl_seconds,
+            allowed_methods=allowed_methods,
+            origin=origin,
+        )
         return self._call(self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout)
 
     # -- Signer -----------------------------------------------------------------

@@ -120,6 +120,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 # RebindMount: its compare-and-swap makes a repeat harmless, but when the first attempt
 # committed and only the reply was lost, the repeat fails ABORTED (VERSION_MISMATCH)
 # and hides the success; the caller re-reads the mount (get_mount) and decides.
+# UpdateMount and DeleteMount compare and swap too, and are never retried for that reason.
 IDEMPOTENT = frozenset(
     {
         "GetRegistrationKey",
@@ -276,6 +277,68 @@ def create_mount_request(
             allowed_methods=[method_value(m) for m in allowed_methods],
             allow_credential_lifetime=allow_credential_lifetime,
             disable_stable_urls=not cache_stable_urls,
+        ),
+    )
+
+
+def location(
+    bucket: str, prefix: str, region: str, endpoint: str
+) -> vault_pb2.MountLocation | None:
+    """A mount location, or None when no field of it is given (no move)."""
+    if not (bucket or prefix or region or endpoint):
+        return None
+    return vault_pb2.MountLocation(bucket=bucket, prefix=prefix, region=region, endpoint=endpoint)
+
+
+def rebind_mount_request(
+    tenant: str,
+    mount_id: str,
+    credential_id: str,
+    expected_version: int,
+    where: vault_pb2.MountLocation | None,
+) -> vault_pb2.RebindMountRequest:
+    return vault_pb2.RebindMountRequest(
+        tenant=tenant,
+        mount_id=mount_id,
+        credential_id=credential_id,
+        expected_version=expected_version,
+        location=where,
+    )
+
+
+def update_mount_request(
+    tenant: str,
+    mount_id: str,
+    expected_version: int,
+    name: str,
+    policy: vault_pb2.MountPolicy | None,
+) -> vault_pb2.UpdateMountRequest:
+    return vault_pb2.UpdateMountRequest(
+        tenant=tenant,
+        mount_id=mount_id,
+        expected_version=expected_version,
+        name=name,
+        policy=policy,
+    )
+
+
+def check_new_mount_request(
+    tenant: str,
+    *,
+    credential_id: str,
+    where: vault_pb2.MountLocation,
+    max_ttl_seconds: int,
+    allowed_methods: Iterable[str],
+    origin: str,
+) -> vault_pb2.CheckMountRequest:
+    return vault_pb2.CheckMountRequest(
+        tenant=tenant,
+        credential_id=credential_id,
+        location=where,
+        origin=origin,
+        policy=vault_pb2.MountPolicy(
+            max_ttl_seconds=max_ttl_seconds,
+            allowed_methods=[method_value(m) for m in allowed_methods],
         ),
     )
 

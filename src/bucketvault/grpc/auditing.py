@@ -30,6 +30,8 @@ ACTIONS = {
     "VaultService/ListMounts": "vault.list_mounts",
     "VaultService/RebindMount": "vault.rebind_mount",
     "VaultService/CheckMount": "vault.check_mount",
+    "VaultService/UpdateMount": "vault.update_mount",
+    "VaultService/DeleteMount": "vault.delete_mount",
     "VaultService/GetOnboarding": "vault.onboarding",
     "SignerService/SignURL": "signer.sign",
     "SignerService/SignURLs": "signer.sign",

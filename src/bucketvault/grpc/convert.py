@@ -15,7 +15,11 @@ from bucketvault.app import (
     AuditKey,
     AuditRow,
     ListInput,
+    Location,
     MountInput,
+    MountUpdate,
+    PolicyInput,
+    Prospect,
     RegisterInput,
     RegistrationKey,
     SealedSecret,
@@ -140,6 +144,42 @@ def mount_input(request: vault_pb2.CreateMountRequest) -> MountInput:
         allowed_methods=frozenset(m for m in methods if m is not None),
         allow_credential_lifetime=request.policy.allow_credential_lifetime,
         cache_stable_urls=not request.policy.disable_stable_urls,
+    )
+
+
+def policy_input(policy: vault_pb2.MountPolicy) -> PolicyInput:
+    methods = (method_from_pb(v, "policy.allowed_methods") for v in policy.allowed_methods)
+    return PolicyInput(
+        max_ttl_seconds=policy.max_ttl_seconds,
+        allowed_methods=frozenset(m for m in methods if m is not None),
+        allow_credential_lifetime=policy.allow_credential_lifetime,
+        cache_stable_urls=not policy.disable_stable_urls,
+    )
+
+
+def location_input(
+    request: vault_pb2.RebindMountRequest | vault_pb2.CheckMountRequest,
+) -> Location | None:
+    """The request's location, or None when it has none (unset: no move)."""
+    if not request.HasField("location"):
+        return None
+    return from_request(Location, request.location)
+
+
+def mount_update(request: vault_pb2.UpdateMountRequest) -> MountUpdate:
+    policy = policy_input(request.policy) if request.HasField("policy") else None
+    return from_request(MountUpdate, request, policy=policy)
+
+
+def prospect_input(request: vault_pb2.CheckMountRequest) -> Prospect | None:
+    """A mount that does not exist yet, when the request names a credential or a
+    location instead of (or besides: refused by the use case) a mount id."""
+    if not request.credential_id and not request.HasField("location"):
+        return None
+    return Prospect(
+        credential_id=request.credential_id,
+        location=location_input(request) or Location(bucket=""),
+        policy=policy_input(request.policy),
     )
 
 

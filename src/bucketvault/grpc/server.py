@@ -28,6 +28,9 @@ def build_grpc_server(
     outer: Sequence[grpc.ServerInterceptor] = (),
     health_servicer: health.HealthServicer | None = None,
     limits: CallLimiter | None = None,
+    max_receive_bytes: int = 4 * 1024 * 1024,
+    max_send_bytes: int = 16 * 1024 * 1024,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and the port it bound.
 
@@ -35,7 +38,10 @@ def build_grpc_server(
     be named by them (policy mtls_id). hook: observes each call (grpc/observing.py);
     outer: interceptors that run before authentication (the drain gate);
     health_servicer: the caller keeps it to report NOT_SERVING at shutdown;
-    limits: per-principal rate and concurrency limits, checked after authentication.
+    limits: per-principal rate and concurrency limits, checked after authentication;
+    max_receive_bytes / max_send_bytes: gRPC's own message caps (a larger request is
+    RESOURCE_EXHAUSTED before it reaches a servicer).
+    reuse_port: share the port with sibling worker processes (serve --workers, workers.py).
     """
     if client_certs and credentials is None:
         raise ValueError("client certificates need TLS credentials")
@@ -48,9 +54,11 @@ def build_grpc_server(
             ),
         ],
         options=[
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.max_send_message_length", max_send_bytes),
+            # Off unless asked: a second server started by mistake on a busy port must
+            # fail to bind, not silently take half of the connections.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     add_servicers(app, server)

@@ -114,11 +114,21 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServiceServicer):
     ListMounts = _unary(lambda app: app.mounts.list, *_PAGE, reply=convert.mount_page_to_pb)
     RebindMount = _unary(
         lambda app: app.mounts.rebind,
-        *("tenant", "mount_id", "credential_id", "expected_version"),
+        *("tenant", "mount_id", "credential_id", "expected_version", convert.location_input),
         reply=convert.mount_to_pb,
     )
     CheckMount = _unary(
-        lambda app: app.mounts.check, "tenant", "mount_id", "origin", reply=convert.check_to_pb
+        lambda app: app.mounts.check,
+        *("tenant", "mount_id", "origin", convert.prospect_input),
+        reply=convert.check_to_pb,
+    )
+    UpdateMount = _unary(
+        lambda app: app.mounts.update, convert.mount_update, reply=convert.mount_to_pb
+    )
+    DeleteMount = _unary(
+        lambda app: app.mounts.delete,
+        *("tenant", "mount_id", "expected_version"),
+        reply=convert.mount_to_pb,
     )
     GetOnboarding = _unary(
         lambda app: app.vault.onboarding,

@@ -54,6 +54,11 @@ class Metrics(Protocol):
         """Read in_flight() at every scrape: RPCs being served."""
         ...
 
+    def link_open(self, mode: str, outcome: str) -> None:
+        """One link open answered: mode "token" or "network", outcome "redirected",
+        "not_found", "revoked", "expired", "rate_limited", "forbidden", ..."""
+        ...
+
 
 class NoMetrics:
     """Metrics off: every call costs one attribute lookup and returns."""
@@ -89,6 +94,9 @@ class NoMetrics:
         """Nothing."""
 
     def drain(self, in_flight: Callable[[], int]) -> None:
+        """Nothing."""
+
+    def link_open(self, mode: str, outcome: str) -> None:
         """Nothing."""
 
 

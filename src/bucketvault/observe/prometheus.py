@@ -136,6 +136,12 @@ class PrometheusMetrics:
         self._queue = Gauge(
             "bucketvault_audit_queue_depth", "Audit records waiting for the writer", registry=r
         )
+        self._link_opens = Counter(
+            "bucketvault_link_opens",
+            "Stable-link opens answered, by mode (token, network) and outcome",
+            ["mode", "outcome"],
+            registry=r,
+        )
         self._in_flight = Gauge("bucketvault_rpcs_in_flight", "RPCs being served", registry=r)
         self._expiries = _Expiries(
             "bucketvault_cache_soonest_expiry_timestamp_seconds",
@@ -195,6 +201,10 @@ class PrometheusMetrics:
     def audit_queue(self, depth: Callable[[], int]) -> None:
         """Read the audit queue depth at scrape time."""
         self._queue.set_function(depth)
+
+    def link_open(self, mode: str, outcome: str) -> None:
+        """Count one link open."""
+        self._link_opens.labels(mode, outcome).inc()
 
     def drain(self, in_flight: Callable[[], int]) -> None:
         """Read the in-flight RPC count at scrape time."""

@@ -194,6 +194,23 @@ class UrlCache:
             for k in gone:
                 del self._entries[k]
 
+    def forget_mount(self, mount_id: str) -> None:
+        """Drop every URL signed for a mount (changed or deleted). Its entries could not
+        be served anyway (their scope names the mount's old version); this frees them."""
+        with self._lock:
+            # An entry's key is (scope, object key), and a scope leads with the mount id.
+            gone = [
+                k
+                for k in self._entries
+                if isinstance(k, tuple) and isinstance(k[0], tuple) and k[0][0] == mount_id
+            ]
+            for k in gone:
+                old = self._entries.pop(k)[0]
+                if self._held[old] <= 1:
+                    del self._held[old]
+                else:
+                    self._held[old] -= 1
+
     def clear(self) -> None:
         """Drop everything."""
         with self._lock:

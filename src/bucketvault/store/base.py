@@ -214,6 +214,18 @@ class MountStore(Protocol):
         Raises NotFound(reason="MOUNT_NOT_FOUND") or Aborted(reason="VERSION_MISMATCH")."""
         ...
 
+    def replace_mount(self, mount: Mount, expected_version: int) -> Mount:
+        """Compare-and-swap on version: store every field of mount but its id, tenant and
+        created_at (mount.version is the new version). Raises NotFound(MOUNT_NOT_FOUND),
+        Aborted(VERSION_MISMATCH), AlreadyExists(MOUNT_NAME_TAKEN) or
+        NotFound(CREDENTIAL_NOT_FOUND)."""
+        ...
+
+    def delete_mount(self, tenant: str, mount_id: str, expected_version: int) -> Mount:
+        """Compare-and-swap on version: remove the mount and return it as it was. Raises
+        NotFound(MOUNT_NOT_FOUND) or Aborted(VERSION_MISMATCH)."""
+        ...
+
 
 class Writes(Protocol):
     """The writes a use case may commit together with its audit record (see AuditBatch).
@@ -234,6 +246,10 @@ class Writes(Protocol):
     def rebind_mount(
         self, tenant: str, mount_id: str, credential_id: str, expected_version: int, now: datetime
     ) -> Mount: ...
+
+    def replace_mount(self, mount: Mount, expected_version: int) -> Mount: ...
+
+    def delete_mount(self, tenant: str, mount_id: str, expected_version: int) -> Mount: ...
 
     def revoke_link(self, revocation: LinkRevocation) -> LinkRevocation:
         """Add the link to the revocation list; one already there keeps its first

@@ -74,6 +74,16 @@ _REBIND = (
     "UPDATE mounts SET credential_id = ?, version = version + 1, updated_at = ?"  # noqa: S608
     f" WHERE mount_id = ? AND tenant = ? AND version = ? RETURNING {MOUNTS.column_list}"
 )
+# Every column but the key, the tenant and created_at; version is the caller's new one.
+_REPLACED = tuple(c for c in MOUNTS.columns if c not in ("mount_id", "tenant", "created_at"))
+_REPLACE = (
+    f"UPDATE mounts SET {', '.join(f'{c} = ?' for c in _REPLACED)}"  # noqa: S608
+    f" WHERE mount_id = ? AND tenant = ? AND version = ? RETURNING {MOUNTS.column_list}"
+)
+_DELETE = (
+    "DELETE FROM mounts WHERE mount_id = ? AND tenant = ? AND version = ?"  # noqa: S608
+    f" RETURNING {MOUNTS.column_list}"
+)
 _REVOKE = (
     "UPDATE credentials SET state = 'REVOKED', envelope = NULL, revoked_at = ?,"
     " revoked_by = ?, revoke_reason = ?"
@@ -308,15 +318,53 @@ class _Writes:
         )
         if row is not None:
             return self._rows.mount(row)
-        exists = tx.execute(
+        raise self._lost(tenant, mount_id, expected_version)
+
+    def _lost(self, tenant: str, mount_id: str, expected_version: int) -> BucketVaultError:
+        """Why a compare-and-swap on a mount matched no row: gone, or changed."""
+        exists = self._tx.execute(
             "SELECT 1 FROM mounts WHERE mount_id = ? AND tenant = ?", (mount_id, tenant)
         ).fetchone()
         if exists is None:
-            raise NotFound(f"mount {mount_id!r} not found", reason="MOUNT_NOT_FOUND")
-        raise Aborted(
+            return NotFound(f"mount {mount_id!r} not found", reason="MOUNT_NOT_FOUND")
+        return Aborted(
             f"mount {mount_id!r} changed since version {expected_version}",
             reason="VERSION_MISMATCH",
         )
+
+    def replace_mount(self, mount: Mount, expected_version: int) -> Mount:
+        """Compare-and-swap on version: store the mount's new fields and version."""
+        values = dict(zip(MOUNTS.columns, self._rows.mount_params(mount), strict=True))
+        params = (
+            *(values[c] for c in _REPLACED),
+            mount.mount_id,
+            mount.tenant,
+            expected_version,
+        )
+        tx = self._tx
+        row = _refusing(
+            self._dialect,
+            lambda: tx.execute(_REPLACE, params).fetchone(),
+            {
+                Fault.FOREIGN_KEY: NotFound(
+                    f"credential {mount.credential_id!r} not found",
+                    reason="CREDENTIAL_NOT_FOUND",
+                ),
+                Fault.UNIQUE_MOUNT_NAME: AlreadyExists(
+                    f"mount name {mount.name!r} is taken", reason="MOUNT_NAME_TAKEN"
+                ),
+            },
+        )
+        if row is not None:
+            return self._rows.mount(row)
+        raise self._lost(mount.tenant, mount.mount_id, expected_version)
+
+    def delete_mount(self, tenant: str, mount_id: str, expected_version: int) -> Mount:
+        """Compare-and-swap on version: remove the mount, returned as it was."""
+        row = self._tx.execute(_DELETE, (mount_id, tenant, expected_version)).fetchone()
+        if row is not None:
+            return self._rows.mount(row)
+        raise self._lost(tenant, mount_id, expected_version)
 
     def revoke_link(self, revocation: LinkRevocation) -> LinkRevocation:
         """Add to the revocation list; the first revocation of an id is kept."""
@@ -633,6 +681,18 @@ class SqlStore:
             return self._writes(tx).rebind_mount(
                 tenant, mount_id, credential_id, expected_version, now
             )
+
+    @_translating
+    def replace_mount(self, mount: Mount, expected_version: int) -> Mount:
+        """Compare-and-swap on version: store the mount's new fields and version."""
+        with self._dialect.transaction() as tx:
+            return self._writes(tx).replace_mount(mount, expected_version)
+
+    @_translating
+    def delete_mount(self, tenant: str, mount_id: str, expected_version: int) -> Mount:
+        """Compare-and-swap on version: remove the mount, returned as it was."""
+        with self._dialect.transaction() as tx:
+            return self._writes(tx).delete_mount(tenant, mount_id, expected_version)
 
     # -- links --------------------------------------------------------------
     @_translating

@@ -14,6 +14,15 @@ A connection that hit a read-only, I/O or cannot-open error is reopened on its t
 next use: SQLite opens a file it cannot write read-only and keeps it so, and a
 connection opened while the file was read-only (chmod, ``chattr +i``, a remount) would
 otherwise refuse every write until a restart.
+
+A revoke's shred checkpoints the WAL with TRUNCATE, which needs the write lock and every
+reader off the WAL at one moment. Under steady load this process's own writers (audit
+group commits back to back) win that lock on every busy-handler poll, so the checkpoint
+starved for the whole busy timeout and the revoke failed SHRED_INCOMPLETE every time.
+Every statement therefore passes a gate that the shred takes alone: new statements wait
+(the checkpoint takes milliseconds), the ones running finish, and the checkpoint runs
+with no competitor from this process. Another process (a CLI, a backup) can still hold
+it up: that stays SHRED_INCOMPLETE, retryable, the credential already revoked.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -63,6 +73,68 @@ def _create_private_file(path: str) -> None:
     os.close(fd)
 
 
+class _Gate:
+    """Statements share it; a shred holds it alone. Waiting shred first: once one waits,
+    new statements queue behind it, so a steady stream of them cannot starve it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._alone = False
+        self._waiting = 0
+        # Depth per thread: a statement inside this thread's transaction is already in.
+        self._local = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        depth: int = getattr(self._local, "depth", 0)
+        if not depth:
+            with self._cond:
+                while self._alone or self._waiting:
+                    self._cond.wait()
+                self._running += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if not depth:
+                with self._cond:
+                    self._running -= 1
+                    if not self._running:
+                        self._cond.notify_all()
+
+    @contextmanager
+    def alone(self, timeout: float) -> Iterator[bool]:
+        """Yields True once no statement runs (new ones wait), False after timeout."""
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("a shred cannot run inside a store statement")
+        deadline = time.monotonic() + timeout
+        got = False
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._alone or self._running:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                got = not (self._alone or self._running)
+                if got:
+                    self._alone = True
+            finally:
+                self._waiting -= 1
+                if not got:
+                    self._cond.notify_all()
+        try:
+            yield got
+        finally:
+            if got:
+                with self._cond:
+                    self._alone = False
+                    self._cond.notify_all()
+
+
 class SqliteDialect:
     """Per-thread connections to one SQLite file; timestamps as fixed-width UTC text."""
 
@@ -81,6 +153,7 @@ class SqliteDialect:
         self._synchronous = synchronous_mode(synchronous)
         self._local = threading.local()
         self._open: Connections[sqlite3.Connection] = Connections()
+        self._gate = _Gate()
         _create_private_file(self._path)
 
     def _conn(self) -> sqlite3.Connection:
@@ -119,24 +192,27 @@ class SqliteDialect:
 
     def migrate(self) -> None:
         """Apply pending migrations under BEGIN IMMEDIATE."""
-        apply_migrations(self._conn(), "sqlite")
+        with self._gate.shared():
+            apply_migrations(self._conn(), "sqlite")
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One read statement on this thread's connection, outside any transaction."""
-        return self._conn().execute(sql, params).fetchall()
+        with self._gate.shared():
+            return self._conn().execute(sql, params).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: take the write lock up front (or wait the busy timeout)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._gate.shared():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def encode_time(self, utc: datetime) -> str:
         """Fixed-width UTC text, so that text order is time order."""
@@ -168,8 +244,14 @@ class SqliteDialect:
         return Fault.ERROR
 
     def purge_freed(self) -> None:
-        """Copy the WAL into the file and truncate it: the old envelope pages go with it."""
-        busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        """Copy the WAL into the file and truncate it: the old envelope pages go with it.
+
+        Run alone in this process (see the module header); the wait for running
+        statements to finish is bounded by the busy timeout, like the checkpoint's own."""
+        with self._gate.alone(self._busy_timeout_ms / 1000) as alone:
+            busy = 1
+            if alone:
+                busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
             raise Unavailable(
                 "credential revoked, but old copies are not purged yet; retry the revoke",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -44,6 +44,7 @@ from bucketvault.providers.aws.sts import (
     AssumeRoleRequest,
     Backoff,
     BotoSts,
+    ObservedSts,
     SessionDurationRefused,
     StsGateway,
     assume_role_with_retry,
@@ -54,6 +55,7 @@ from bucketvault.providers.base import TrustPolicy
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
 from bucketvault.providers.refresh import RefreshWindows, Spawn
 from bucketvault.providers.rules import SESSION_SKEW
+from bucketvault.storehealth import DependencyHealth
 from bucketvault.urlpolicy import UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -109,18 +111,28 @@ class AwsProvider:
         self._settings = settings
         self._clock = clock
         self._url_policy = url_policy
-        self._sts = sts or BotoSts(
-            self._service_session,
-            settings.sts_endpoint,
-            settings.region,
-            connect_timeout=settings.sts_connect_timeout_seconds,
-            read_timeout=settings.sts_read_timeout_seconds,
+        # Every STS call passes the health observer: its outages show in grpc.health.
+        self._sts_health = DependencyHealth("sts")
+        self._sts: StsGateway = ObservedSts(
+            sts
+            or BotoSts(
+                self._service_session,
+                settings.sts_endpoint,
+                settings.region,
+                connect_timeout=settings.sts_connect_timeout_seconds,
+                read_timeout=settings.sts_read_timeout_seconds,
+            ),
+            self._sts_health,
         )
         self._backoff = backoff or Backoff(budget_seconds=settings.sts_budget_seconds)
         self._windows = windows or SESSION_WINDOWS
         self._spawn = spawn
         self._principal = ""
         self._principal_lock = threading.Lock()
+
+    def dependencies(self) -> Sequence[DependencyHealth]:
+        """STS: whether it answered the last AssumeRole (storehealth.HasDependencies)."""
+        return (self._sts_health,)
 
     def _service_session(self) -> boto3.Session:
         s = self._settings

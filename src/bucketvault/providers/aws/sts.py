@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -29,6 +29,7 @@ from bucketvault.providers.aws.errors import (
     sts_code,
     sts_error,
 )
+from bucketvault.storehealth import DependencyHealth
 
 if TYPE_CHECKING:
     import boto3
@@ -186,6 +187,36 @@ class Backoff:
         return self.rng() * min(self.cap_seconds, self.base_seconds * 2.0**attempt)
 
 
+T = TypeVar("T")
+
+
+class ObservedSts:
+    """A gateway that tells health whether STS answers: an outage (StsUnavailable: no
+    answer in the timeout, unreachable, a 5xx) marks it down, any answer marks it up."""
+
+    def __init__(self, gateway: StsGateway, health: DependencyHealth) -> None:
+        self._gateway = gateway
+        self._health = health
+
+    def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
+        return self._observed(lambda: self._gateway.assume_role(request))
+
+    def caller_arn(self) -> str:
+        return self._observed(self._gateway.caller_arn)
+
+    def _observed(self, call: Callable[[], T]) -> T:
+        try:
+            value = call()
+        except StsUnavailable as exc:
+            self._health.failed(exc.reason)
+            raise
+        except Exception:
+            self._health.answered()  # throttled or refused: an answer all the same
+            raise
+        self._health.answered()
+        return value
+
+
 def assume_role_with_retry(
     gateway: StsGateway, request: AssumeRoleRequest, backoff: Backoff
 ) -> AwsCredentials:
@@ -223,6 +254,7 @@ __all__ = [
     "AssumeRoleRequest",
     "Backoff",
     "BotoSts",
+    "ObservedSts",
     "SessionDurationRefused",
     "StsGateway",
     "StsThrottled",
