@@ -6,8 +6,9 @@ addresses (also when spelled as a short, decimal, octal or hex IPv4, or embedded
 IPv6 address), no name that resolves to one, and token endpoints only from an allow-list.
 Development and tests relax it explicitly in config.
 
-A name checked at registration can later resolve elsewhere (DNS rebinding): the
-transports should call ``check_address`` on the address a connection is about to use.
+A name checked at registration can later resolve elsewhere (DNS rebinding): every
+connection re-checks the address it is about to use with ``UrlPolicy.check_connect``
+(bucketvault.providers.egress does it for every provider).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from bucketvault.errors import InvalidArgument
+from bucketvault.errors import FailedPrecondition, InvalidArgument
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
@@ -104,6 +105,13 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _metadata_problem(ip: IPAddress) -> str | None:
+    embedded = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    if ip in _METADATA or embedded in _METADATA:
+        return "is a cloud metadata address"
     return None
 
 
@@ -242,6 +250,29 @@ class UrlPolicy:
         """``check_address`` unless insecure endpoints are allowed (emulators)."""
         if not self.allow_insecure:
             check_address(ip, field=field)
+
+    def check_connect(self, ip: str, *, host: str) -> None:
+        """Refuse the address a connection to host is about to use (after DNS).
+
+        Insecure mode (emulators on loopback) still refuses metadata addresses: no
+        emulator lives there, and a rebinding name reaching one hands out host keys."""
+        try:
+            parsed = ipaddress.ip_address(ip)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            problem: str | None = "is not an IP address"
+        elif self.allow_insecure:
+            problem = _metadata_problem(parsed)
+        else:
+            problem = address_problem(parsed)
+        if problem is not None:
+            # The address itself stays out of the message: it is this network's business.
+            raise FailedPrecondition(
+                f"the endpoint host {host} now resolves to an address that {problem}: "
+                "the connection was refused",
+                reason="ENDPOINT_NOT_ALLOWED",
+            )
 
     def _check_host(self, host: str | IPAddress, field: str) -> None:
         if not isinstance(host, str):

@@ -54,7 +54,9 @@ def provider(sts: RecordingSts) -> Ruled:
         service_principal_arn="arn:aws:iam::111122223333:role/bv",
     )
     backoff = Backoff(sleep=lambda s: None)
-    return Ruled(AwsProvider(settings, SystemClock(), UrlPolicy(), backoff=backoff), SystemClock())
+    # The STS stand-in listens on loopback: the egress guard lets it through only so.
+    policy = UrlPolicy(allow_insecure=True)
+    return Ruled(AwsProvider(settings, SystemClock(), policy, backoff=backoff), SystemClock())
 
 
 def role_handle(sts: RecordingSts) -> RuledHandle:

@@ -189,5 +189,5 @@ def test_workers_out_of_range_is_refused_before_anything_starts(tmp_path: Path) 
         check=False,
     )
     assert done.returncode == 1
-    assert "BUCKETVAULT_WORKERS must be between 1 and 64" in done.stderr
+    assert "BUCKETVAULT_WORKERS must be an integer between 1 and 64" in done.stderr
     assert not data_dir.exists()

@@ -22,6 +22,7 @@ from gcs.gcsutil import (
 from bucketvault.clock import FrozenClock
 from bucketvault.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from bucketvault.models import CredentialKind, ListRequest
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs import build
 from bucketvault.providers.gcs.downscope import (
     StsClient,
@@ -231,7 +232,7 @@ def test_the_same_exchange_as_google_auth_downscoped(stand_in: IamCredentialsSta
     assert theirs.status == 200
     assert theirs.boundary == access_boundary("b", "it's/")
     assert creds.token == theirs.issued
-    ours = StsClient(stand_in.sts_url)
+    ours = StsClient(stand_in.sts_url, Egress(UrlPolicy(allow_insecure=True)))
     subject = AccessToken(broad, NOW.replace(year=2027))
     got = ours.exchange(
         subject, access_boundary("b", "it's/"), account=CUSTOMER_SA, bucket="b", now=NOW

@@ -39,6 +39,7 @@ from bucketvault.models import (
 from bucketvault.objectkeys import check_mount_prefix
 from bucketvault.providers.base import MountAdmission
 from bucketvault.providers.cors import CorsSource, preflight
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.kinds import StoredSecretRefused
 from bucketvault.providers.uris import MAX_URI_LENGTH, ObjectUri
 
@@ -581,7 +582,9 @@ class Mounts:
             return ()
         if target is None:
             return ()
-        return tuple(preflight(target, o) for o in origins)
+        # The bucket's URL comes from a customer's endpoint: the probe passes the guard too.
+        with Egress(self.seams.url_policy).session() as session:
+            return tuple(preflight(target, o, session=session) for o in origins)
 
     def check(
         self,

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import requests
 
+from bucketvault.errors import BucketVaultError
 from bucketvault.models import CorsVerdict, Mount
 
 # The object name probed under the mount's prefix (it need not exist).
@@ -71,6 +72,8 @@ def preflight(
             f"the preflight got no answer ({type(exc).__name__})",
             target.rule(origin),
         )
+    except BucketVaultError as exc:  # the egress guard refused the bucket's address
+        return CorsVerdict(origin, False, exc.message, target.rule(origin))
     allow_origin = answer.headers.get("Access-Control-Allow-Origin", "")
     methods = {
         m.strip().upper()

@@ -24,6 +24,7 @@ from bucketvault.errors import (
 from bucketvault.models import CheckResult, ListPage, ListRequest, MountState
 from bucketvault.providers.aws.credentials import AwsCredentials
 from bucketvault.providers.aws.errors import check_failure, header, list_error
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.s3listing import client_error_code, list_objects_v2
 
 _CLIENT_CACHE_LIMIT = 32
@@ -41,8 +42,11 @@ class S3Location:
 class S3Clients:
     """Builds and caches boto3 S3 clients for a handle's credentials."""
 
-    def __init__(self, make_session: Callable[[AwsCredentials], boto3.Session]) -> None:
+    def __init__(
+        self, make_session: Callable[[AwsCredentials], boto3.Session], egress: Egress
+    ) -> None:
         self._make_session = make_session
+        self._egress = egress
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str], Any] = {}
 
@@ -68,7 +72,7 @@ class S3Clients:
                         read_timeout=20,
                     ),
                 )
-                self._clients[slot] = client
+                self._clients[slot] = client = self._egress.guard_boto(client)
             return client
 
     def clear(self) -> None:

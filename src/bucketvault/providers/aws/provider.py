@@ -52,6 +52,7 @@ from bucketvault.providers.aws.sts import (
     session_name,
 )
 from bucketvault.providers.base import TrustPolicy
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
 from bucketvault.providers.refresh import RefreshWindows, Spawn
 from bucketvault.providers.rules import SESSION_SKEW
@@ -113,6 +114,7 @@ class AwsProvider:
         self._url_policy = url_policy
         # Every STS call passes the health observer: its outages show in grpc.health.
         self._sts_health = DependencyHealth("sts")
+        self._egress = Egress(url_policy)
         self._sts: StsGateway = ObservedSts(
             sts
             or BotoSts(
@@ -121,6 +123,7 @@ class AwsProvider:
                 settings.region,
                 connect_timeout=settings.sts_connect_timeout_seconds,
                 read_timeout=settings.sts_read_timeout_seconds,
+                egress=self._egress,
             ),
             self._sts_health,
         )
@@ -222,7 +225,7 @@ class AwsProvider:
 
     def open(self, credential: Credential, secret: ParsedSecret) -> AwsHandle:
         """A handle holding the key (S3_ACCESS_KEY) or a session cache (AWS_ROLE)."""
-        clients = listing.S3Clients(_client_session)
+        clients = listing.S3Clients(_client_session, self._egress)
         if isinstance(secret, AccessKeySecret):
             static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
             endpoint = secret.endpoint_url or self._settings.s3_endpoint

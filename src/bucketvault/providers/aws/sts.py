@@ -29,6 +29,7 @@ from bucketvault.providers.aws.errors import (
     sts_code,
     sts_error,
 )
+from bucketvault.providers.egress import Egress
 from bucketvault.storehealth import DependencyHealth
 
 if TYPE_CHECKING:
@@ -95,19 +96,21 @@ class BotoSts:
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
+        egress: Egress,
     ) -> None:
         self._session_factory = session_factory
         self._endpoint = endpoint or None
         self._region = region
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._egress = egress
         self._lock = threading.Lock()
         self._client: Any = None
 
     def _sts(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = self._session_factory().client(
+                client = self._session_factory().client(
                     "sts",
                     region_name=self._region,
                     endpoint_url=self._endpoint,
@@ -119,6 +122,7 @@ class BotoSts:
                         read_timeout=self._read_timeout,
                     ),
                 )
+                self._client = self._egress.guard_boto(client)
             return self._client
 
     def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:

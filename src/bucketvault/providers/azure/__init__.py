@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from bucketvault.clock import Clock
 from bucketvault.providers.azure.provider import AzureProvider
@@ -13,7 +14,7 @@ from bucketvault.urlpolicy import UrlPolicy
 
 def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudProvider | None:
     """Build the provider from the env mapping the composition root passes."""
-    return AzureProvider(AzureConfig.from_env(env), clock)
+    return AzureProvider(replace(AzureConfig.from_env(env), url_policy=url_policy), clock)
 
 
 __all__ = ["AzureConfig", "AzureProvider", "build"]

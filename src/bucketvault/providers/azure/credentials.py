@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from azure.identity import CertificateCredential, ClientSecretCredential
 
-from bucketvault.errors import FailedPrecondition
+from bucketvault.errors import BucketVaultError, FailedPrecondition
 from bucketvault.providers.azure.errors import TokenError
 from bucketvault.providers.azure.settings import DEFAULT_AUTHORITY, AzureConfig, EntraApp
 
@@ -50,6 +50,8 @@ class GuardedCredential:
         """Delegate to azure-identity; any failure becomes TokenError (cause chained)."""
         try:
             return self._inner.get_token(*scopes, **kwargs)
+        except BucketVaultError:
+            raise  # the egress guard's refusal already says what happened
         except Exception as exc:
             found = _AADSTS.search(str(exc))
             raise TokenError(
@@ -69,6 +71,9 @@ def _options(config: AzureConfig) -> dict[str, Any]:
         "disable_instance_discovery": config.authority_host != DEFAULT_AUTHORITY,
         "connection_verify": config.ca_bundle or True,
         "retry_total": config.retry_total,
+        # Entra token calls (the authority) pass the egress guard; azure-identity's
+        # pipeline has no redirect policy and the transport sends allow_redirects=False.
+        "transport": config.transport(),
     }
 
 

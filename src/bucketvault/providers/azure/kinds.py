@@ -77,7 +77,13 @@ class SasToken:
 def parse_sas_token(raw: str) -> SasToken:
     """A container SAS (sr=c) or an account SAS covering blob objects, that grants read."""
     token = raw.strip().lstrip("?")
-    params = {k: v[0] for k, v in parse_qs(token, keep_blank_values=True).items()}
+    parsed = parse_qs(token, keep_blank_values=True)
+    # A repeated parameter (two sig=) is ambiguous: which one Azure honours is not ours to
+    # guess, and the token is appended to every URL as given.
+    for name, values in parsed.items():
+        if len(values) > 1:
+            raise bad_field(_SAS, f"repeats the {name!r} parameter", "INVALID_SAS")
+    params = {k: v[0] for k, v in parsed.items()}
 
     def need(name: str) -> str:
         value = params.get(name, "")

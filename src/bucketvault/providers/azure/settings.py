@@ -13,8 +13,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bucketvault.config import env_int
+from bucketvault.config import env_bool, env_int
 from bucketvault.errors import InvalidArgument
+from bucketvault.providers.egress import Egress
+from bucketvault.urlpolicy import UrlPolicy
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 # Azure refuses a user delegation key whose expiry is more than 7 days away; stay under it
@@ -107,6 +109,9 @@ class AzureConfig:
     timeout_seconds: int = 20
     # The service's own app (AZURE_DELEGATED); None: that kind is refused.
     app: EntraApp | None = None
+    # Every pipeline's connections pass it (bucketvault.providers.egress); build() sets
+    # the service's own, from_env one with the same BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS.
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureConfig:
@@ -134,6 +139,9 @@ class AzureConfig:
             retry_total=env_int(env, "BUCKETVAULT_AZURE_RETRY_TOTAL", 2, 0, 10),
             timeout_seconds=env_int(env, "BUCKETVAULT_AZURE_TIMEOUT_SECONDS", 20, 1, 300),
             app=EntraApp.from_env(env),
+            url_policy=UrlPolicy(
+                allow_insecure=env_bool(env, "BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS")
+            ),
         )
 
     def transport_options(self) -> dict[str, Any]:
@@ -143,7 +151,19 @@ class AzureConfig:
             "retry_total": self.retry_total,
             "connection_timeout": self.timeout_seconds,
             "read_timeout": self.timeout_seconds,
+            # The transport owns a guarded session; RedirectPolicy would follow a 3xx
+            # anywhere (azure-core strips auth headers, but the request still goes).
+            "transport": self.transport(),
+            "permit_redirects": False,
         }
+
+    def transport(self) -> Any:
+        """A fresh azure-core transport behind the egress guard (closed with its client)."""
+        return Egress(self.url_policy).azure_transport(
+            connection_verify=self.ca_bundle or True,
+            connection_timeout=self.timeout_seconds,
+            read_timeout=self.timeout_seconds,
+        )
 
 
 __all__ = [

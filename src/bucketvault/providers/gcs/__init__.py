@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from bucketvault.clock import Clock
 from bucketvault.providers.base import CloudProvider
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.downscope import StsClient
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.identity import GcpIdentityConfig, GoogleIdentity
@@ -19,8 +20,9 @@ def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudP
     loaded only when a keyless credential first needs it."""
     config = GcpIdentityConfig.from_env(env, url_policy)
     identity = GoogleIdentity(config, clock, url_policy)
-    iam = IamCredentials(config.iam_endpoint, identity)
-    return GcsProvider(clock, url_policy, iam, StsClient(config.sts_endpoint))
+    egress = Egress(url_policy)
+    iam = IamCredentials(config.iam_endpoint, identity, egress)
+    return GcsProvider(clock, url_policy, iam, StsClient(config.sts_endpoint, egress))
 
 
 __all__ = ["GcsHandle", "GcsProvider", "build"]

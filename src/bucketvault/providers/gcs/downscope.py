@@ -31,10 +31,12 @@ import requests
 
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.errors import ListTarget
 from bucketvault.providers.gcs.identity import DEFAULT_STS_ENDPOINT
 from bucketvault.providers.gcs.tokens import TOKEN_WINDOWS, AccessToken
 from bucketvault.providers.refresh import Expiring, RefreshingValue, Spawn, start_thread
+from bucketvault.urlpolicy import UrlPolicy
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -100,9 +102,10 @@ def sts_error(status: int, account: str, bucket: str) -> BucketVaultError:
 class StsClient:
     """The token exchange at Google's STS; thread-safe."""
 
-    def __init__(self, endpoint: str = DEFAULT_STS_ENDPOINT) -> None:
+    def __init__(self, endpoint: str = DEFAULT_STS_ENDPOINT, egress: Egress | None = None) -> None:
         self._endpoint = endpoint
-        self._session = requests.Session()
+        # Google's STS by default: the strict policy fits it.
+        self._session = (egress or Egress(UrlPolicy())).session()
 
     def __repr__(self) -> str:
         return f"StsClient(endpoint={self._endpoint!r})"

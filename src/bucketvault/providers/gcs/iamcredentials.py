@@ -23,10 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition, Unavailable
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.identity import ServiceIdentity
+from bucketvault.urlpolicy import UrlPolicy
 
 TIMEOUT = (5.0, 15.0)
 TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
@@ -81,13 +82,13 @@ def _bad_response(account: str, what: str) -> Unavailable:
 class IamCredentials:
     """signBlob and generateAccessToken for the customers' accounts; thread-safe."""
 
-    def __init__(self, endpoint: str, identity: ServiceIdentity) -> None:
+    def __init__(
+        self, endpoint: str, identity: ServiceIdentity, egress: Egress | None = None
+    ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._identity = identity
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        # Google's IAM Credentials by default: the strict policy fits it.
+        self._session = (egress or Egress(UrlPolicy())).session(pool_maxsize=POOL_SIZE)
 
     def __repr__(self) -> str:
         return f"IamCredentials(endpoint={self._endpoint!r})"

@@ -23,11 +23,11 @@ from typing import Protocol
 import google.auth
 import google.auth.credentials
 import google.auth.exceptions
-import requests
 from google.oauth2 import service_account
 
 from bucketvault.clock import Clock
 from bucketvault.errors import FailedPrecondition, InvalidArgument
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.kinds import SERVICE_ACCOUNT_EMAIL
 from bucketvault.providers.gcs.tokens import GoogleTokens
 from bucketvault.providers.refresh import Spawn, start_thread
@@ -148,7 +148,7 @@ class GoogleIdentity:
             (lambda: load_key_file(path, url_policy)) if path is not None else load_default
         )
         self._lock = threading.Lock()
-        self._session = requests.Session()
+        self._session = Egress(url_policy).session()
         self._loaded: tuple[GoogleTokens, str] | None = None
 
     def __repr__(self) -> str:

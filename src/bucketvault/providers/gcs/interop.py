@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from bucketvault.errors import BucketVaultError, Unavailable
 from bucketvault.models import ListPage, ListRequest
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.errors import ListTarget, interop_error
 from bucketvault.providers.s3listing import list_objects_v2
 
@@ -31,7 +32,8 @@ _CONFIG = Config(
 class InteropLister:
     """Lists with ListObjectsV2, signed with the handle's HMAC key."""
 
-    def __init__(self, access_id: str, secret: str) -> None:
+    def __init__(self, access_id: str, secret: str, egress: Egress) -> None:
+        self._egress = egress
         self._access_id = access_id
         self._secret = secret
         self._lock = threading.Lock()
@@ -50,7 +52,9 @@ class InteropLister:
                     aws_secret_access_key=self._secret,
                     region_name="auto",
                 )
-                client = session.client("s3", endpoint_url=endpoint, config=_CONFIG)
+                client = self._egress.guard_boto(
+                    session.client("s3", endpoint_url=endpoint, config=_CONFIG)
+                )
                 self._clients[endpoint] = client
             return client
 

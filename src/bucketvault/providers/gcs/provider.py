@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import requests
-
 from bucketvault.clock import Clock
 from bucketvault.errors import FailedPrecondition
 from bucketvault.models import (
@@ -18,6 +16,7 @@ from bucketvault.models import (
     Preparation,
     RegistrationContext,
 )
+from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs.downscope import DownscopedTokens, StsClient
 from bucketvault.providers.gcs.handles import (
     HMAC_SCOPE,
@@ -95,8 +94,9 @@ class GcsProvider:
 
     def open(self, credential: Credential, secret: ParsedSecret) -> GcsHandle:
         """Build the handle that keeps the parsed key."""
+        egress = Egress(self.url_policy)
         if isinstance(secret, ServiceAccountSecret):
-            session = requests.Session()
+            session = egress.session()
             tokens = TokenCache(secret.info, self.clock, self.url_policy, session)
 
             def close_sa() -> None:
@@ -112,7 +112,7 @@ class GcsProvider:
             )
         if isinstance(secret, HmacSecret):
             signer = HmacKeySigner(secret.access_id, secret.secret)
-            lister = InteropLister(secret.access_id, secret.secret)
+            lister = InteropLister(secret.access_id, secret.secret, egress)
 
             def close_hmac() -> None:
                 lister.close()
@@ -126,11 +126,11 @@ class GcsProvider:
             account = secret.service_account
             minted = ImpersonatedTokens(iam, account, self.clock)
             # Built without one (not by build()): Google's STS, owned by this handle.
-            own_sts = None if self.sts is not None else StsClient()
+            own_sts = None if self.sts is not None else StsClient(egress=egress)
             sts = self.sts or own_sts
             assert sts is not None
             downscoped = DownscopedTokens(minted.current, sts, account, self.clock)
-            listing = requests.Session()
+            listing = egress.session()
 
             def close_impersonation() -> None:
                 downscoped.clear()
