@@ -32,7 +32,8 @@ def _mount(c: BucketVaultClient, name: str = "m") -> vault_pb2.Mount:
 
 def _policy(ttl: int, *methods: str) -> vault_pb2.MountPolicy:
     return vault_pb2.MountPolicy(
-        max_ttl_seconds=ttl, allowed_methods=[common_pb2.Method.Value(m) for m in methods]
+        max_ttl_seconds=ttl,
+        allowed_methods=[common_pb2.Method.Value("METHOD_" + m) for m in methods],
     )
 
 
