@@ -7,12 +7,14 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 LOCALSTACK_VENV := $(TOOLS)/localstack-venv
 AZURITE_DIR := $(TOOLS)/azurite
+BUF_DIR := $(TOOLS)/buf
+BUF := $(BUF_DIR)/node_modules/.bin/buf
 PROTO_SRC := $(wildcard protos/bucketvault/v1/*.proto)
 PROTO_OUT := src/bucketvault/v1
 ADDR ?= 127.0.0.1:50051
 DATA_DIR ?= .bucketvault
 
-.PHONY: all venv proto run demo test test-fast lint docs bench fuzz soak emulators localstack azurite browser clean
+.PHONY: all venv proto run demo test test-fast lint docs bench fuzz soak emulators localstack azurite buf browser clean
 
 all: proto
 
@@ -55,6 +57,15 @@ $(AZURITE_DIR)/.installed:
 
 emulators: localstack azurite
 
+# buf lints the protos and checks them for breaking changes (make lint; tests/packaging).
+buf: $(BUF_DIR)/.installed
+
+$(BUF_DIR)/.installed:
+	mkdir -p $(BUF_DIR)
+	cd $(BUF_DIR) && (test -f package.json || echo '{"private": true}' > package.json) \
+		&& npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+	touch $@
+
 # Headless Chromium renders a stable link in an <img> (tests/aws/test_links.py): Debian's
 # package, installed only when missing (needs root, as CI has).
 browser:
@@ -69,7 +80,7 @@ demo: proto emulators
 	@start=$$(date +%s); PYTHONPATH=src $(BIN)/python -m bucketvault.testing.demo; code=$$?; \
 		echo "make demo: $$(( $$(date +%s) - start )) s in total"; exit $$code
 
-test: proto emulators browser
+test: proto emulators buf browser
 	$(BIN)/python -m pytest
 
 # The suite without the slow LocalStack peer; for quick local loops only.
@@ -80,7 +91,10 @@ test-fast: proto
 docs: proto
 	PYTHONPATH=src $(BIN)/python -m bucketvault.reasons --write README.md
 
-lint: proto
+lint: proto buf
+	$(BUF) lint
+	# Against the last commit: what the working tree changes in the contract must not break it.
+	$(BUF) breaking --against '.git#ref=HEAD'
 	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy

@@ -120,7 +120,7 @@ def test_check_mount_probes_the_asked_and_the_configured_origins(
             return c.check_mount("acme", m.mount_id, origin=origin)
 
         plain = check("")
-        assert plain.state == vault_pb2.CheckMountResponse.AVAILABLE
+        assert plain.state == vault_pb2.CheckMountResponse.STATE_AVAILABLE
         assert [(v.origin, v.allowed) for v in plain.cors] == [(ALLOWED, True), (OTHER, False)]
         assert json.loads(plain.cors[1].suggested_rule)["CORSRules"][0]["AllowedOrigins"] == [OTHER]
         # The asked origin comes first; one already configured is probed once.
@@ -135,4 +135,7 @@ def test_check_mount_probes_the_asked_and_the_configured_origins(
             "acme", name="gone", bucket="no-such-bucket-cors", credential_id=cred.credential_id
         )
         result = c.check_mount("acme", gone.mount_id)
-        assert (result.state, list(result.cors)) == (vault_pb2.CheckMountResponse.NOT_FOUND, [])
+        assert (result.state, list(result.cors)) == (
+            vault_pb2.CheckMountResponse.STATE_NOT_FOUND,
+            [],
+        )

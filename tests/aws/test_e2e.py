@@ -150,9 +150,9 @@ def test_check_mount_through_the_server(moto_world: Any) -> None:
     c = srv.client()
     cred = c.register_credential(TENANT, "AWS_ROLE", {"role_arn": ROLE_ARN}, display_name="ck")
     ok = c.check_mount(TENANT, mount_for(srv, cred.credential_id, "e2e-listing", name="ck"))
-    assert ok.state == vault_pb2.CheckMountResponse.AVAILABLE
+    assert ok.state == vault_pb2.CheckMountResponse.STATE_AVAILABLE
     gone = c.check_mount(TENANT, mount_for(srv, cred.credential_id, "not-there", name="ck2"))
-    assert gone.state == vault_pb2.CheckMountResponse.NOT_FOUND
+    assert gone.state == vault_pb2.CheckMountResponse.STATE_NOT_FOUND
     assert gone.reason == "BUCKET_NOT_FOUND"
 
 
@@ -302,7 +302,7 @@ def test_localstack_accepts_server_urls_and_refuses_misuse(
         )
         cred = c.register_credential(TENANT, kind, doc, display_name="ls")
         mount_id = mount_for(srv, cred.credential_id, ls_bucket)
-        assert c.check_mount(TENANT, mount_id).state == vault_pb2.CheckMountResponse.AVAILABLE
+        assert c.check_mount(TENANT, mount_id).state == vault_pb2.CheckMountResponse.STATE_AVAILABLE
         urls = c.sign_urls(TENANT, mount_id, ["a.txt", "dir/ü b+c=d.txt"], ttl_seconds=300)
         for signed in urls:
             got = requests.get(signed.url, timeout=10)

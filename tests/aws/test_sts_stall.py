@@ -290,7 +290,7 @@ def test_health_names_the_stalled_sts_and_the_process_keeps_serving(
         # (the store answers; the warm session, and mounts on other clouds, still sign).
         assert _health(srv, STS_HEALTH) == "NOT_SERVING"
         assert _health(srv, "") == "SERVING"
-        assert _health(srv, "bucketvault.v1.Signer") == "SERVING"
+        assert _health(srv, "bucketvault.v1.SignerService") == "SERVING"
         assert _together(srv, warm, 1)[0][0] == "ok"
         # STS answers again: after the back-off the next call gets a session.
         sts.stalling.clear()

@@ -117,7 +117,7 @@ def test_shared_key_end_to_end(
         assert ok.status_code == 201
         assert container.download_blob("photos/new.png").readall() == b"new"
         check = c.check_mount("acme", m.mount_id)
-        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "AVAILABLE"
+        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "STATE_AVAILABLE"
 
 
 def test_shared_key_expired_url_end_to_end(
@@ -225,7 +225,7 @@ def test_sas_end_to_end(tmp_path: Path, azurite: Azurite, container: ContainerCl
         assert expired.value.reason == "SAS_EXPIRED"
         assert any("expired" in w for w in c.get_credential("acme", cred.credential_id).warnings)
         check = c.check_mount("acme", m.mount_id)
-        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "FORBIDDEN"
+        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "STATE_FORBIDDEN"
         assert check.reason == "SAS_EXPIRED"
 
 
@@ -267,7 +267,7 @@ def test_service_principal_end_to_end(
         assert requests.get(urls[0].url, timeout=10, verify=verify).content == b"AAA"
         _assert_refusals([u.url for u in urls], urls[0].url, verify)
         check = c.check_mount("acme", m.mount_id)
-        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "AVAILABLE"
+        assert vault_pb2.CheckMountResponse.State.Name(check.state) == "STATE_AVAILABLE"
 
 
 def test_listing_2500_with_delimiter_and_resume(tmp_path: Path, azurite: Azurite) -> None:

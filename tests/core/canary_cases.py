@@ -44,7 +44,7 @@ PRINCIPALS = [("viewer", ["signer"], [TENANT]), ("outsider", ["operator"], ["glo
 MISSING_ID = "0" * 20
 # What the local providers' mounts list (relative to the mount's prefix).
 LISTED = ("a.jpg", "b c.jpg", "sub/d.jpg")
-GET, PUT = common_pb2.GET, common_pb2.PUT
+GET, PUT = common_pb2.METHOD_GET, common_pb2.METHOD_PUT
 
 
 def rpcs_in_descriptors() -> set[str]:
@@ -107,9 +107,9 @@ class Driver:
     def __post_init__(self) -> None:
         self._channel = grpc.insecure_channel(self.address)
         self._stubs: dict[str, Any] = {
-            "Vault": vault_pb2_grpc.VaultStub(self._channel),
-            "Signer": signer_pb2_grpc.SignerStub(self._channel),
-            "Audit": audit_pb2_grpc.AuditStub(self._channel),
+            "VaultService": vault_pb2_grpc.VaultServiceStub(self._channel),
+            "SignerService": signer_pb2_grpc.SignerServiceStub(self._channel),
+            "AuditService": audit_pb2_grpc.AuditServiceStub(self._channel),
         }
         self._streaming = {
             f"{s.name}/{m.name}"
@@ -210,14 +210,14 @@ def setup(d: Driver) -> None:
                 doc["account_url"] = w.dead_url.replace("http:", "https:") + "/acct"
             sealed = sdk_client.seal(TENANT, kind, doc)
             request = sdk.register_request(TENANT, kind, sealed, kind.lower(), "")
-            cred = d.call("Vault/RegisterCredential", request)
+            cred = d.call("VaultService/RegisterCredential", request)
             if cred is not None:
                 w.credentials[kind] = cred.credential_id
     finally:
         sdk_client.close()
     for kind, cred_id in w.credentials.items():
         mount = d.call(
-            "Vault/CreateMount",
+            "VaultService/CreateMount",
             vault_pb2.CreateMountRequest(
                 tenant=TENANT,
                 name="m-" + kind.lower().replace("_", "-"),
@@ -228,7 +228,7 @@ def setup(d: Driver) -> None:
                 endpoint={"AWS_ROLE": w.moto_url, "S3_ACCESS_KEY": w.dead_url}.get(kind, ""),
                 credential_id=cred_id,
                 policy=vault_pb2.MountPolicy(
-                    allowed_methods=[GET, common_pb2.HEAD, PUT],
+                    allowed_methods=[GET, common_pb2.METHOD_HEAD, PUT],
                     # The canary SAS lasts long: accept it, so its URLs are signed.
                     allow_credential_lifetime=kind == "AZURE_SAS",
                 ),
@@ -254,15 +254,19 @@ def _register(d: Driver) -> None:
         ):
             sealed = c.seal(TENANT, "GCS_HMAC", bad)
             d.call(
-                "Vault/RegisterCredential", sdk.register_request(TENANT, "GCS_HMAC", sealed, "", "")
+                "VaultService/RegisterCredential",
+                sdk.register_request(TENANT, "GCS_HMAC", sealed, "", ""),
             )
         # Sealed for another kind than the one claimed: the HPKE context must not open.
         sealed = c.seal(TENANT, "S3_ACCESS_KEY", sample("S3_ACCESS_KEY", w.canary))
-        d.call("Vault/RegisterCredential", sdk.register_request(TENANT, "GCS_HMAC", sealed, "", ""))
+        d.call(
+            "VaultService/RegisterCredential",
+            sdk.register_request(TENANT, "GCS_HMAC", sealed, "", ""),
+        )
         sealed = c.seal(TENANT, "GCS_HMAC", sample("GCS_HMAC", w.canary))
         good = sdk.register_request(TENANT, "GCS_HMAC", sealed, "", "")
-        d.call("Vault/RegisterCredential", good, who="viewer")
-        d.call("Vault/RegisterCredential", good, who="outsider")
+        d.call("VaultService/RegisterCredential", good, who="viewer")
+        d.call("VaultService/RegisterCredential", good, who="outsider")
     finally:
         c.close()
 
@@ -314,7 +318,7 @@ def _create_link(d: Driver) -> None:
     w = d.world
     for _, mount_id in _each_mount(w):
         link = d.call(
-            "Signer/CreateLink",
+            "SignerService/CreateLink",
             signer_pb2.CreateLinkRequest(tenant=TENANT, mount_id=mount_id, key="img/a.jpg"),
         )
         if link is not None:
@@ -323,9 +327,9 @@ def _create_link(d: Driver) -> None:
     bad = signer_pb2.CreateLinkRequest(
         tenant=TENANT, mount_id=mount_id, key="other/../x", prefix="img/"
     )
-    d.call("Signer/CreateLink", bad)
-    first = d.first_request["Signer/CreateLink"]
-    d.call("Signer/CreateLink", first, who="outsider")
+    d.call("SignerService/CreateLink", bad)
+    first = d.first_request["SignerService/CreateLink"]
+    d.call("SignerService/CreateLink", first, who="outsider")
 
 
 def _revoke_link(d: Driver) -> None:
@@ -334,16 +338,16 @@ def _revoke_link(d: Driver) -> None:
         request = signer_pb2.RevokeLinkRequest(
             tenant=TENANT, mount_id=mount_id, link_id=link_id, reason="canary"
         )
-        d.call("Signer/RevokeLink", request, who="outsider")
-        d.call("Signer/RevokeLink", request)
+        d.call("SignerService/RevokeLink", request, who="outsider")
+        d.call("SignerService/RevokeLink", request)
     d.call(
-        "Signer/RevokeLink",
+        "SignerService/RevokeLink",
         signer_pb2.RevokeLinkRequest(
             tenant=TENANT, mount_id=_mount_of(w), link_id="lnk_" + MISSING_ID
         ),
     )
     d.call(
-        "Signer/RevokeLink",
+        "SignerService/RevokeLink",
         signer_pb2.RevokeLinkRequest(tenant=TENANT, mount_id=_mount_of(w), link_id=""),
     )
 
@@ -352,17 +356,17 @@ def _rebind(d: Driver) -> None:
     w = d.world
     kind = "GCS_HMAC" if "GCS_HMAC" in w.mounts else next(iter(w.mounts))
     mount = d.call(
-        "Vault/GetMount", vault_pb2.GetMountRequest(tenant=TENANT, mount_id=w.mounts[kind])
+        "VaultService/GetMount", vault_pb2.GetMountRequest(tenant=TENANT, mount_id=w.mounts[kind])
     )
     other = w.credentials.get("GCS_SERVICE_ACCOUNT", w.credentials[kind])
     request = vault_pb2.RebindMountRequest(
         tenant=TENANT, mount_id=w.mounts[kind], credential_id=other, expected_version=mount.version
     )
-    d.call("Vault/RebindMount", request, who="viewer")
-    d.call("Vault/RebindMount", request)
-    d.call("Vault/RebindMount", request)  # stale expected_version
+    d.call("VaultService/RebindMount", request, who="viewer")
+    d.call("VaultService/RebindMount", request)
+    d.call("VaultService/RebindMount", request)  # stale expected_version
     d.call(
-        "Vault/RebindMount",
+        "VaultService/RebindMount",
         vault_pb2.RebindMountRequest(
             tenant=TENANT, mount_id=w.mounts[kind], credential_id="cred_" + MISSING_ID
         ),
@@ -372,15 +376,17 @@ def _rebind(d: Driver) -> None:
 def _update_mount(d: Driver) -> None:
     w = d.world
     mount_id = w.mounts[next(iter(w.mounts))]
-    mount = d.call("Vault/GetMount", vault_pb2.GetMountRequest(tenant=TENANT, mount_id=mount_id))
+    mount = d.call(
+        "VaultService/GetMount", vault_pb2.GetMountRequest(tenant=TENANT, mount_id=mount_id)
+    )
     request = vault_pb2.UpdateMountRequest(
         tenant=TENANT, mount_id=mount_id, expected_version=mount.version, name="m-renamed"
     )
-    d.call("Vault/UpdateMount", request, who="viewer")
-    d.call("Vault/UpdateMount", request)
-    d.call("Vault/UpdateMount", request)  # stale expected_version
+    d.call("VaultService/UpdateMount", request, who="viewer")
+    d.call("VaultService/UpdateMount", request)
+    d.call("VaultService/UpdateMount", request)  # stale expected_version
     d.call(
-        "Vault/UpdateMount",
+        "VaultService/UpdateMount",
         vault_pb2.UpdateMountRequest(
             tenant=TENANT, mount_id="mnt_" + MISSING_ID, expected_version=1, name="x"
         ),
@@ -392,7 +398,7 @@ def _delete_mount(d: Driver) -> None:
     w = d.world
     kind = "GCS_HMAC" if "GCS_HMAC" in w.credentials else next(iter(w.credentials))
     mount = d.call(
-        "Vault/CreateMount",
+        "VaultService/CreateMount",
         vault_pb2.CreateMountRequest(
             tenant=TENANT, name="m-doomed", bucket="bucket", credential_id=w.credentials[kind]
         ),
@@ -402,9 +408,9 @@ def _delete_mount(d: Driver) -> None:
         mount_id=mount.mount_id if mount else "mnt_" + MISSING_ID,
         expected_version=mount.version if mount else 1,
     )
-    d.call("Vault/DeleteMount", request, who="viewer")
-    d.call("Vault/DeleteMount", request)
-    d.call("Vault/DeleteMount", request)  # already gone
+    d.call("VaultService/DeleteMount", request, who="viewer")
+    d.call("VaultService/DeleteMount", request)
+    d.call("VaultService/DeleteMount", request)  # already gone
 
 
 def _revoke(d: Driver) -> None:
@@ -414,16 +420,16 @@ def _revoke(d: Driver) -> None:
     request = vault_pb2.RevokeCredentialRequest(
         tenant=TENANT, credential_id=cred_id, reason="canary test"
     )
-    d.call("Vault/RevokeCredential", request, who="viewer")
-    d.call("Vault/RevokeCredential", request)
-    d.call("Vault/RevokeCredential", request)  # already revoked
+    d.call("VaultService/RevokeCredential", request, who="viewer")
+    d.call("VaultService/RevokeCredential", request)
+    d.call("VaultService/RevokeCredential", request)  # already revoked
     d.call(
-        "Vault/RevokeCredential",
+        "VaultService/RevokeCredential",
         vault_pb2.RevokeCredentialRequest(tenant=TENANT, credential_id="cred_" + MISSING_ID),
     )
     if "GCS_HMAC" in w.mounts:
         d.call(
-            "Signer/SignURL",
+            "SignerService/SignURL",
             signer_pb2.SignURLRequest(
                 tenant=TENANT, mount_id=w.mounts["GCS_HMAC"], key="img/a.jpg"
             ),
@@ -437,22 +443,22 @@ def _kind_values() -> list[Any]:
 # "Service/Method" -> the case that drives it. Order matters only in that the audit's
 # cases come last (they read what the others wrote) and revocation after signing.
 CASES: dict[str, Callable[[Driver], None]] = {
-    "Vault/GetRegistrationKey": _simple(
-        "Vault/GetRegistrationKey",
+    "VaultService/GetRegistrationKey": _simple(
+        "VaultService/GetRegistrationKey",
         lambda w: [
             vault_pb2.GetRegistrationKeyRequest(),
             vault_pb2.GetRegistrationKeyRequest(suite=2),
         ],
         lambda w: [vault_pb2.GetRegistrationKeyRequest(suite=99)],  # type: ignore[arg-type]
     ),
-    "Vault/GetAwsTrustPolicy": _simple(
-        "Vault/GetAwsTrustPolicy",
+    "VaultService/GetAwsTrustPolicy": _simple(
+        "VaultService/GetAwsTrustPolicy",
         lambda w: [vault_pb2.GetAwsTrustPolicyRequest(tenant=TENANT)],
         lambda w: [vault_pb2.GetAwsTrustPolicyRequest(tenant="")],
     ),
-    "Vault/RegisterCredential": _register,
-    "Vault/GetCredential": _simple(
-        "Vault/GetCredential",
+    "VaultService/RegisterCredential": _register,
+    "VaultService/GetCredential": _simple(
+        "VaultService/GetCredential",
         lambda w: [
             vault_pb2.GetCredentialRequest(tenant=TENANT, credential_id=c)
             for c in w.credentials.values()
@@ -463,15 +469,15 @@ CASES: dict[str, Callable[[Driver], None]] = {
             vault_pb2.GetCredentialRequest(tenant=TENANT, credential_id="not an id"),
         ],
     ),
-    "Vault/ListCredentials": _simple(
-        "Vault/ListCredentials",
+    "VaultService/ListCredentials": _simple(
+        "VaultService/ListCredentials",
         lambda w: [vault_pb2.ListCredentialsRequest(tenant=TENANT, page_size=3)],
         lambda w: [
             vault_pb2.ListCredentialsRequest(tenant=TENANT, page_token="garbage" + w.canary)
         ],
     ),
-    "Vault/CreateMount": _simple(
-        "Vault/CreateMount",
+    "VaultService/CreateMount": _simple(
+        "VaultService/CreateMount",
         lambda w: [
             vault_pb2.CreateMountRequest(
                 tenant=TENANT,
@@ -487,31 +493,31 @@ CASES: dict[str, Callable[[Driver], None]] = {
             vault_pb2.CreateMountRequest(tenant=TENANT, name="", bucket="", credential_id=""),
         ],
     ),
-    "Vault/GetMount": _simple(
-        "Vault/GetMount",
+    "VaultService/GetMount": _simple(
+        "VaultService/GetMount",
         lambda w: [vault_pb2.GetMountRequest(tenant=TENANT, mount_id=m) for m in w.mounts.values()],
         lambda w: [vault_pb2.GetMountRequest(tenant=TENANT, mount_id="mnt_" + MISSING_ID)],
     ),
-    "Vault/ListMounts": _simple(
-        "Vault/ListMounts",
+    "VaultService/ListMounts": _simple(
+        "VaultService/ListMounts",
         lambda w: [vault_pb2.ListMountsRequest(tenant=TENANT, page_size=4)],
         lambda w: [vault_pb2.ListMountsRequest(tenant=TENANT, page_token="garbage")],
     ),
-    "Vault/CheckMount": _simple(
-        "Vault/CheckMount",
+    "VaultService/CheckMount": _simple(
+        "VaultService/CheckMount",
         lambda w: [
             vault_pb2.CheckMountRequest(tenant=TENANT, mount_id=m, origin="https://app.example.com")
             for m in w.mounts.values()
         ],
         lambda w: [vault_pb2.CheckMountRequest(tenant=TENANT, mount_id="mnt_" + MISSING_ID)],
     ),
-    "Vault/GetOnboarding": _simple(
-        "Vault/GetOnboarding",
+    "VaultService/GetOnboarding": _simple(
+        "VaultService/GetOnboarding",
         lambda w: [vault_pb2.GetOnboardingRequest(tenant=TENANT, kind=k) for k in _kind_values()],
         lambda w: [vault_pb2.GetOnboardingRequest(tenant=TENANT)],
     ),
-    "Signer/SignURL": _simple(
-        "Signer/SignURL",
+    "SignerService/SignURL": _simple(
+        "SignerService/SignURL",
         _sign_url,
         lambda w: [
             signer_pb2.SignURLRequest(tenant=TENANT, mount_id=_mount_of(w), key="other/x.jpg"),
@@ -519,15 +525,15 @@ CASES: dict[str, Callable[[Driver], None]] = {
             signer_pb2.SignURLRequest(tenant=TENANT, uri="gs://nobucket/img/a.jpg"),
         ],
     ),
-    "Signer/SignURLs": _simple(
-        "Signer/SignURLs",
+    "SignerService/SignURLs": _simple(
+        "SignerService/SignURLs",
         _sign_urls,
         lambda w: [
             signer_pb2.SignURLsRequest(tenant=TENANT, mount_id=_mount_of(w), keys=["img/a", "x/b"])
         ],
     ),
-    "Signer/ListPrefix": _simple(
-        "Signer/ListPrefix",
+    "SignerService/ListPrefix": _simple(
+        "SignerService/ListPrefix",
         lambda w: [
             signer_pb2.ListPrefixRequest(
                 tenant=TENANT, mount_id=m, page_size=2, sign_ttl_seconds=60
@@ -541,9 +547,9 @@ CASES: dict[str, Callable[[Driver], None]] = {
             ),
         ],
     ),
-    "Signer/CreateLink": _create_link,
-    "Signer/CreateLinks": _simple(
-        "Signer/CreateLinks",
+    "SignerService/CreateLink": _create_link,
+    "SignerService/CreateLinks": _simple(
+        "SignerService/CreateLinks",
         lambda w: [
             signer_pb2.CreateLinksRequest(
                 tenant=TENANT, mount_id=m, keys=["img/1.jpg", "img/2.jpg"]
@@ -554,31 +560,31 @@ CASES: dict[str, Callable[[Driver], None]] = {
             signer_pb2.CreateLinksRequest(tenant=TENANT, mount_id=_mount_of(w), keys=["x/1.jpg"])
         ],
     ),
-    "Signer/RevokeLink": _revoke_link,
-    "Vault/RebindMount": _rebind,
-    "Vault/UpdateMount": _update_mount,
-    "Vault/DeleteMount": _delete_mount,
-    "Vault/RevokeCredential": _revoke,
-    "Audit/QueryAudit": _simple(
-        "Audit/QueryAudit",
+    "SignerService/RevokeLink": _revoke_link,
+    "VaultService/RebindMount": _rebind,
+    "VaultService/UpdateMount": _update_mount,
+    "VaultService/DeleteMount": _delete_mount,
+    "VaultService/RevokeCredential": _revoke,
+    "AuditService/QueryAudit": _simple(
+        "AuditService/QueryAudit",
         lambda w: [
             audit_pb2.QueryAuditRequest(tenant=TENANT),
             audit_pb2.QueryAuditRequest(tenant=""),
         ],
         lambda w: [audit_pb2.QueryAuditRequest(tenant=TENANT, limit=-1)],
     ),
-    "Audit/VerifyAudit": _simple(
-        "Audit/VerifyAudit",
+    "AuditService/VerifyAudit": _simple(
+        "AuditService/VerifyAudit",
         lambda w: [audit_pb2.VerifyAuditRequest(full=True)],
         lambda w: [],
     ),
-    "Audit/GetAuditKey": _simple(
-        "Audit/GetAuditKey",
+    "AuditService/GetAuditKey": _simple(
+        "AuditService/GetAuditKey",
         lambda w: [audit_pb2.GetAuditKeyRequest()],
         lambda w: [],
     ),
-    "Audit/ExportAudit": _simple(
-        "Audit/ExportAudit",
+    "AuditService/ExportAudit": _simple(
+        "AuditService/ExportAudit",
         lambda w: [audit_pb2.ExportAuditRequest()],
         lambda w: [],
     ),
@@ -600,7 +606,7 @@ def run_all(d: Driver) -> None:
 
 # RPCs every authenticated principal may call with no input to get wrong: their failure
 # path is the refusal without a token (probe_unauthenticated).
-ONLY_UNAUTHENTICATED_FAILS = {"Audit/GetAuditKey"}
+ONLY_UNAUTHENTICATED_FAILS = {"AuditService/GetAuditKey"}
 
 
 def uncovered(d: Driver) -> dict[str, list[str]]:
@@ -618,7 +624,7 @@ def uncovered(d: Driver) -> dict[str, list[str]]:
 
 # Signing RPCs of the AZURE_SAS mount return the customer's SAS inside the URL: that is
 # the credential's purpose, so its sig= is allowed there and nowhere else.
-SIGNING = {"Signer/SignURL", "Signer/SignURLs", "Signer/ListPrefix"}
+SIGNING = {"SignerService/SignURL", "SignerService/SignURLs", "SignerService/ListPrefix"}
 
 
 def leaks(d: Driver) -> list[str]:

@@ -15,7 +15,7 @@ from bucketvault.v1 import vault_pb2, vault_pb2_grpc
 
 def test_missing_and_unknown_tokens_are_unauthenticated(server: RunningServer) -> None:
     with grpc.insecure_channel(server.address) as channel:
-        vault = vault_pb2_grpc.VaultStub(channel)
+        vault = vault_pb2_grpc.VaultServiceStub(channel)
         with pytest.raises(grpc.RpcError) as exc:
             vault.GetRegistrationKey(vault_pb2.GetRegistrationKeyRequest())
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -69,9 +69,9 @@ def test_health_needs_no_token(server: RunningServer) -> None:
         health = health_pb2_grpc.HealthStub(channel)
         for service in (
             "",
-            "bucketvault.v1.Signer",
-            "bucketvault.v1.Vault",
-            "bucketvault.v1.Audit",
+            "bucketvault.v1.SignerService",
+            "bucketvault.v1.VaultService",
+            "bucketvault.v1.AuditService",
         ):
             response = health.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING

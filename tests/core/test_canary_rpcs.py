@@ -101,7 +101,7 @@ def test_canary_absent_from_every_rpc_and_the_sqlite_files(
         assert {"AWS_ROLE", "S3_ACCESS_KEY", "GCS_SERVICE_ACCOUNT", "GCS_HMAC", "AZURE_SAS"} <= (
             registered
         )
-    assert "Signer/ListPrefix" in {rpc for rpc, _, _ in d.responses}
+    assert "SignerService/ListPrefix" in {rpc for rpc, _, _ in d.responses}
     assert len(audit_rows) > 1000 and b"signer.sign" in metrics + audit_rows
 
     found = leaks(d)

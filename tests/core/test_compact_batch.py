@@ -34,7 +34,7 @@ def test_compact_and_full_replies_carry_the_same_urls(tmp_path: Path) -> None:
             assert [u.key for u in compact] == KEYS
         # On the wire: the old form unless asked, the compact one when asked.
         request = signer_pb2.SignURLsRequest(
-            tenant="acme", mount_id=mount.mount_id, keys=KEYS, method=common_pb2.GET
+            tenant="acme", mount_id=mount.mount_id, keys=KEYS, method=common_pb2.METHOD_GET
         )
         old = c.signer.SignURLs(request, metadata=c._metadata)
         assert len(old.urls) == len(KEYS) and not old.compact_urls

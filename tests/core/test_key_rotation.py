@@ -179,7 +179,7 @@ def test_status_names_records_under_a_kek_that_is_not_configured(
 
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-X25519 = vault_pb2.X25519_SHA256_AES256GCM
+X25519 = vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
 
 
 def test_registration_key_rotation_overlaps_then_refuses(tmp_path: Path) -> None:
@@ -202,14 +202,22 @@ def test_registration_key_rotation_overlaps_then_refuses(tmp_path: Path) -> None
         new = srv.client().registration_key(X25519)
         assert new.key_id == x.new_key_id != old.key_id
         assert (
-            srv.client().registration_key(vault_pb2.MLKEM768_X25519_SHA256_AES256GCM).key_id
+            srv.client()
+            .registration_key(vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM)
+            .key_id
             == by_suite["MLKEM768_X25519_SHA256_AES256GCM"].new_key_id
         )
 
         # Inside the window: a blob sealed to the previous key is accepted.
-        assert c.register_sealed("acme", "GCS_HMAC", sealed[0]).state == vault_pb2.ACTIVE
+        assert (
+            c.register_sealed("acme", "GCS_HMAC", sealed[0]).state
+            == vault_pb2.CREDENTIAL_STATE_ACTIVE
+        )
         clock.advance(timedelta(days=7) - timedelta(seconds=1))
-        assert c.register_sealed("acme", "GCS_HMAC", sealed[1]).state == vault_pb2.ACTIVE
+        assert (
+            c.register_sealed("acme", "GCS_HMAC", sealed[1]).state
+            == vault_pb2.CREDENTIAL_STATE_ACTIVE
+        )
 
     # The window is stored, so a restart does not move it.
     with start_server(
@@ -224,7 +232,7 @@ def test_registration_key_rotation_overlaps_then_refuses(tmp_path: Path) -> None
         assert "overlap window ended" in exc.value.message
         # Sealing to the current key works.
         assert c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC")).state == (
-            vault_pb2.ACTIVE
+            vault_pb2.CREDENTIAL_STATE_ACTIVE
         )
 
 
@@ -258,6 +266,6 @@ def test_rotate_registration_key_command(
         # The SDK that cached the old key seals again to the current one, by itself.
         assert c.registration_key(X25519).key_id == old.key_id
         assert c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC")).state == (
-            vault_pb2.ACTIVE
+            vault_pb2.CREDENTIAL_STATE_ACTIVE
         )
         assert c.registration_key(X25519).key_id == fresh.key_id

@@ -67,7 +67,7 @@ def test_revoke_shreds_the_ciphertext(server: RunningServer) -> None:
         ).fetchone()
     assert envelope and len(envelope) > 40
     revoked = c.revoke_credential("acme", cred.credential_id, "rotated")
-    assert revoked.state == vault_pb2.REVOKED
+    assert revoked.state == vault_pb2.CREDENTIAL_STATE_REVOKED
     assert revoked.revoke_reason == "rotated" and revoked.revoked_by == "admin"
     # Any 24-byte window of the old envelope's random part (wrapped DEK, nonce,
     # ciphertext; the header is shared by every envelope) would betray a surviving copy.
@@ -79,7 +79,7 @@ def test_revoke_shreds_the_ciphertext(server: RunningServer) -> None:
         for start in range(0, len(random_part) - 24, 24):
             assert random_part[start : start + 24] not in data, path.name
     shown = c.get_credential("acme", cred.credential_id)
-    assert shown.state == vault_pb2.REVOKED
+    assert shown.state == vault_pb2.CREDENTIAL_STATE_REVOKED
     assert shown.metadata["access_id"] == "GOOG1EXAMPLEHMAC"
     again = c.revoke_credential("acme", cred.credential_id, "twice")
     assert again.revoke_reason == "rotated"
@@ -262,7 +262,7 @@ def test_a_stored_credential_the_policy_now_refuses_is_refused_at_use(tmp_path: 
     with start_server(tmp_path, data_dir=data_dir, providers=offline_providers()) as s:
         c = s.client()
         check = c.check_mount("acme", mount.mount_id)
-        assert check.state == vault_pb2.CheckMountResponse.MISCONFIGURED
+        assert check.state == vault_pb2.CheckMountResponse.STATE_MISCONFIGURED
         assert check.reason == "TOKEN_URI_NOT_ALLOWED"
         with pytest.raises(errors.FailedPrecondition) as exc:
             c.sign_url("acme", mount.mount_id, "cat.jpg")

@@ -132,9 +132,9 @@ def test_one_mount_moves_s3_gcs_azure_and_its_references_follow(
         check = c.check_new_mount(
             "acme", credential_id=s3.credential_id, bucket=BUCKET, prefix="img/"
         )
-        assert check.state == vault_pb2.CheckMountResponse.AVAILABLE, check
+        assert check.state == vault_pb2.CheckMountResponse.STATE_AVAILABLE, check
         missing = c.check_new_mount("acme", credential_id=s3.credential_id, bucket="nope")
-        assert missing.state == vault_pb2.CheckMountResponse.NOT_FOUND, missing
+        assert missing.state == vault_pb2.CheckMountResponse.STATE_NOT_FOUND, missing
         assert [m.mount_id for m in c.list_mounts("acme")] == [mount.mount_id]
 
         # Without a location, another cloud's credential is still refused.

@@ -32,7 +32,8 @@ def _mount(c: BucketVaultClient, name: str = "m") -> vault_pb2.Mount:
 
 def _policy(ttl: int, *methods: str) -> vault_pb2.MountPolicy:
     return vault_pb2.MountPolicy(
-        max_ttl_seconds=ttl, allowed_methods=[common_pb2.Method.Value(m) for m in methods]
+        max_ttl_seconds=ttl,
+        allowed_methods=[common_pb2.Method.Value("METHOD_" + m) for m in methods],
     )
 
 
@@ -45,7 +46,7 @@ def test_update_changes_name_and_policy_by_compare_and_swap(server: RunningServe
     updated = c.update_mount("acme", mount.mount_id, 2, policy=_policy(600, "GET", "PUT"))
     assert updated.version == 3 and updated.name == "photos"
     assert updated.policy.max_ttl_seconds == 600
-    assert set(updated.policy.allowed_methods) == {common_pb2.GET, common_pb2.PUT}
+    assert set(updated.policy.allowed_methods) == {common_pb2.METHOD_GET, common_pb2.METHOD_PUT}
     # The location and the credential are not UpdateMount's to change.
     assert (updated.bucket, updated.prefix, updated.credential_id) == (
         mount.bucket,

@@ -51,7 +51,7 @@ from bucketvault.v1 import signer_pb2, signer_pb2_grpc
 
 METRICS_ON = {"BUCKETVAULT_METRICS_LISTEN": "127.0.0.1:0"}
 TENANT = "acme"
-SIGNER = "/bucketvault.v1.Signer/SignURL"
+SIGNER = "/bucketvault.v1.SignerService/SignURL"
 
 
 @dataclass
@@ -111,13 +111,13 @@ def test_metrics_move_with_real_rpcs_and_carry_no_tenant_strings(tmp_path: Path)
             value(
                 text,
                 "bucketvault_rpcs_total",
-                method="/bucketvault.v1.Vault/GetMount",
+                method="/bucketvault.v1.VaultService/GetMount",
                 code="NOT_FOUND",
             )
             == 1
         )
         assert value(text, "bucketvault_rpc_duration_seconds_count", method=SIGNER) == 1
-        listing = "/bucketvault.v1.Signer/ListPrefix"
+        listing = "/bucketvault.v1.SignerService/ListPrefix"
         assert value(text, "bucketvault_rpcs_total", method=listing, code="OK") == 1
         # SignURL 1 + SignURLs 2 + one listed key, every family "gcs" here; SignURLs repeats
         # SignURL's key within its stable window, which the URL cache answers unsigned
@@ -161,7 +161,7 @@ def test_two_servers_in_one_process_keep_their_own_registries(tmp_path: Path) ->
         text_a, text_b = scrape(a.server), scrape(b)
         assert value(text_a, "bucketvault_rpcs_total", method=SIGNER, code="OK") == 1
         assert value(text_b, "bucketvault_rpcs_total", method=SIGNER, code="OK") == 0
-        listed = "/bucketvault.v1.Vault/ListCredentials"
+        listed = "/bucketvault.v1.VaultService/ListCredentials"
         assert value(text_b, "bucketvault_rpcs_total", method=listed, code="OK") == 1
         assert value(text_a, "bucketvault_rpcs_total", method=listed, code="OK") == 0
 
@@ -246,7 +246,7 @@ def test_one_json_line_per_rpc_with_its_fields(
     assert parsed["mount"] == w.mount_id
     assert parsed["duration_ms"] >= 0
     assert len(parsed["request_id"]) >= 8
-    failed = json.loads(JsonFormatter().format(by_method["/bucketvault.v1.Vault/GetMount"]))
+    failed = json.loads(JsonFormatter().format(by_method["/bucketvault.v1.VaultService/GetMount"]))
     assert failed["status"] == "NOT_FOUND"
     # One per RPC: register, create, sign, sign batch, list, the failed get (and the
     # registration key the SDK fetched before sealing).
@@ -273,7 +273,7 @@ def test_request_id_is_kept_returned_logged_and_audited(
     request_id = "req-" + secrets.token_hex(6)
     with world(tmp_path) as w:
         channel = grpc.insecure_channel(w.server.address)
-        stub = signer_pb2_grpc.SignerStub(channel)
+        stub = signer_pb2_grpc.SignerServiceStub(channel)
         _, call = stub.SignURL.with_call(
             signer_pb2.SignURLRequest(
                 tenant=TENANT, mount_id=w.mount_id, key=w.key, method=1, ttl_seconds=60
@@ -298,7 +298,7 @@ def test_spans_through_an_injected_exporter(tmp_path: Path) -> None:
     trace_id = secrets.token_hex(16)
     with world(tmp_path, tracer=tracer) as w:
         channel = grpc.insecure_channel(w.server.address)
-        signer_pb2_grpc.SignerStub(channel).SignURL(
+        signer_pb2_grpc.SignerServiceStub(channel).SignURL(
             signer_pb2.SignURLRequest(tenant=TENANT, mount_id=w.mount_id, key=w.key, method=1),
             metadata=(
                 ("authorization", f"Bearer {w.server.admin_token}"),
@@ -315,7 +315,7 @@ def test_spans_through_an_injected_exporter(tmp_path: Path) -> None:
     )
     continued = [s for s in server if format(s.context.trace_id, "032x") == trace_id]
     assert len(continued) == 1
-    failed = next(s for s in spans if s.name == "bucketvault.v1.Vault/GetMount")
+    failed = next(s for s in spans if s.name == "bucketvault.v1.VaultService/GetMount")
     assert failed.attributes is not None and failed.attributes["rpc.grpc.status_code"] == 5
     assert not failed.status.is_ok
     # The KEK calls of an RPC (the first use of a credential) are spans inside it; those
@@ -354,7 +354,7 @@ def test_otlp_exporter_sends_to_a_collector(tmp_path: Path) -> None:
             list(srv.client().list_credentials(TENANT))
         # Service.stop shut the tracer down, which flushes the batch.
         assert collector.got.wait(10)
-        assert "bucketvault.v1.Vault/ListCredentials" in collector.names
+        assert "bucketvault.v1.VaultService/ListCredentials" in collector.names
     finally:
         server.stop(None)
 

@@ -278,7 +278,10 @@ def test_refused_registrations_store_nothing_and_are_audited(
 @E2E
 @given(
     suite=st.sampled_from(
-        [vault_pb2.X25519_SHA256_AES256GCM, vault_pb2.MLKEM768_X25519_SHA256_AES256GCM]
+        [
+            vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM,
+            vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM,
+        ]
     ),
     attack=st.sampled_from(
         ["truncate", "flip", "other-tenant", "other-kind", "other-suite", "append"]
@@ -301,9 +304,9 @@ def test_hostile_sealed_blobs_through_the_server(
         blob += b"\x00"
     elif attack == "other-suite":
         other = (
-            vault_pb2.MLKEM768_X25519_SHA256_AES256GCM
-            if suite == vault_pb2.X25519_SHA256_AES256GCM
-            else vault_pb2.X25519_SHA256_AES256GCM
+            vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM
+            if suite == vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
+            else vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
         )
         sealed.key_id = c.registration_key(other).key_id
     sealed.sealed = bytes(blob)

@@ -15,7 +15,11 @@ from grpc_reflection.v1alpha import reflection_pb2
 from bucketvault.grpc.reflection import DETAIL_TYPES, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME
 from bucketvault.testing.server import RunningServer
 
-SERVICES = {"bucketvault.v1.Vault", "bucketvault.v1.Signer", "bucketvault.v1.Audit"}
+SERVICES = {
+    "bucketvault.v1.VaultService",
+    "bucketvault.v1.SignerService",
+    "bucketvault.v1.AuditService",
+}
 
 
 class Reflection:
@@ -91,12 +95,14 @@ def test_error_details_decode_with_reflected_types_only(server: RunningServer) -
     type up by reflection, decode it. Nothing here comes from the local generated code."""
     with grpc.insecure_channel(server.address) as channel:
         reflect = Reflection(channel, V1_SERVICE_NAME)
-        pool = _pool_from(reflect, ("bucketvault.v1.Vault", *DETAIL_TYPES))
-        method = pool.FindServiceByName("bucketvault.v1.Vault").FindMethodByName("GetCredential")
+        pool = _pool_from(reflect, ("bucketvault.v1.VaultService", *DETAIL_TYPES))
+        method = pool.FindServiceByName("bucketvault.v1.VaultService").FindMethodByName(
+            "GetCredential"
+        )
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)
         call = channel.unary_unary(
-            "/bucketvault.v1.Vault/GetCredential",
+            "/bucketvault.v1.VaultService/GetCredential",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_cls.FromString,
         )

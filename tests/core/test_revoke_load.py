@@ -11,6 +11,7 @@ from core.secrets_fixtures import sample
 
 from bucketvault import errors
 from bucketvault.errors import Unavailable
+from bucketvault.protoenums import short_name
 from bucketvault.store.sqlite import SqliteDialect
 from bucketvault.testing.fakes import local_providers
 from bucketvault.testing.server import RunningServer, start_server
@@ -74,7 +75,7 @@ def test_revokes_complete_under_signing_and_registration_load(tmp_path: Path) ->
                     assert calls.acquire(timeout=30)
                 try:
                     revoked = admin.revoke_credential(TENANT, cid, reason="load test")
-                    outcomes.append(vault_pb2.CredentialState.Name(revoked.state))
+                    outcomes.append(short_name(vault_pb2.CredentialState, revoked.state))
                 except errors.BucketVaultError as exc:
                     outcomes.append(f"{exc.code.name}/{exc.reason}")
         finally:
@@ -84,7 +85,7 @@ def test_revokes_complete_under_signing_and_registration_load(tmp_path: Path) ->
         assert outcomes == ["REVOKED"] * REVOKES, outcomes
         assert load_errors == [], load_errors[:5]
         for cid in victims:
-            assert admin.get_credential(TENANT, cid).state == vault_pb2.REVOKED
+            assert admin.get_credential(TENANT, cid).state == vault_pb2.CREDENTIAL_STATE_REVOKED
 
 
 def test_a_shred_is_not_starved_by_back_to_back_writers(tmp_path: Path) -> None:

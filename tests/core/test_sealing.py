@@ -14,7 +14,11 @@ from bucketvault.v1 import vault_pb2
 
 
 @pytest.mark.parametrize(
-    "suite", [vault_pb2.X25519_SHA256_AES256GCM, vault_pb2.MLKEM768_X25519_SHA256_AES256GCM]
+    "suite",
+    [
+        vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM,
+        vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM,
+    ],
 )
 def test_round_trip_for_each_suite(server: RunningServer, suite: int) -> None:
     c = server.client()
@@ -22,15 +26,18 @@ def test_round_trip_for_each_suite(server: RunningServer, suite: int) -> None:
     assert key.suite == suite
     assert key.info_template == "bucketvault/v1/register|{tenant}|{KIND}"
     cred = c.register_credential("acme", "GCS_HMAC", sample("GCS_HMAC"), suite=suite)
-    assert cred.state == vault_pb2.ACTIVE
+    assert cred.state == vault_pb2.CREDENTIAL_STATE_ACTIVE
     assert cred.metadata["access_id"] == "GOOG1EXAMPLEHMAC"
     assert cred.fingerprint.startswith("hmac-sha256:")
 
 
 def test_public_keys_have_the_suite_sizes(server: RunningServer) -> None:
     c = server.client()
-    assert len(c.registration_key(vault_pb2.X25519_SHA256_AES256GCM).public_key) == 32
-    assert len(c.registration_key(vault_pb2.MLKEM768_X25519_SHA256_AES256GCM).public_key) == 1216
+    assert len(c.registration_key(vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM).public_key) == 32
+    assert (
+        len(c.registration_key(vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM).public_key)
+        == 1216
+    )
 
 
 def test_blob_sealed_for_another_tenant_is_refused(server: RunningServer) -> None:
@@ -64,7 +71,7 @@ def test_unknown_key_id_is_a_failed_precondition(server: RunningServer) -> None:
 def test_key_id_of_the_other_suite_does_not_open(server: RunningServer) -> None:
     c = server.client()
     sealed = c.seal("acme", "GCS_HMAC", sample("GCS_HMAC"))
-    sealed.key_id = c.registration_key(vault_pb2.MLKEM768_X25519_SHA256_AES256GCM).key_id
+    sealed.key_id = c.registration_key(vault_pb2.HPKE_SUITE_MLKEM768_X25519_SHA256_AES256GCM).key_id
     with pytest.raises(errors.InvalidArgument) as exc:
         c.register_sealed("acme", "GCS_HMAC", sealed)
     assert exc.value.reason == "UNSEAL_FAILED"

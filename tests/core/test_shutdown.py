@@ -170,7 +170,7 @@ def test_serve_drains_on_sigterm_and_logs_json(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]
-    rpc = [e for e in entries if e.get("method") == "/bucketvault.v1.Vault/ListCredentials"]
+    rpc = [e for e in entries if e.get("method") == "/bucketvault.v1.VaultService/ListCredentials"]
     assert len(rpc) == 1 and rpc[0]["status"] == "OK" and rpc[0]["principal"] == "admin"
     drained = [e for e in entries if e["message"].startswith("drained")]
     assert len(drained) == 1

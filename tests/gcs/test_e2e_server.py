@@ -300,9 +300,9 @@ def test_hmac_list_prefix_through_the_server(world: World) -> None:
 
 def test_check_mount_through_the_server(world: World, fake_gcs: str) -> None:
     ok = world.client.check_mount(TENANT, world.emu_mount)
-    assert ok.state == vault_pb2.CheckMountResponse.AVAILABLE
+    assert ok.state == vault_pb2.CheckMountResponse.STATE_AVAILABLE
     assert world.client.check_mount(TENANT, world.hmac_mount).state == (
-        vault_pb2.CheckMountResponse.AVAILABLE
+        vault_pb2.CheckMountResponse.STATE_AVAILABLE
     )
     cred = world.client.get_credential(
         TENANT, world.client.get_mount(TENANT, world.emu_mount).credential_id
@@ -317,7 +317,7 @@ def test_check_mount_through_the_server(world: World, fake_gcs: str) -> None:
         allowed_methods=("GET",),
     )
     result = world.client.check_mount(TENANT, missing.mount_id)
-    assert result.state == vault_pb2.CheckMountResponse.NOT_FOUND
+    assert result.state == vault_pb2.CheckMountResponse.STATE_NOT_FOUND
     assert result.reason == "BUCKET_NOT_FOUND"
 
 

@@ -77,7 +77,7 @@ def world(
 
 def test_onboarding_names_our_identity_and_the_grant(world: World) -> None:
     o = world.client.onboarding(TENANT, KIND)
-    assert o.kind == common_pb2.GCS_IMPERSONATION
+    assert o.kind == common_pb2.CREDENTIAL_KIND_GCS_IMPERSONATION
     assert o.identity == CLIENT_EMAIL
     assert any("roles/iam.serviceAccountTokenCreator" in s for s in o.steps)
     assert o.links["gcloud"].startswith("gcloud iam service-accounts add-iam-policy-binding")

@@ -193,7 +193,7 @@ def test_installed_sdk_imports_from_the_wheel(venv: Path, tmp_path: Path) -> Non
         "from bucketvault.client import BucketVaultClient\n"
         "from bucketvault.v1 import signer_pb2, signer_pb2_grpc\n"
         "assert signer_pb2.SignURLRequest(key='k').key == 'k'\n"
-        "assert BucketVaultClient and signer_pb2_grpc.SignerStub\n"
+        "assert BucketVaultClient and signer_pb2_grpc.SignerServiceStub\n"
         "print(bucketvault.__file__)\n"
     )
     out = run(venv / "bin/python", "-c", code, cwd=tmp_path)

@@ -26,7 +26,7 @@ from bucketvault.v1 import vault_pb2, vault_pb2_grpc
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 
 
-class Flaky(vault_pb2_grpc.VaultServicer):
+class Flaky(vault_pb2_grpc.VaultServiceServicer):
     def __init__(self) -> None:
         self.failures = 0
         self.calls: Counter[str] = Counter()
@@ -61,7 +61,7 @@ class Flaky(vault_pb2_grpc.VaultServicer):
 def flaky() -> Iterator[tuple[str, Flaky]]:
     servicer = Flaky()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    vault_pb2_grpc.add_VaultServicer_to_server(servicer, server)
+    vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

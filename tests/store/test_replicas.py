@@ -136,7 +136,7 @@ def test_the_second_replica_follows_rebind_and_revoke_within_the_bound(
     assert _within(FOLLOW_BOUND, refused) <= FOLLOW_BOUND
     with pytest.raises(errors.FailedPrecondition):
         list(b.list_prefix("acme", mount_id))
-    assert b.get_credential("acme", second).state == vault_pb2.REVOKED
+    assert b.get_credential("acme", second).state == vault_pb2.CREDENTIAL_STATE_REVOKED
 
     # Both audit chains verify, each replica its own writer.
     for c in (a, b):

@@ -78,7 +78,7 @@ def test_requests_fail_unavailable_while_the_database_is_down_then_recover(
 def _health(address: str) -> str:
     with grpc.insecure_channel(address) as channel:
         answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="bucketvault.v1.Signer"), timeout=5
+            health_pb2.HealthCheckRequest(service="bucketvault.v1.SignerService"), timeout=5
         )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 

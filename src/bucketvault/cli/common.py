@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from bucketvault import errors
+from bucketvault.protoenums import descriptor_prefix
 
 # Exit codes (README, "The CLI").
 EXIT_OK = 0
@@ -82,6 +83,9 @@ def _repeated(field: Any) -> bool:
 def _scalar(field: Any, value: Any) -> Any:
     if field.type in _INT64:
         return int(value)
+    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(value, str):
+        # The names people type and read (ACTIVE, GET), not the wire's prefixed ones.
+        return value.removeprefix(descriptor_prefix(field.enum_type))
     if field.type == FieldDescriptor.TYPE_STRING and field.name.endswith("_json"):
         # JSON the API carries in a string (a trust policy): an object in our JSON.
         try:
@@ -119,7 +123,8 @@ def _fix(descriptor: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 def to_json(message: Message, *, defaults: bool = False) -> dict[str, Any]:
     """A message as JSON for people's scripts: proto field names, int64 as numbers (not the
-    proto3 JSON strings), and JSON carried in `*_json` strings as nested objects."""
+    proto3 JSON strings), enum values by their short names (ACTIVE, not
+    CREDENTIAL_STATE_ACTIVE), and JSON carried in `*_json` strings as nested objects."""
     data = MessageToDict(
         message,
         preserving_proto_field_name=True,

@@ -50,6 +50,7 @@ from bucketvault.config import Config
 from bucketvault.errors import BucketVaultError
 from bucketvault.models import Role
 from bucketvault.observe.logs import configure_logging
+from bucketvault.protoenums import short_name
 from bucketvault.service import ADMIN_TOKEN_FILE, build_service
 from bucketvault.v1 import common_pb2, signer_pb2, vault_pb2
 from bucketvault.workers import (
@@ -64,9 +65,9 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 ROLES = tuple(r.value for r in Role)
 # The wire enum is the one list of kind names.
 KINDS = tuple(
-    n
-    for n in common_pb2.CredentialKind.keys()  # noqa: SIM118 - an enum wrapper, not a dict
-    if n != "CREDENTIAL_KIND_UNSPECIFIED"
+    short_name(common_pb2.CredentialKind, n)
+    for n in common_pb2.CredentialKind.values()
+    if n != common_pb2.CREDENTIAL_KIND_UNSPECIFIED
 )
 
 
@@ -508,7 +509,7 @@ def credential_id(c: BucketVaultClient, tenant: str, value: str) -> str:
     if value.startswith("cred_"):
         return value
     found = [x for x in c.list_credentials(tenant) if x.display_name == value]
-    active = [x for x in found if x.state != vault_pb2.CredentialState.Value("REVOKED")]
+    active = [x for x in found if x.state != vault_pb2.CREDENTIAL_STATE_REVOKED]
     if len(found) > 1 and len(active) == 1:
         found = active
     return _one("credential", value, tenant, [x.credential_id for x in found])
@@ -1127,7 +1128,7 @@ def parser() -> argparse.ArgumentParser:
     config_cli.add_parser(sub)
 
     h = sub.add_parser("health", help="ask the server's gRPC health service (no token)")
-    h.add_argument("--service", help="e.g. bucketvault.v1.Signer (default: the server)")
+    h.add_argument("--service", help="e.g. bucketvault.v1.SignerService (default: the server)")
     h.add_argument("--timeout", type=float, default=5.0)
     tk = sub.add_parser("token", help="mint bearer tokens into the policy file").add_subparsers(
         dest="sub", required=True

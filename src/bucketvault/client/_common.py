@@ -21,11 +21,12 @@ import grpc
 from bucketvault import errors
 from bucketvault.crypto import hpke
 from bucketvault.grpc.status import error_info
+from bucketvault.protoenums import number, short_name
 from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
 
 # The service's answers to a blob sealed to a registration key it no longer takes.
 STALE_KEY_REASONS = frozenset({"UNKNOWN_REGISTRATION_KEY", "REGISTRATION_KEY_RETIRED"})
-DEFAULT_SUITE: Any = vault_pb2.X25519_SHA256_AES256GCM
+DEFAULT_SUITE: Any = vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
 DEFAULT_TIMEOUT = 30.0
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
@@ -189,11 +190,11 @@ def resolve_timeout(call_timeout: float | None, default: float | None) -> float 
 
 
 def kind_value(kind: str | int) -> Any:
-    return common_pb2.CredentialKind.Value(kind) if isinstance(kind, str) else kind
+    return number(common_pb2.CredentialKind, kind) if isinstance(kind, str) else kind
 
 
 def method_value(method: str | int) -> Any:
-    return common_pb2.Method.Value(method.upper()) if isinstance(method, str) else method
+    return number(common_pb2.Method, method.upper()) if isinstance(method, str) else method
 
 
 def seconds(seconds_arg: int, duration: timedelta | None, name: str) -> int:
@@ -216,7 +217,11 @@ def seal(
 ) -> vault_pb2.SealedSecret:
     plaintext = secret if isinstance(secret, bytes) else json.dumps(dict(secret)).encode()
     sealed = hpke.seal(
-        hpke.Suite(vault_pb2.HpkeSuite.Name(key.suite)), key.public_key, tenant, kind, plaintext
+        hpke.Suite(short_name(vault_pb2.HpkeSuite, key.suite)),
+        key.public_key,
+        tenant,
+        kind,
+        plaintext,
     )
     return vault_pb2.SealedSecret(key_id=key.key_id, sealed=sealed)
 

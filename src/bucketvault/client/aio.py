@@ -77,9 +77,9 @@ class AsyncBucketVaultClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
-        self.vault = vault_pb2_grpc.VaultStub(self._channel)
-        self.signer = signer_pb2_grpc.SignerStub(self._channel)
-        self.audit = audit_pb2_grpc.AuditStub(self._channel)
+        self.vault = vault_pb2_grpc.VaultServiceStub(self._channel)
+        self.signer = signer_pb2_grpc.SignerServiceStub(self._channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self._channel)
         self._reg_keys: dict[int, vault_pb2.RegistrationKey] = {}
 
     def __repr__(self) -> str:

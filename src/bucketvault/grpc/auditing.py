@@ -14,39 +14,40 @@ from google.protobuf.message import Message
 
 from bucketvault.audit.draft import AuditDraft
 from bucketvault.audit.event import KeyList, bounded
+from bucketvault.protoenums import short_name
 from bucketvault.v1 import common_pb2
 
 # "Service/Method" -> the action its records carry (the use cases record the same names).
 ACTIONS = {
-    "Vault/GetRegistrationKey": "vault.registration_key",
-    "Vault/GetAwsTrustPolicy": "vault.trust_policy",
-    "Vault/RegisterCredential": "vault.register",
-    "Vault/GetCredential": "vault.get_credential",
-    "Vault/ListCredentials": "vault.list_credentials",
-    "Vault/RevokeCredential": "vault.revoke",
-    "Vault/CreateMount": "vault.create_mount",
-    "Vault/GetMount": "vault.get_mount",
-    "Vault/ListMounts": "vault.list_mounts",
-    "Vault/RebindMount": "vault.rebind_mount",
-    "Vault/CheckMount": "vault.check_mount",
-    "Vault/UpdateMount": "vault.update_mount",
-    "Vault/DeleteMount": "vault.delete_mount",
-    "Vault/GetOnboarding": "vault.onboarding",
-    "Signer/SignURL": "signer.sign",
-    "Signer/SignURLs": "signer.sign",
-    "Signer/ListPrefix": "signer.list",
-    "Signer/CreateLink": "link.create",
-    "Signer/CreateLinks": "link.create",
-    "Signer/RevokeLink": "link.revoke",
-    "Audit/QueryAudit": "audit.query",
-    "Audit/VerifyAudit": "audit.verify",
-    "Audit/GetAuditKey": "audit.key",
-    "Audit/ExportAudit": "audit.export",
+    "VaultService/GetRegistrationKey": "vault.registration_key",
+    "VaultService/GetAwsTrustPolicy": "vault.trust_policy",
+    "VaultService/RegisterCredential": "vault.register",
+    "VaultService/GetCredential": "vault.get_credential",
+    "VaultService/ListCredentials": "vault.list_credentials",
+    "VaultService/RevokeCredential": "vault.revoke",
+    "VaultService/CreateMount": "vault.create_mount",
+    "VaultService/GetMount": "vault.get_mount",
+    "VaultService/ListMounts": "vault.list_mounts",
+    "VaultService/RebindMount": "vault.rebind_mount",
+    "VaultService/CheckMount": "vault.check_mount",
+    "VaultService/UpdateMount": "vault.update_mount",
+    "VaultService/DeleteMount": "vault.delete_mount",
+    "VaultService/GetOnboarding": "vault.onboarding",
+    "SignerService/SignURL": "signer.sign",
+    "SignerService/SignURLs": "signer.sign",
+    "SignerService/ListPrefix": "signer.list",
+    "SignerService/CreateLink": "link.create",
+    "SignerService/CreateLinks": "link.create",
+    "SignerService/RevokeLink": "link.revoke",
+    "AuditService/QueryAudit": "audit.query",
+    "AuditService/VerifyAudit": "audit.verify",
+    "AuditService/GetAuditKey": "audit.key",
+    "AuditService/ExportAudit": "audit.export",
 }
 
 
 def action_of(method: str) -> str:
-    """The action of a full gRPC method name ("/bucketvault.v1.Vault/GetMount")."""
+    """The action of a full gRPC method name ("/bucketvault.v1.VaultService/GetMount")."""
     service, _, name = method.lstrip("/").partition("/")
     short = f"{service.rsplit('.', 1)[-1]}/{name}"
     return ACTIONS.get(short, "rpc." + short)
@@ -56,7 +57,7 @@ def _method_name(value: int) -> str:
     if value == common_pb2.METHOD_UNSPECIFIED:
         return ""
     try:
-        return common_pb2.Method.Name(value)  # type: ignore[arg-type]
+        return short_name(common_pb2.Method, value)
     except ValueError:
         return f"UNKNOWN({value})"
 

@@ -40,6 +40,7 @@ from bucketvault.models import (
     Overrides,
     SignedUrl,
 )
+from bucketvault.protoenums import number, short_name
 from bucketvault.providers.base import TrustPolicy
 from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
 
@@ -63,7 +64,7 @@ def kind_from_pb(value: int) -> CredentialKind | None:
     if value == common_pb2.CREDENTIAL_KIND_UNSPECIFIED:
         return None
     try:
-        return CredentialKind(common_pb2.CredentialKind.Name(value))  # type: ignore[arg-type]
+        return CredentialKind(short_name(common_pb2.CredentialKind, value))
     except ValueError:
         raise InvalidArgument(
             "unknown credential kind", reason="UNKNOWN_KIND", field="kind"
@@ -71,20 +72,20 @@ def kind_from_pb(value: int) -> CredentialKind | None:
 
 
 def kind_to_pb(kind: CredentialKind) -> common_pb2.CredentialKind.ValueType:
-    return common_pb2.CredentialKind.Value(kind.value)
+    return common_pb2.CredentialKind.ValueType(number(common_pb2.CredentialKind, kind.value))
 
 
 def method_from_pb(value: int, field: str = "method") -> Method | None:
     if value == common_pb2.METHOD_UNSPECIFIED:
         return None
     try:
-        return Method(common_pb2.Method.Name(value))  # type: ignore[arg-type]
+        return Method(short_name(common_pb2.Method, value))
     except ValueError:
         raise InvalidArgument("unknown method", reason="INVALID_FIELD", field=field) from None
 
 
 def method_to_pb(method: Method) -> common_pb2.Method.ValueType:
-    return common_pb2.Method.Value(method.value)
+    return common_pb2.Method.ValueType(number(common_pb2.Method, method.value))
 
 
 def _shared(
@@ -220,7 +221,7 @@ def audit_filter(request: audit_pb2.QueryAuditRequest) -> AuditFilter:
 
 
 def registration_key_to_pb(key: RegistrationKey) -> vault_pb2.RegistrationKey:
-    return to_message(vault_pb2.RegistrationKey, key, suite=vault_pb2.HpkeSuite.Value(key.suite))
+    return to_message(vault_pb2.RegistrationKey, key, suite=number(vault_pb2.HpkeSuite, key.suite))
 
 
 def trust_policy_to_pb(policy: TrustPolicy) -> vault_pb2.AwsTrustPolicy:
@@ -246,7 +247,7 @@ def credential_to_pb(c: Credential) -> vault_pb2.Credential:
         vault_pb2.Credential,
         c,
         kind=kind_to_pb(c.kind),
-        state=vault_pb2.CredentialState.Value(c.state.value),
+        state=number(vault_pb2.CredentialState, c.state.value),
         created_at=ts(c.created_at),
         revoked_at=ts(c.revoked_at),
         metadata=dict(c.metadata),
@@ -361,7 +362,7 @@ def page_to_pb(page: ListPage) -> signer_pb2.ListPrefixPage:
 
 
 def check_to_pb(result: CheckResult) -> vault_pb2.CheckMountResponse:
-    state = vault_pb2.CheckMountResponse.State.Value(result.state.value)
+    state = number(vault_pb2.CheckMountResponse.State, result.state.value)
     cors = [to_message(vault_pb2.CorsCheck, verdict) for verdict in result.cors]
     return to_message(
         vault_pb2.CheckMountResponse, result, state=state, enforced_scope=result.scope, cors=cors

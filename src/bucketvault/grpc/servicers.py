@@ -15,6 +15,7 @@ from bucketvault.app import App
 from bucketvault.errors import InvalidArgument
 from bucketvault.grpc import convert, links
 from bucketvault.grpc.interceptor import current_call
+from bucketvault.protoenums import short_name
 from bucketvault.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -76,14 +77,14 @@ def _stream(
 
 def _suite(value: int) -> str:
     if value == vault_pb2.HPKE_SUITE_UNSPECIFIED:
-        return vault_pb2.HpkeSuite.Name(vault_pb2.X25519_SHA256_AES256GCM)
+        return short_name(vault_pb2.HpkeSuite, vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM)
     try:
-        return vault_pb2.HpkeSuite.Name(value)  # type: ignore[arg-type]
+        return short_name(vault_pb2.HpkeSuite, value)
     except ValueError:
         raise InvalidArgument("unknown HPKE suite", reason="INVALID_FIELD", field="suite") from None
 
 
-class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
+class VaultServicer(_Servicer, vault_pb2_grpc.VaultServiceServicer):
     def GetRegistrationKey(self, request: Any, context: Any) -> vault_pb2.RegistrationKey:
         # Not a row: the key is public, so this use case takes no request id.
         key = self._app.vault.registration_key(current_call().principal, _suite(request.suite))
@@ -136,7 +137,7 @@ class VaultServicer(_Servicer, vault_pb2_grpc.VaultServicer):
     )
 
 
-class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):
+class SignerServicer(_Servicer, signer_pb2_grpc.SignerServiceServicer):
     SignURL = _unary(
         lambda app: app.signing.sign, convert.sign_input, reply=convert.first_signed_to_pb
     )
@@ -167,7 +168,7 @@ class SignerServicer(_Servicer, signer_pb2_grpc.SignerServicer):
     )
 
 
-class AuditServicer(_Servicer, audit_pb2_grpc.AuditServicer):
+class AuditServicer(_Servicer, audit_pb2_grpc.AuditServiceServicer):
     QueryAudit = _stream(
         lambda app: app.audit.query, convert.audit_filter, reply=convert.audit_to_pb
     )
@@ -187,18 +188,18 @@ class AuditServicer(_Servicer, audit_pb2_grpc.AuditServicer):
 # (service name in the contract, how to add its servicer to a server, the servicer)
 _SERVICES: tuple[tuple[str, Callable[[Any, grpc.Server], None], type[_Servicer]], ...] = (
     (
-        vault_pb2.DESCRIPTOR.services_by_name["Vault"].full_name,
-        vault_pb2_grpc.add_VaultServicer_to_server,
+        vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
+        vault_pb2_grpc.add_VaultServiceServicer_to_server,
         VaultServicer,
     ),
     (
-        signer_pb2.DESCRIPTOR.services_by_name["Signer"].full_name,
-        signer_pb2_grpc.add_SignerServicer_to_server,
+        signer_pb2.DESCRIPTOR.services_by_name["SignerService"].full_name,
+        signer_pb2_grpc.add_SignerServiceServicer_to_server,
         SignerServicer,
     ),
     (
-        audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name,
-        audit_pb2_grpc.add_AuditServicer_to_server,
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        audit_pb2_grpc.add_AuditServiceServicer_to_server,
         AuditServicer,
     ),
 )
