@@ -4,6 +4,7 @@ listener, redirected to moto (and, in test_browser_*, loaded by headless Chromiu
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import pytest
 import requests
 from aws.aws_support import Peer
 
+from bucketvault.cli.main import main
 from bucketvault.errors import BucketVaultError
 from bucketvault.testing.server import RunningServer, start_server
 
@@ -337,3 +339,19 @@ def test_browser_loads_an_image_link_from_another_origin(
     assert "width=7" in out.stdout, (out.stdout[-2000:], out.stderr[-2000:])
     opens = [r for r in world.client().query_audit(TENANT) if r.principal == f"link:{link.link_id}"]
     assert [r.outcome for r in opens] == ["ok"]
+
+
+def test_the_cli_makes_a_link_that_opens(
+    world: RunningServer, moto: Peer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bucketvault --json link create` prints the link as people read it (methods by
+    their short names; GET and HEAD by default) and the link redirects to the object."""
+    mount_id, _ = _mount(world, moto)
+    token_file = world.data_dir / "admin.token"
+    base = ["--address", world.address, "--token-file", str(token_file), "--json"]
+    code = main([*base, "link", "create", "--tenant", TENANT, "--mount", mount_id, "img/a.png"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    link = json.loads(out)
+    assert link["key"] == "img/a.png" and link["methods"] == ["GET", "HEAD"]
+    assert _get(link["url"]).content == IMAGE

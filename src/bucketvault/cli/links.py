@@ -6,8 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
+from bucketvault.cli.common import to_json
 from bucketvault.client import BucketVaultClient
 
 
@@ -34,7 +33,7 @@ def run_link(args: argparse.Namespace, c: BucketVaultClient) -> int:
     """Run a ``link`` subcommand; 2 on a usage error."""
     if args.sub == "revoke":
         done = c.revoke_link(args.tenant, args.mount, args.link_id, reason=args.reason)
-        print(json.dumps(MessageToDict(done, preserving_proto_field_name=True)))
+        print(json.dumps(to_json(done)))
         return 0
     if (args.prefix is not None) == bool(args.key):
         print("give one or more keys, or --prefix")
@@ -60,7 +59,7 @@ def run_link(args: argparse.Namespace, c: BucketVaultClient) -> int:
         )
     for link in links:
         if args.json:
-            print(json.dumps(MessageToDict(link, preserving_proto_field_name=True)))
+            print(json.dumps(to_json(link)))
         else:
             print(f"{link.link_id}  {link.url}")
     return 0
