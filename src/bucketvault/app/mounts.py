@@ -337,21 +337,7 @@ class Mounts:
             )
         )
         credential = self._active_credential(tenant, req.credential_id)
-        now = self.seams.clock.now()
-        mount = Mount(
-            mount_id=new_id("mnt_"),
-            tenant=tenant,
-            name=req.name,
-            bucket=where.bucket,
-            prefix=where.prefix,
-            region=where.region,
-            endpoint=where.endpoint,
-            credential_id=req.credential_id,
-            policy=policy,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+        mount = self._fresh(new_id("mnt_"), tenant, req.name, where, req.credential_id, policy, 1)
         self.seams.record.note(mount_id=mount.mount_id)
         self._admit(credential, mount)
         self.seams.record.mutate(
@@ -658,18 +644,33 @@ class Mounts:
         where = self._location(prospect.location, "location")
         policy = self._policy(prospect.policy)
         credential = self._active_credential(tenant, prospect.credential_id)
+        return self._fresh(
+            UNSAVED_MOUNT_ID, tenant, UNSAVED_MOUNT_ID, where, credential.credential_id, policy, 0
+        )
+
+    def _fresh(
+        self,
+        mount_id: str,
+        tenant: str,
+        name: str,
+        where: Location,
+        credential_id: str,
+        policy: MountPolicy,
+        version: int,
+    ) -> Mount:
+        """A mount made now: CreateMount's, or the unsaved one a check describes."""
         now = self.seams.clock.now()
         return Mount(
-            mount_id=UNSAVED_MOUNT_ID,
+            mount_id=mount_id,
             tenant=tenant,
-            name=UNSAVED_MOUNT_ID,
+            name=name,
             bucket=where.bucket,
             prefix=where.prefix,
             region=where.region,
             endpoint=where.endpoint,
-            credential_id=credential.credential_id,
+            credential_id=credential_id,
             policy=policy,
-            version=0,
+            version=version,
             created_at=now,
             updated_at=now,
         )
