@@ -96,6 +96,11 @@ SETTINGS: dict[str, Setting] = {
     ),
     "BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS": Setting("aws.sts_timeout_seconds", NUM, "5"),
     "BUCKETVAULT_AWS_STS_BUDGET_SECONDS": Setting("aws.sts_budget_seconds", NUM, "8"),
+    "BUCKETVAULT_AWS_S3_CONNECT_TIMEOUT_SECONDS": Setting(
+        "aws.s3_connect_timeout_seconds", NUM, "3"
+    ),
+    "BUCKETVAULT_AWS_S3_TIMEOUT_SECONDS": Setting("aws.s3_timeout_seconds", NUM, "10"),
+    "BUCKETVAULT_AWS_S3_MAX_ATTEMPTS": Setting("aws.s3_max_attempts", INT, "3"),
     "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST": Setting("gcs.token_uri_allowlist", LIST, ""),
     "BUCKETVAULT_GCP_CREDENTIALS_FILE": Setting("gcp.credentials_file", STR, ""),
     "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": Setting(

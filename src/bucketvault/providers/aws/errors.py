@@ -6,13 +6,14 @@ translations here keep their codes and drop anything else they might echo.
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from bucketvault.errors import (
     BucketVaultError,
     FailedPrecondition,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unavailable,
 )
 from bucketvault.models import CheckResult, MountState
@@ -33,6 +34,20 @@ _WRONG_REGION = {
     "AuthorizationHeaderMalformed",
     "IllegalLocationConstraintException",
 }
+# S3's answers to "slow down" (503 SlowDown is the documented one; 429 from some
+# S3-compatible stores and VPC endpoints).
+_S3_THROTTLING = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "TooManyRequestsException",
+    "503",
+    "429",
+}
+# The RetryInfo delay when S3 sends no Retry-After: about botocore's own first back-off.
+S3_RETRY_AFTER_SECONDS = 1.0
 _FORBIDDEN = {"AccessDenied", "AllAccessDisabled", "AccountProblem"}
 _BAD_KEY = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
@@ -65,6 +80,35 @@ class StsThrottled(Unavailable):
 
 class StsUnavailable(Unavailable):
     default_reason = "STS_UNAVAILABLE"
+
+
+class S3Throttled(ResourceExhausted):
+    """S3 still answered SlowDown after botocore's own jittered retries."""
+
+    default_reason = "S3_THROTTLED"
+
+
+def _retry_after(exc: ClientError) -> float:
+    raw = header(exc, "retry-after").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return S3_RETRY_AFTER_SECONDS
+    # An absurd header must not park callers for hours.
+    return min(max(seconds, 0.1), 60.0)
+
+
+def transport_error(exc: Exception, bucket: str) -> BucketVaultError:
+    """S3 not answering (after botocore's retries): a timeout or a lost connection."""
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        return Unavailable(
+            f"S3 did not answer in time when listing bucket {bucket!r} ({type(exc).__name__})",
+            reason="S3_TIMEOUT",
+        )
+    return Unavailable(
+        f"S3 could not be reached to list bucket {bucket!r} ({type(exc).__name__})",
+        reason="S3_UNAVAILABLE",
+    )
 
 
 def no_identity() -> FailedPrecondition:
@@ -140,6 +184,11 @@ def list_error(exc: ClientError, bucket: str) -> BucketVaultError:
             f"bucket {bucket!r} is in another region than the mount says ({code})",
             reason="WRONG_REGION",
         )
+    if code in _S3_THROTTLING:
+        return S3Throttled(
+            f"S3 is throttling listings of bucket {bucket!r} ({code}): retry after the delay",
+            retry_after=_retry_after(exc),
+        )
     return Unavailable(f"S3 refused to list bucket {bucket!r} ({code})", reason="S3_ERROR")
 
 
@@ -173,6 +222,13 @@ def check_failure(exc: ClientError, bucket: str, region: str) -> CheckResult:
             f"the credential may not read bucket {bucket!r}: grant s3:ListBucket and "
             "s3:GetObject on it (bucket policy or the role's permissions)",
         )
+    if code in _S3_THROTTLING:
+        # The mount may be fine: S3 asked us to slow down, so nothing was learnt.
+        return CheckResult(
+            MountState.MISCONFIGURED,
+            "S3_THROTTLED",
+            f"S3 throttled the check of bucket {bucket!r} ({code}): check again later",
+        )
     return CheckResult(
         MountState.MISCONFIGURED,
         "S3_ERROR",
@@ -183,6 +239,7 @@ def check_failure(exc: ClientError, bucket: str, region: str) -> CheckResult:
 __all__ = [
     "AssumeRoleDenied",
     "AttributionDenied",
+    "S3Throttled",
     "SessionDurationRefused",
     "StsThrottled",
     "StsUnavailable",
@@ -192,4 +249,5 @@ __all__ = [
     "no_identity",
     "sts_code",
     "sts_error",
+    "transport_error",
 ]

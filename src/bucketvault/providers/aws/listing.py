@@ -23,7 +23,8 @@ from bucketvault.errors import (
 )
 from bucketvault.models import CheckResult, ListPage, ListRequest, MountState
 from bucketvault.providers.aws.credentials import AwsCredentials
-from bucketvault.providers.aws.errors import check_failure, header, list_error
+from bucketvault.providers.aws.errors import check_failure, header, list_error, transport_error
+from bucketvault.providers.aws.settings import AwsSettings
 from bucketvault.providers.egress import Egress
 from bucketvault.providers.s3listing import client_error_code, list_objects_v2
 
@@ -43,10 +44,14 @@ class S3Clients:
     """Builds and caches boto3 S3 clients for a handle's credentials."""
 
     def __init__(
-        self, make_session: Callable[[AwsCredentials], boto3.Session], egress: Egress
+        self,
+        make_session: Callable[[AwsCredentials], boto3.Session],
+        egress: Egress,
+        settings: AwsSettings | None = None,
     ) -> None:
         self._make_session = make_session
         self._egress = egress
+        self._settings = settings or AwsSettings()
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str], Any] = {}
 
@@ -67,10 +72,7 @@ class S3Clients:
                     config=Config(
                         signature_version="s3v4",
                         s3=s3_config,  # type: ignore[arg-type]
-                        retries={"max_attempts": 3, "mode": "standard"},
-                        connect_timeout=3,
-                        read_timeout=20,
-                    ),
+                    ).merge(self._settings.s3_config()),
                 )
                 self._clients[slot] = client = self._egress.guard_boto(client)
             return client
@@ -112,9 +114,7 @@ def list_pages(client: Any, bucket: str, request: ListRequest) -> Iterator[ListP
 
 def _unreachable(bucket: str) -> Callable[[Exception], BucketVaultError]:
     def error(exc: Exception) -> BucketVaultError:
-        return Unavailable(
-            f"S3 could not be reached to list bucket {bucket!r}", reason="S3_UNAVAILABLE"
-        )
+        return transport_error(exc, bucket)
 
     return error
 

@@ -225,7 +225,7 @@ class AwsProvider:
 
     def open(self, credential: Credential, secret: ParsedSecret) -> AwsHandle:
         """A handle holding the key (S3_ACCESS_KEY) or a session cache (AWS_ROLE)."""
-        clients = listing.S3Clients(_client_session, self._egress)
+        clients = listing.S3Clients(_client_session, self._egress, self._settings)
         if isinstance(secret, AccessKeySecret):
             static = AwsCredentials(secret.access_key_id, secret.secret_access_key)
             endpoint = secret.endpoint_url or self._settings.s3_endpoint

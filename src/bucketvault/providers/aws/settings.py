@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from botocore.config import Config
+
 from bucketvault.errors import InvalidArgument
 
 DEFAULT_REGION = "us-east-1"
@@ -13,6 +15,13 @@ STS_CONNECT_TIMEOUT_SECONDS = 3.0
 STS_READ_TIMEOUT_SECONDS = 5.0
 # One AssumeRole with its retries: no retry starts that could not end inside it.
 STS_BUDGET_SECONDS = 8.0
+# One S3 call (ListObjectsV2, HeadBucket): a stalled S3 costs attempts x read timeout,
+# so both stay small enough that a listing fails well inside a caller's deadline.
+S3_CONNECT_TIMEOUT_SECONDS = 3.0
+S3_READ_TIMEOUT_SECONDS = 10.0
+# botocore's standard retry mode (exponential back-off with full jitter); attempts
+# include the first one.
+S3_MAX_ATTEMPTS = 3
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -28,6 +37,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
             f"{name} must be a number of seconds in (0, 300]", reason="INVALID_CONFIG"
         )
     return value
+
+
+def _attempts(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 10:
+        raise InvalidArgument(f"{name} must be a whole number in [1, 10]", reason="INVALID_CONFIG")
+    return int(raw)
 
 
 def _get(env: Mapping[str, str], *names: str) -> str:
@@ -55,6 +73,9 @@ class AwsSettings:
     sts_connect_timeout_seconds: float = STS_CONNECT_TIMEOUT_SECONDS
     sts_read_timeout_seconds: float = STS_READ_TIMEOUT_SECONDS
     sts_budget_seconds: float = STS_BUDGET_SECONDS
+    s3_connect_timeout_seconds: float = S3_CONNECT_TIMEOUT_SECONDS
+    s3_read_timeout_seconds: float = S3_READ_TIMEOUT_SECONDS
+    s3_max_attempts: int = S3_MAX_ATTEMPTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -77,11 +98,31 @@ class AwsSettings:
             sts_budget_seconds=_seconds(
                 env, "BUCKETVAULT_AWS_STS_BUDGET_SECONDS", STS_BUDGET_SECONDS
             ),
+            s3_connect_timeout_seconds=_seconds(
+                env, "BUCKETVAULT_AWS_S3_CONNECT_TIMEOUT_SECONDS", S3_CONNECT_TIMEOUT_SECONDS
+            ),
+            s3_read_timeout_seconds=_seconds(
+                env, "BUCKETVAULT_AWS_S3_TIMEOUT_SECONDS", S3_READ_TIMEOUT_SECONDS
+            ),
+            s3_max_attempts=_attempts(env, "BUCKETVAULT_AWS_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS),
+        )
+
+    def s3_config(self) -> Config:
+        """botocore Config keywords for S3 calls: bounded timeouts, bounded jittered retries."""
+        # total_max_attempts counts the first attempt; botocore's max_attempts counts
+        # retries only (3 meant 4 calls, each a full read timeout on a stalled S3).
+        return Config(
+            retries={"total_max_attempts": self.s3_max_attempts, "mode": "standard"},
+            connect_timeout=self.s3_connect_timeout_seconds,
+            read_timeout=self.s3_read_timeout_seconds,
         )
 
 
 __all__ = [
     "DEFAULT_REGION",
+    "S3_CONNECT_TIMEOUT_SECONDS",
+    "S3_MAX_ATTEMPTS",
+    "S3_READ_TIMEOUT_SECONDS",
     "STS_BUDGET_SECONDS",
     "STS_CONNECT_TIMEOUT_SECONDS",
     "STS_READ_TIMEOUT_SECONDS",

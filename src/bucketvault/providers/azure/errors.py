@@ -12,7 +12,9 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceRequestTimeoutError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 
 from bucketvault.errors import (
@@ -20,6 +22,7 @@ from bucketvault.errors import (
     FailedPrecondition,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unavailable,
 )
 from bucketvault.providers.azure.onboarding import consent_url
@@ -40,6 +43,23 @@ FORBIDDEN_CODES = frozenset(
         "InsufficientAccountPermissions",
     }
 )
+
+
+# Azure Storage's "slow down" answers: 503 ServerBusy (account or partition limits), 500
+# OperationTimedOut is not one (a server fault, retried as unavailable).
+THROTTLING_CODES = frozenset({"ServerBusy", "TooManyRequests"})
+# The RetryInfo delay when Azure sends no Retry-After.
+RETRY_AFTER_SECONDS = 1.0
+
+
+def _retry_after(exc: HttpResponseError) -> float:
+    response = getattr(exc, "response", None)
+    raw = str(response.headers.get("Retry-After", "")) if response is not None else ""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return RETRY_AFTER_SECONDS
+    return min(max(seconds, 0.1), 60.0)
 
 
 def _status(exc: HttpResponseError) -> int:
@@ -104,6 +124,12 @@ def translate(exc: BaseException, what: str) -> BucketVaultError:
     """Map an SDK error raised while doing `what` to our hierarchy."""
     if is_identity_error(exc):
         return _token_failure(exc, what)
+    if isinstance(exc, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)):
+        return Unavailable(
+            f"{what}: the storage account did not answer in time "
+            "(BUCKETVAULT_AZURE_TIMEOUT_SECONDS, each of 1 + BUCKETVAULT_AZURE_RETRY_TOTAL tries)",
+            reason="AZURE_TIMEOUT",
+        )
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return Unavailable(
             f"{what}: the storage account is unreachable", reason="AZURE_UNREACHABLE"
@@ -114,6 +140,12 @@ def translate(exc: BaseException, what: str) -> BucketVaultError:
             return NotFound(f"{what}: {describe(exc)}", reason="CONTAINER_NOT_FOUND")
         if code in FORBIDDEN_CODES or _status(exc) in (401, 403):
             return PermissionDenied(f"{what}: {describe(exc)}", reason="AZURE_FORBIDDEN")
+        if code in THROTTLING_CODES or _status(exc) == 429:
+            return ResourceExhausted(
+                f"{what}: Azure is throttling ({describe(exc)}), after the SDK's retries",
+                reason="AZURE_THROTTLED",
+                retry_after=_retry_after(exc),
+            )
         return Unavailable(f"{what}: {describe(exc)}", reason="AZURE_ERROR")
     return Unavailable(f"{what}: {describe(exc)}", reason="AZURE_ERROR")
 
@@ -121,6 +153,7 @@ def translate(exc: BaseException, what: str) -> BucketVaultError:
 __all__ = [
     "CONSENT_CODES",
     "FORBIDDEN_CODES",
+    "THROTTLING_CODES",
     "TokenError",
     "describe",
     "is_identity_error",

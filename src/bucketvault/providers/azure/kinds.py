@@ -294,16 +294,32 @@ def parse_shared_key(f: SecretFields, context: ParseContext) -> SharedKeySecret:
     return SharedKeySecret(Account(account.url, f["account_name"]), key)
 
 
+def _bearer_account(f: SecretFields, context: ParseContext) -> Account:
+    """An account reached with Entra bearer tokens: https only, whatever the URL policy.
+
+    azure-storage-blob refuses a token credential over http with a ValueError (which
+    reached callers as INTERNAL): say so at registration instead.
+    """
+    account = _account(f, context)
+    if urlsplit(account.url).scheme.lower() != "https":
+        raise bad_field(
+            "account_url",
+            "must be https: Entra bearer tokens are never sent over http",
+            "BEARER_NEEDS_HTTPS",
+        )
+    return account
+
+
 def parse_service_principal(f: SecretFields, context: ParseContext) -> ServicePrincipalSecret:
     """The account URL and the application's tenant, client id and secret."""
     return ServicePrincipalSecret(
-        _account(f, context), f["tenant_id"], f["client_id"], f["client_secret"]
+        _bearer_account(f, context), f["tenant_id"], f["client_id"], f["client_secret"]
     )
 
 
 def parse_delegated(f: SecretFields, context: ParseContext) -> DelegatedSecret:
     """The account URL (the one account parser) and the customer's tenant id."""
-    return DelegatedSecret(_account(f, context), f["tenant_id"])
+    return DelegatedSecret(_bearer_account(f, context), f["tenant_id"])
 
 
 _ACCOUNT_URL = Field("account_url", "the account's blob endpoint (https)", max_len=2048)

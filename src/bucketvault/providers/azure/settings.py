@@ -149,6 +149,12 @@ class AzureConfig:
         return {
             "connection_verify": self.ca_bundle or True,
             "retry_total": self.retry_total,
+            # azure-storage-blob's ExponentialRetry waits 15 s (+/- 3 s) before its first
+            # retry: one throttled or dropped listing cost 15-40 s. About 1 s, then 3 s,
+            # each with +/- 1 s of jitter, keeps retries bounded and callers' deadlines met.
+            "initial_backoff": 1,
+            "increment_base": 2,
+            "random_jitter_range": 1,
             "connection_timeout": self.timeout_seconds,
             "read_timeout": self.timeout_seconds,
             # The transport owns a guarded session; RedirectPolicy would follow a 3xx

@@ -16,8 +16,12 @@ from bucketvault.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unavailable,
 )
+
+# The RetryInfo delay for a 429 from GCS (its JSON API sends no Retry-After).
+RETRY_AFTER_SECONDS = 1.0
 
 _KEY_REJECTED = frozenset(
     {
@@ -56,6 +60,12 @@ def http_error(status: int, target: ListTarget, *, what: str) -> BucketVaultErro
     if status == 400:
         return InvalidArgument(
             f"GCS rejected the listing request on bucket {target.bucket}", reason="GCS_BAD_REQUEST"
+        )
+    if status == 429:
+        return ResourceExhausted(
+            f"GCS is throttling {what} on bucket {target.bucket} (429): retry after the delay",
+            reason="GCS_THROTTLED",
+            retry_after=RETRY_AFTER_SECONDS,
         )
     return Unavailable(
         f"GCS answered {status} when listing bucket {target.bucket}", reason="GCS_UNAVAILABLE"
