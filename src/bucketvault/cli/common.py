@@ -6,12 +6,15 @@ Kept out of the SDK on purpose: these are the command line's conventions, not th
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
 import sys
 from typing import Any, TextIO
 
+import rich.console
+import rich.progress
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -143,23 +146,41 @@ def styled(text: str, code: str, stream: TextIO) -> str:
 
 
 class Progress:
-    """A one-line counter on stderr, only when stderr is a terminal: stdout stays clean,
-    and nothing at all is written when stderr is piped or redirected. (Written by hand:
-    `rich` is not a dependency.)"""
+    """A progress line on stderr (rich: a spinner, the count so far, the rate, the time),
+    only when stderr is a terminal: stdout stays clean for pipes, and nothing at all is
+    written when stderr is piped or redirected. Colour follows NO_COLOR (rich honours it).
+    The total is not known in advance (a listing, a batch read from stdin), so it counts."""
 
     def __init__(self, verb: str, *, enabled: bool = True) -> None:
         self.verb = verb
         self.count = 0
         self.enabled = enabled and sys.stderr.isatty()
+        self._bar: rich.progress.Progress | None = None
+        if self.enabled:
+            self._bar = rich.progress.Progress(
+                rich.progress.SpinnerColumn(),
+                rich.progress.TextColumn("{task.description} {task.completed:,}"),
+                rich.progress.TextColumn("{task.fields[rate]}"),
+                rich.progress.TimeElapsedColumn(),
+                console=rich.console.Console(stderr=True),
+            )
+            self._task = self._bar.add_task(verb, total=None, rate="")
+            self._bar.start()
+            # An error or a closed pipe ends the command before done(): stop the display
+            # anyway, or the terminal keeps rich's hidden cursor.
+            atexit.register(self.done)
 
     def add(self, n: int) -> None:
         self.count += n
-        if self.enabled:
-            print(f"\r  {self.verb} {self.count}...", end="", file=sys.stderr, flush=True)
+        if self._bar is not None:
+            elapsed = self._bar.tasks[0].elapsed or 0.0
+            rate = f"({self.count / elapsed:,.0f}/s)" if elapsed > 0 else ""
+            self._bar.update(self._task, advance=n, rate=rate)
 
     def done(self) -> None:
-        if self.enabled:
-            print(f"\r  {self.verb} {self.count}.    ", file=sys.stderr, flush=True)
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 __all__ = [
