@@ -162,8 +162,11 @@ def test_a_wrong_app_secret_is_an_auth_failure_that_never_echoes_it(
 
 def test_without_an_app_the_kind_is_refused_with_what_to_configure(azurite: Azurite) -> None:
     p = provider({})
+    # https: a bearer kind refuses an http account URL first (BEARER_NEEDS_HTTPS); nothing
+    # is contacted before the missing app is found.
+    account = azurite.account_url.replace("http://", "https://", 1)
     with pytest.raises(FailedPrecondition) as info:
-        p.prepare(context(KIND), delegated_secret(azurite.account_url))
+        p.prepare(context(KIND), delegated_secret(account))
     assert info.value.reason == "AZURE_APP_NOT_CONFIGURED"
     assert "BUCKETVAULT_AZURE_APP_CLIENT_ID" in info.value.message
     with pytest.raises(FailedPrecondition):
