@@ -1,8 +1,6 @@
-"""What the sync and the async client share: the one place for error mapping, request
-building, response unpacking, TTL conversion and the retry/deadline plan.
-
-Neither client builds a request message or reads a reply itself: both call the
-functions here, so that the two cannot drift apart.
+"""What the sync and the async client share besides their RPC methods (client._calls):
+error mapping, TTL and enum conversion, sealing, the retry/deadline plan, and the
+request and reply helpers more than one call uses.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -250,37 +248,6 @@ def register_request(
     )
 
 
-def create_mount_request(
-    tenant: str,
-    *,
-    name: str,
-    bucket: str,
-    credential_id: str,
-    prefix: str,
-    region: str,
-    endpoint: str,
-    max_ttl_seconds: int,
-    allowed_methods: Iterable[str],
-    allow_credential_lifetime: bool,
-    cache_stable_urls: bool,
-) -> vault_pb2.CreateMountRequest:
-    return vault_pb2.CreateMountRequest(
-        tenant=tenant,
-        name=name,
-        bucket=bucket,
-        prefix=prefix,
-        region=region,
-        endpoint=endpoint,
-        credential_id=credential_id,
-        policy=vault_pb2.MountPolicy(
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=[method_value(m) for m in allowed_methods],
-            allow_credential_lifetime=allow_credential_lifetime,
-            disable_stable_urls=not cache_stable_urls,
-        ),
-    )
-
-
 def location(
     bucket: str, prefix: str, region: str, endpoint: str
 ) -> vault_pb2.MountLocation | None:
@@ -288,107 +255,6 @@ def location(
     if not (bucket or prefix or region or endpoint):
         return None
     return vault_pb2.MountLocation(bucket=bucket, prefix=prefix, region=region, endpoint=endpoint)
-
-
-def rebind_mount_request(
-    tenant: str,
-    mount_id: str,
-    credential_id: str,
-    expected_version: int,
-    where: vault_pb2.MountLocation | None,
-) -> vault_pb2.RebindMountRequest:
-    return vault_pb2.RebindMountRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        credential_id=credential_id,
-        expected_version=expected_version,
-        location=where,
-    )
-
-
-def update_mount_request(
-    tenant: str,
-    mount_id: str,
-    expected_version: int,
-    name: str,
-    policy: vault_pb2.MountPolicy | None,
-) -> vault_pb2.UpdateMountRequest:
-    return vault_pb2.UpdateMountRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        expected_version=expected_version,
-        name=name,
-        policy=policy,
-    )
-
-
-def check_new_mount_request(
-    tenant: str,
-    *,
-    credential_id: str,
-    where: vault_pb2.MountLocation,
-    max_ttl_seconds: int,
-    allowed_methods: Iterable[str],
-    origin: str,
-) -> vault_pb2.CheckMountRequest:
-    return vault_pb2.CheckMountRequest(
-        tenant=tenant,
-        credential_id=credential_id,
-        location=where,
-        origin=origin,
-        policy=vault_pb2.MountPolicy(
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=[method_value(m) for m in allowed_methods],
-        ),
-    )
-
-
-def sign_url_request(
-    tenant: str,
-    mount_id: str,
-    key: str,
-    *,
-    method: str,
-    ttl_seconds: int,
-    response_content_type: str,
-    response_content_disposition: str,
-    content_type: str,
-    uri: str = "",
-) -> signer_pb2.SignURLRequest:
-    return signer_pb2.SignURLRequest(
-        tenant=tenant,
-        uri=uri,
-        mount_id=mount_id,
-        key=key,
-        method=method_value(method),
-        ttl_seconds=ttl_seconds,
-        response_content_type=response_content_type,
-        response_content_disposition=response_content_disposition,
-        content_type=content_type,
-    )
-
-
-def sign_urls_request(
-    tenant: str,
-    mount_id: str,
-    keys: list[str],
-    *,
-    method: str,
-    ttl_seconds: int,
-    compact: bool,
-    uris: Sequence[str] = (),
-) -> signer_pb2.SignURLsRequest:
-    """uris instead of mount_id and keys: the full reply is asked for, as only it names
-    each URI's key."""
-    return signer_pb2.SignURLsRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        keys=keys,
-        uris=list(uris),
-        method=method_value(method),
-        ttl_seconds=ttl_seconds,
-        compact=compact and not uris,
-    )
 
 
 def unpack_sign_urls(
@@ -411,39 +277,6 @@ def unpack_sign_urls(
             signed.required_headers.update(headers)
         out.append(signed)
     return out
-
-
-def create_link_request(
-    tenant: str,
-    mount_id: str,
-    key: str,
-    *,
-    prefix: str,
-    whole_prefix: bool,
-    methods: Sequence[str],
-    expires_in_seconds: int,
-) -> signer_pb2.CreateLinkRequest:
-    return signer_pb2.CreateLinkRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        key=key,
-        prefix=prefix,
-        whole_prefix=whole_prefix,
-        methods=[method_value(m) for m in methods],
-        expires_in_seconds=expires_in_seconds,
-    )
-
-
-def create_links_request(
-    tenant: str, mount_id: str, keys: Sequence[str], methods: Sequence[str], expires_in: int
-) -> signer_pb2.CreateLinksRequest:
-    return signer_pb2.CreateLinksRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        keys=list(keys),
-        methods=[method_value(m) for m in methods],
-        expires_in_seconds=expires_in,
-    )
 
 
 def export_audit_request(
