@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -26,6 +26,7 @@ from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
 STALE_KEY_REASONS = frozenset({"UNKNOWN_REGISTRATION_KEY", "REGISTRATION_KEY_RETIRED"})
 DEFAULT_SUITE: Any = vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
 DEFAULT_TIMEOUT = 30.0
+C = TypeVar("C")
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -80,6 +81,32 @@ def tls_credentials(
         private_key=Path(key).read_bytes() if key is not None else None,
         certificate_chain=Path(cert).read_bytes() if cert is not None else None,
     )
+
+
+def open_channel(
+    target: str | C,
+    credentials: grpc.ChannelCredentials | None,
+    tls_files: tuple[str | Path | None, str | Path | None, str | Path | None],
+    secure: Callable[[str, grpc.ChannelCredentials], C],
+    insecure: Callable[[str], C],
+) -> tuple[C, bool]:
+    """The client's channel (a given one, or one opened to target with credentials or
+    the (ca, cert, key) files) and whether the client owns it, so closes it."""
+    ca, cert, key = tls_files
+    from_files = tls_credentials(ca=ca, cert=cert, key=key)
+    if from_files is not None:
+        if credentials is not None:
+            raise ValueError("pass credentials or tls_* files, not both")
+        credentials = from_files
+    if not isinstance(target, str):
+        return target, False
+    return (secure(target, credentials) if credentials else insecure(target)), True
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata for token. No header without a token: an empty "Bearer "
+    would be refused as malformed instead of letting the client certificate speak."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 # -- retries and deadlines ---------------------------------------------------------

@@ -26,7 +26,6 @@ from bucketvault.client._common import (
     RetryPolicy,
     resolve_timeout,
     seconds,
-    tls_credentials,
     translate,
 )
 from bucketvault.v1 import (
@@ -85,21 +84,14 @@ class AsyncBucketVaultClient:
         tls_key: str | Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        from_files = tls_credentials(ca=tls_ca, cert=tls_cert, key=tls_key)
-        if from_files is not None:
-            if credentials is not None:
-                raise ValueError("pass credentials or tls_* files, not both")
-            credentials = from_files
-        if isinstance(target, str):
-            self._channel = (
-                grpc.aio.secure_channel(target, credentials)
-                if credentials
-                else grpc.aio.insecure_channel(target)
-            )
-            self._owns_channel = True
-        else:
-            self._channel, self._owns_channel = target, False
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel, self._owns_channel = _common.open_channel(
+            target,
+            credentials,
+            (tls_ca, tls_cert, tls_key),
+            grpc.aio.secure_channel,
+            grpc.aio.insecure_channel,
+        )
+        self._metadata = _common.bearer(token)
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self.vault = vault_pb2_grpc.VaultServiceStub(self._channel)
