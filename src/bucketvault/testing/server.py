@@ -27,6 +27,7 @@ from bucketvault.config import Config
 from bucketvault.observe.tracing import Tracer
 from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
+from bucketvault.testing.ports import stop_process
 from bucketvault.testing.tls import ServerTls, TlsFiles
 
 BASE_ENV = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}
@@ -190,14 +191,13 @@ def child_process(
         env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         assert proc.stdout is not None
         address, startup = "", []
         deadline = time.monotonic() + start_within
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
+            line = proc.stdout.readline().decode(errors="replace")
             if not line:
                 break
             startup.append(line)
@@ -211,12 +211,7 @@ def child_process(
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield Child(proc.pid, address, startup)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=stop_within)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, stop_within)
 
 
 @contextmanager
