@@ -111,13 +111,15 @@ class OtelTracer:
         self._propagator = TraceContextTextMapPropagator()
 
     @contextmanager
-    def _span(
+    def span(
         self,
         name: str,
-        server: bool,
-        attributes: Mapping[str, Attribute] | None,
-        carrier: Mapping[str, str] | None,
+        *,
+        server: bool = False,
+        attributes: Mapping[str, Attribute] | None = None,
+        carrier: Mapping[str, str] | None = None,
     ) -> Iterator[Span]:
+        """A span current for the body."""
         from opentelemetry.trace import SpanKind  # noqa: PLC0415
 
         parent = self._propagator.extract(carrier=dict(carrier)) if carrier else None
@@ -132,17 +134,6 @@ class OtelTracer:
             set_status_on_exception=False,
         ) as span:
             yield _OtelSpan(span)
-
-    def span(
-        self,
-        name: str,
-        *,
-        server: bool = False,
-        attributes: Mapping[str, Attribute] | None = None,
-        carrier: Mapping[str, str] | None = None,
-    ) -> AbstractContextManager[Span]:
-        """A span current for the body."""
-        return self._span(name, server, attributes, carrier)
 
     def close(self) -> None:
         """Flush and shut the provider down."""
