@@ -4,8 +4,9 @@ It seals credentials locally (the plaintext never leaves the caller's process) a
 maps gRPC status codes back to bucketvault.errors, with ErrorInfo's reason attached.
 
 BucketVaultClient (here) and AsyncBucketVaultClient (client.aio, on grpc.aio) have the
-same methods and arguments; what they share (request building, reply unpacking, error
-mapping, sealing, the retry and deadline plan) lives once, in client._common.
+same methods and arguments. Each RPC (its parameters, docstring, request and reply
+unpacking) is written once, in client._calls; what else they share (error mapping,
+sealing, the channel, the retry and deadline plan) lives once, in client._common.
 
 Deadlines: every unary call has a total deadline, the client's timeout (30 s unless
 told) or the call's own timeout=; streamed results (list_prefix, query_audit,
