@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bucketvault.app.common import need_keys
 from bucketvault.clock import FrozenClock
 from bucketvault.config import Config
 from bucketvault.errors import InvalidArgument, NotFound
@@ -213,3 +214,13 @@ def test_oidc_expiry_follows_the_injected_clock(tmp_path: Path) -> None:
         verifier.verify(token)
     assert exc.value.reason == "OIDC_TOKEN_INVALID"
     assert "bob" not in repr(verifier) and token not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason"), [([], "MISSING_FIELD"), (["a", "b", "c"], "BATCH_TOO_LARGE")]
+)
+def test_a_batch_needs_one_key_and_at_most_its_limit(keys: list[str], reason: str) -> None:
+    need_keys(["a", "b"], 2)
+    with pytest.raises(InvalidArgument) as info:
+        need_keys(keys, 2)
+    assert (info.value.reason, info.value.field) == (reason, "keys")

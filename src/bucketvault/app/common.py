@@ -40,6 +40,17 @@ def need(value: str, name: str, pattern: re.Pattern[str] | None = None) -> str:
     return value
 
 
+def need_keys(keys: Sequence[str], most: int) -> None:
+    """A batch's keys: at least one, at most most (the caller's limit, as signing and
+    links each name theirs)."""
+    if not keys:
+        raise InvalidArgument("at least one key is required", reason="MISSING_FIELD", field="keys")
+    if len(keys) > most:
+        raise InvalidArgument(
+            f"at most {most} keys per call", reason="BATCH_TOO_LARGE", field="keys"
+        )
+
+
 def tenant_name(tenant: str) -> str:
     """A well-formed tenant name."""
     return need(tenant, "tenant", TENANT)

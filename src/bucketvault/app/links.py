@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from bucketvault.app.common import Seams, limit_text, need, new_id, tenant_name
+from bucketvault.app.common import Seams, limit_text, need, need_keys, new_id, tenant_name
 from bucketvault.app.mounts import Mounts
 from bucketvault.app.signing import MAX_BATCH_KEYS
 from bucketvault.audit.draft import current_draft
@@ -229,14 +229,7 @@ class Links:
         """One key link per key, under one audit record."""
         tenant = tenant_name(req.tenant)
         mount = self._mount(principal, tenant, req.mount_id)
-        if not req.keys:
-            raise InvalidArgument(
-                "at least one key is required", reason="MISSING_FIELD", field="keys"
-            )
-        if len(req.keys) > MAX_BATCH_KEYS:
-            raise InvalidArgument(
-                f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
-            )
+        need_keys(req.keys, MAX_BATCH_KEYS)
         expires_at = self._expiry(req.expires_in_seconds)
         for i, key in enumerate(req.keys):
             check_key(key, mount.prefix, field=f"keys[{i}]")

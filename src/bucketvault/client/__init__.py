@@ -4,8 +4,9 @@ It seals credentials locally (the plaintext never leaves the caller's process) a
 maps gRPC status codes back to bucketvault.errors, with ErrorInfo's reason attached.
 
 BucketVaultClient (here) and AsyncBucketVaultClient (client.aio, on grpc.aio) have the
-same methods and arguments; what they share (request building, reply unpacking, error
-mapping, sealing, the retry and deadline plan) lives once, in client._common.
+same methods and arguments. Each RPC (its parameters, docstring, request and reply
+unpacking) is written once, in client._calls; what else they share (error mapping,
+sealing, the channel, the retry and deadline plan) lives once, in client._common.
 
 Deadlines: every unary call has a total deadline, the client's timeout (30 s unless
 told) or the call's own timeout=; streamed results (list_prefix, query_audit,
@@ -19,15 +20,15 @@ passes raises bucketvault.errors.DeadlineExceeded.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import grpc
 
 from bucketvault import errors
-from bucketvault.client import _common
+from bucketvault.client import _calls, _common
 from bucketvault.client._common import (
     DEFAULT_SUITE,
     DEFAULT_TIMEOUT,
@@ -41,7 +42,6 @@ from bucketvault.client._common import (
 )
 from bucketvault.client.aio import AsyncBucketVaultClient
 from bucketvault.v1 import (
-    audit_pb2,
     audit_pb2_grpc,
     signer_pb2,
     signer_pb2_grpc,
@@ -50,8 +50,28 @@ from bucketvault.v1 import (
 )
 
 T = TypeVar("T")
-# The listing replies: a page of items and the token of the next page.
-Page = TypeVar("Page", vault_pb2.ListCredentialsResponse, vault_pb2.ListMountsResponse)
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def _unary(spec: Callable[P, _calls.Unary[R]]) -> Callable[Concatenate[BucketVaultClient, P], R]:
+    """A client method that sends the call spec builds and returns its unpacked reply."""
+
+    def method(self: BucketVaultClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._run(spec(*args, **kwargs))
+
+    return _calls.method_of(spec, method)
+
+
+def _listed(
+    spec: Callable[P, _calls.Stream[R] | _calls.Pages[R]],
+) -> Callable[Concatenate[BucketVaultClient, P], Iterator[R]]:
+    """A client method that yields the items of the stream or listing spec builds."""
+
+    def method(self: BucketVaultClient, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        yield from self._each(spec(*args, **kwargs))
+
+    return _calls.method_of(spec, method)
 
 
 class BucketVaultClient:
@@ -76,23 +96,14 @@ class BucketVaultClient:
         tls_key: str | Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        from_files = tls_credentials(ca=tls_ca, cert=tls_cert, key=tls_key)
-        if from_files is not None:
-            if credentials is not None:
-                raise ValueError("pass credentials or tls_* files, not both")
-            credentials = from_files
-        if isinstance(target, str):
-            self._channel = (
-                grpc.secure_channel(target, credentials)
-                if credentials
-                else grpc.insecure_channel(target)
-            )
-            self._owns_channel = True
-        else:
-            self._channel, self._owns_channel = target, False
-        # No header without a token: an empty "Bearer " would be refused as malformed
-        # instead of letting the client certificate speak.
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel, self._owns_channel = _common.open_channel(
+            target,
+            credentials,
+            (tls_ca, tls_cert, tls_key),
+            grpc.secure_channel,
+            grpc.insecure_channel,
+        )
+        self._metadata = _common.bearer(token)
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self.vault = vault_pb2_grpc.VaultServiceStub(self._channel)
@@ -159,13 +170,30 @@ class BucketVaultClient:
                 raise error
             time.sleep(delay)
 
-    def _pages(
-        self, name: str, request: Any, returns: type[Page], timeout: float | None
-    ) -> Iterator[Page]:
-        """Every page of a listing: request again with the next token while there is one."""
+    def _run(self, call: _calls.Unary[R]) -> R:
+        reply = self._call(
+            getattr(self, call.service),
+            call.name,
+            call.request,
+            object,
+            call.timeout,
+            idempotent=call.idempotent,
+        )
+        return call.unpack(reply)
+
+    def _each(self, call: _calls.Stream[R] | _calls.Pages[R]) -> Iterator[R]:
+        """A stream's items, or every page's items of a listing (asking again with the
+        next token while there is one)."""
+        if isinstance(call, _calls.Stream):
+            for item in self._stream(
+                getattr(self, call.service), call.name, call.request, call.timeout
+            ):
+                yield call.unpack(item)
+            return
+        request = call.request
         while True:
-            page = self._call(self.vault, name, request, returns, timeout)
-            yield page
+            page: Any = self._call(self.vault, call.name, request, object, call.timeout)
+            yield from call.items(page)
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
@@ -230,258 +258,24 @@ class BucketVaultClient:
                 self._reg_keys.pop(suite, None)
         raise AssertionError("unreachable")
 
-    def register_sealed(
-        self,
-        tenant: str,
-        kind: str | int,
-        sealed: vault_pb2.SealedSecret,
-        *,
-        display_name: str = "",
-        idempotency_key: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.Credential:
-        request = _common.register_request(tenant, kind, sealed, display_name, idempotency_key)
-        return self._call(
-            self.vault,
-            "RegisterCredential",
-            request,
-            vault_pb2.Credential,
-            timeout,
-            idempotent=bool(idempotency_key),
-        )
-
-    def get_credential(
-        self, tenant: str, credential_id: str, *, timeout: float | None = None
-    ) -> vault_pb2.Credential:
-        request = vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id)
-        return self._call(self.vault, "GetCredential", request, vault_pb2.Credential, timeout)
-
-    def list_credentials(
-        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
-    ) -> Iterator[vault_pb2.Credential]:
-        """Every credential of the tenant, following page tokens (timeout: per page)."""
-        request = vault_pb2.ListCredentialsRequest(tenant=tenant, page_size=page_size)
-        for page in self._pages(
-            "ListCredentials", request, vault_pb2.ListCredentialsResponse, timeout
-        ):
-            yield from page.credentials
-
-    def revoke_credential(
-        self, tenant: str, credential_id: str, reason: str = "", *, timeout: float | None = None
-    ) -> vault_pb2.Credential:
-        request = vault_pb2.RevokeCredentialRequest(
-            tenant=tenant, credential_id=credential_id, reason=reason
-        )
-        return self._call(self.vault, "RevokeCredential", request, vault_pb2.Credential, timeout)
-
-    def trust_policy(
-        self, tenant: str, *, timeout: float | None = None
-    ) -> vault_pb2.AwsTrustPolicy:
-        request = vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
-        return self._call(
-            self.vault, "GetAwsTrustPolicy", request, vault_pb2.AwsTrustPolicy, timeout
-        )
-
-    def onboarding(
-        self, tenant: str, kind: str | int, *, timeout: float | None = None
-    ) -> vault_pb2.Onboarding:
-        """How the tenant grants the service's own identity access for a keyless kind."""
-        request = vault_pb2.GetOnboardingRequest(tenant=tenant, kind=_common.kind_value(kind))
-        return self._call(self.vault, "GetOnboarding", request, vault_pb2.Onboarding, timeout)
-
-    def create_mount(
-        self,
-        tenant: str,
-        *,
-        name: str,
-        bucket: str,
-        credential_id: str,
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        max_ttl_seconds: int = 0,
-        allowed_methods: Iterable[str] = (),
-        allow_credential_lifetime: bool = False,
-        cache_stable_urls: bool = True,
-        max_ttl: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        request = _common.create_mount_request(
-            tenant,
-            name=name,
-            bucket=bucket,
-            credential_id=credential_id,
-            prefix=prefix,
-            region=region,
-            endpoint=endpoint,
-            max_ttl_seconds=seconds(max_ttl_seconds, max_ttl, "max_ttl"),
-            allowed_methods=allowed_methods,
-            allow_credential_lifetime=allow_credential_lifetime,
-            cache_stable_urls=cache_stable_urls,
-        )
-        return self._call(self.vault, "CreateMount", request, vault_pb2.Mount, timeout)
-
-    def get_mount(
-        self, tenant: str, mount_id: str, *, timeout: float | None = None
-    ) -> vault_pb2.Mount:
-        request = vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
-        return self._call(self.vault, "GetMount", request, vault_pb2.Mount, timeout)
-
-    def list_mounts(
-        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
-    ) -> Iterator[vault_pb2.Mount]:
-        request = vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size)
-        for page in self._pages("ListMounts", request, vault_pb2.ListMountsResponse, timeout):
-            yield from page.mounts
-
-    def rebind_mount(
-        self,
-        tenant: str,
-        mount_id: str,
-        credential_id: str,
-        expected_version: int,
-        *,
-        bucket: str = "",
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        """With bucket (prefix, region, endpoint): move the mount there, on the
-        credential's cloud, any cloud; the mount id and keys stay. Without: the location
-        stays and a credential of another cloud is refused (KIND_MISMATCH).
-        Never retried: see client._common.IDEMPOTENT for why."""
-        request = _common.rebind_mount_request(
-            tenant,
-            mount_id,
-            credential_id,
-            expected_version,
-            _common.location(bucket, prefix, region, endpoint),
-        )
-        return self._call(self.vault, "RebindMount", request, vault_pb2.Mount, timeout)
-
-    def update_mount(
-        self,
-        tenant: str,
-        mount_id: str,
-        expected_version: int,
-        *,
-        name: str = "",
-        policy: vault_pb2.MountPolicy | None = None,
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        """A new name ("" keeps it) and/or policy (None keeps it; one given replaces the
-        whole policy: start from the mount's own). Never retried (compare-and-swap)."""
-        request = _common.update_mount_request(tenant, mount_id, expected_version, name, policy)
-        return self._call(self.vault, "UpdateMount", request, vault_pb2.Mount, timeout)
-
-    def delete_mount(
-        self, tenant: str, mount_id: str, expected_version: int, *, timeout: float | None = None
-    ) -> vault_pb2.Mount:
-        """Remove the mount; the reply is the mount as it was. Never retried
-        (compare-and-swap)."""
-        request = vault_pb2.DeleteMountRequest(
-            tenant=tenant, mount_id=mount_id, expected_version=expected_version
-        )
-        return self._call(self.vault, "DeleteMount", request, vault_pb2.Mount, timeout)
-
-    def check_mount(
-        self, tenant: str, mount_id: str, *, origin: str = "", timeout: float | None = None
-    ) -> vault_pb2.CheckMountResponse:
-        """origin: a browser origin to probe CORS for, before the configured ones."""
-        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id, origin=origin)
-        return self._call(self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout)
-
-    def check_new_mount(
-        self,
-        tenant: str,
-        *,
-        credential_id: str,
-        bucket: str,
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        max_ttl_seconds: int = 0,
-        allowed_methods: Iterable[str] = (),
-        origin: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.CheckMountResponse:
-        """CheckMount for a mount not created yet (create_mount's fields): nothing is
-        written, so a credential and location can be checked before a create or a move."""
-        request = _common.check_new_mount_request(
-            tenant,
-            credential_id=credential_id,
-            where=vault_pb2.MountLocation(
-                bucket=bucket, prefix=prefix, region=region, endpoint=endpoint
-            ),
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=allowed_methods,
-            origin=origin,
-        )
-        return self._call(self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout)
+    register_sealed = _unary(_calls.register_sealed)
+    get_credential = _unary(_calls.get_credential)
+    list_credentials = _listed(_calls.list_credentials)
+    revoke_credential = _unary(_calls.revoke_credential)
+    trust_policy = _unary(_calls.trust_policy)
+    onboarding = _unary(_calls.onboarding)
+    create_mount = _unary(_calls.create_mount)
+    get_mount = _unary(_calls.get_mount)
+    list_mounts = _listed(_calls.list_mounts)
+    rebind_mount = _unary(_calls.rebind_mount)
+    update_mount = _unary(_calls.update_mount)
+    delete_mount = _unary(_calls.delete_mount)
+    check_mount = _unary(_calls.check_mount)
+    check_new_mount = _unary(_calls.check_new_mount)
 
     # -- Signer -----------------------------------------------------------------
-    def sign_url(
-        self,
-        tenant: str,
-        mount_id: str = "",
-        key: str = "",
-        *,
-        method: str = "GET",
-        ttl_seconds: int = 0,
-        response_content_type: str = "",
-        response_content_disposition: str = "",
-        content_type: str = "",
-        ttl: timedelta | None = None,
-        uri: str = "",
-        timeout: float | None = None,
-    ) -> signer_pb2.SignedURL:
-        """uri (s3://, gs://, az://, https object URL) instead of mount_id and key: the
-        reply's mount_id says which mount it resolved to."""
-        request = _common.sign_url_request(
-            tenant,
-            mount_id,
-            key,
-            method=method,
-            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
-            uri=uri,
-            response_content_type=response_content_type,
-            response_content_disposition=response_content_disposition,
-            content_type=content_type,
-        )
-        return self._call(self.signer, "SignURL", request, signer_pb2.SignedURL, timeout)
-
-    def sign_urls(
-        self,
-        tenant: str,
-        mount_id: str,
-        keys: Sequence[str],
-        *,
-        method: str = "GET",
-        ttl_seconds: int = 0,
-        compact: bool = True,
-        ttl: timedelta | None = None,
-        uris: Sequence[str] = (),
-        timeout: float | None = None,
-    ) -> list[signer_pb2.SignedURL]:
-        """One SignedURL per key, in order. compact: ask for the packed reply (shared
-        fields once); unpacked here, so the result is the same either way. uris (with
-        mount_id "" and keys ()): object URIs of one mount; the full reply is asked for,
-        as only it names each URI's key."""
-        keys = list(keys)
-        request = _common.sign_urls_request(
-            tenant,
-            mount_id,
-            keys,
-            method=method,
-            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
-            compact=compact,
-            uris=uris,
-        )
-        response = self._call(
-            self.signer, "SignURLs", request, signer_pb2.SignURLsResponse, timeout
-        )
-        return _common.unpack_sign_urls(keys, response)
+    sign_url = _unary(_calls.sign_url)
+    sign_urls = _unary(_calls.sign_urls)
 
     def list_prefix(
         self,
@@ -511,115 +305,15 @@ class BucketVaultClient:
             timeout,
         )
 
-    def create_link(
-        self,
-        tenant: str,
-        mount_id: str,
-        key: str = "",
-        *,
-        prefix: str = "",
-        whole_prefix: bool = False,
-        methods: Sequence[str] = (),
-        expires_in_seconds: int = 0,
-        expires_in: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> signer_pb2.Link:
-        """A stable link to key, or (whole_prefix) a base for every key under prefix."""
-        request = _common.create_link_request(
-            tenant,
-            mount_id,
-            key,
-            prefix=prefix,
-            whole_prefix=whole_prefix,
-            methods=methods,
-            expires_in_seconds=seconds(expires_in_seconds, expires_in, "expires_in"),
-        )
-        return self._call(self.signer, "CreateLink", request, signer_pb2.Link, timeout)
-
-    def create_links(
-        self,
-        tenant: str,
-        mount_id: str,
-        keys: Sequence[str],
-        *,
-        methods: Sequence[str] = (),
-        expires_in_seconds: int = 0,
-        expires_in: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> list[signer_pb2.Link]:
-        """One stable link per key, in order."""
-        request = _common.create_links_request(
-            tenant, mount_id, keys, methods, seconds(expires_in_seconds, expires_in, "expires_in")
-        )
-        response = self._call(
-            self.signer, "CreateLinks", request, signer_pb2.CreateLinksResponse, timeout
-        )
-        return list(response.links)
-
-    def revoke_link(
-        self,
-        tenant: str,
-        mount_id: str,
-        link_id: str,
-        *,
-        reason: str = "",
-        timeout: float | None = None,
-    ) -> signer_pb2.RevokeLinkResponse:
-        request = signer_pb2.RevokeLinkRequest(
-            tenant=tenant, mount_id=mount_id, link_id=link_id, reason=reason
-        )
-        return self._call(
-            self.signer, "RevokeLink", request, signer_pb2.RevokeLinkResponse, timeout
-        )
+    create_link = _unary(_calls.create_link)
+    create_links = _unary(_calls.create_links)
+    revoke_link = _unary(_calls.revoke_link)
 
     # -- Audit ------------------------------------------------------------------
-    def query_audit(
-        self,
-        tenant: str = "",
-        *,
-        action: str = "",
-        principal: str = "",
-        limit: int = 0,
-        outcome: str = "",
-        timeout: float | None = None,
-    ) -> Iterator[audit_pb2.AuditRecord]:
-        return self._stream(
-            self.audit,
-            "QueryAudit",
-            audit_pb2.QueryAuditRequest(
-                tenant=tenant, action=action, principal=principal, limit=limit, outcome=outcome
-            ),
-            timeout,
-        )
-
-    def verify_audit(
-        self, *, full: bool = False, timeout: float | None = None
-    ) -> audit_pb2.VerifyAuditResponse:
-        return self._call(
-            self.audit,
-            "VerifyAudit",
-            audit_pb2.VerifyAuditRequest(full=full),
-            audit_pb2.VerifyAuditResponse,
-            timeout,
-        )
-
-    def audit_key(self, *, timeout: float | None = None) -> audit_pb2.AuditKey:
-        """The public key audit checkpoints are signed with (pin it for offline checks)."""
-        return self._call(
-            self.audit, "GetAuditKey", audit_pb2.GetAuditKeyRequest(), audit_pb2.AuditKey, timeout
-        )
-
-    def export_audit(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        timeout: float | None = None,
-    ) -> Iterator[str]:
-        """Archive-format lines (no newlines) for records in [since, until)."""
-        request = _common.export_audit_request(since, until)
-        for item in self._stream(self.audit, "ExportAudit", request, timeout):
-            yield item.line
+    query_audit = _listed(_calls.query_audit)
+    verify_audit = _unary(_calls.verify_audit)
+    audit_key = _unary(_calls.audit_key)
+    export_audit = _listed(_calls.export_audit)
 
 
 __all__ = [

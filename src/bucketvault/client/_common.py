@@ -1,8 +1,6 @@
-"""What the sync and the async client share: the one place for error mapping, request
-building, response unpacking, TTL conversion and the retry/deadline plan.
-
-Neither client builds a request message or reads a reply itself: both call the
-functions here, so that the two cannot drift apart.
+"""What the sync and the async client share besides their RPC methods (client._calls):
+error mapping, TTL and enum conversion, sealing, the retry/deadline plan, and the
+request and reply helpers more than one call uses.
 """
 
 from __future__ import annotations
@@ -10,11 +8,11 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -28,6 +26,7 @@ from bucketvault.v1 import audit_pb2, common_pb2, signer_pb2, vault_pb2
 STALE_KEY_REASONS = frozenset({"UNKNOWN_REGISTRATION_KEY", "REGISTRATION_KEY_RETIRED"})
 DEFAULT_SUITE: Any = vault_pb2.HPKE_SUITE_X25519_SHA256_AES256GCM
 DEFAULT_TIMEOUT = 30.0
+C = TypeVar("C")
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.BucketVaultError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -82,6 +81,32 @@ def tls_credentials(
         private_key=Path(key).read_bytes() if key is not None else None,
         certificate_chain=Path(cert).read_bytes() if cert is not None else None,
     )
+
+
+def open_channel(
+    target: str | C,
+    credentials: grpc.ChannelCredentials | None,
+    tls_files: tuple[str | Path | None, str | Path | None, str | Path | None],
+    secure: Callable[[str, grpc.ChannelCredentials], C],
+    insecure: Callable[[str], C],
+) -> tuple[C, bool]:
+    """The client's channel (a given one, or one opened to target with credentials or
+    the (ca, cert, key) files) and whether the client owns it, so closes it."""
+    ca, cert, key = tls_files
+    from_files = tls_credentials(ca=ca, cert=cert, key=key)
+    if from_files is not None:
+        if credentials is not None:
+            raise ValueError("pass credentials or tls_* files, not both")
+        credentials = from_files
+    if not isinstance(target, str):
+        return target, False
+    return (secure(target, credentials) if credentials else insecure(target)), True
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata for token. No header without a token: an empty "Bearer "
+    would be refused as malformed instead of letting the client certificate speak."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 # -- retries and deadlines ---------------------------------------------------------
@@ -250,37 +275,6 @@ def register_request(
     )
 
 
-def create_mount_request(
-    tenant: str,
-    *,
-    name: str,
-    bucket: str,
-    credential_id: str,
-    prefix: str,
-    region: str,
-    endpoint: str,
-    max_ttl_seconds: int,
-    allowed_methods: Iterable[str],
-    allow_credential_lifetime: bool,
-    cache_stable_urls: bool,
-) -> vault_pb2.CreateMountRequest:
-    return vault_pb2.CreateMountRequest(
-        tenant=tenant,
-        name=name,
-        bucket=bucket,
-        prefix=prefix,
-        region=region,
-        endpoint=endpoint,
-        credential_id=credential_id,
-        policy=vault_pb2.MountPolicy(
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=[method_value(m) for m in allowed_methods],
-            allow_credential_lifetime=allow_credential_lifetime,
-            disable_stable_urls=not cache_stable_urls,
-        ),
-    )
-
-
 def location(
     bucket: str, prefix: str, region: str, endpoint: str
 ) -> vault_pb2.MountLocation | None:
@@ -288,107 +282,6 @@ def location(
     if not (bucket or prefix or region or endpoint):
         return None
     return vault_pb2.MountLocation(bucket=bucket, prefix=prefix, region=region, endpoint=endpoint)
-
-
-def rebind_mount_request(
-    tenant: str,
-    mount_id: str,
-    credential_id: str,
-    expected_version: int,
-    where: vault_pb2.MountLocation | None,
-) -> vault_pb2.RebindMountRequest:
-    return vault_pb2.RebindMountRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        credential_id=credential_id,
-        expected_version=expected_version,
-        location=where,
-    )
-
-
-def update_mount_request(
-    tenant: str,
-    mount_id: str,
-    expected_version: int,
-    name: str,
-    policy: vault_pb2.MountPolicy | None,
-) -> vault_pb2.UpdateMountRequest:
-    return vault_pb2.UpdateMountRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        expected_version=expected_version,
-        name=name,
-        policy=policy,
-    )
-
-
-def check_new_mount_request(
-    tenant: str,
-    *,
-    credential_id: str,
-    where: vault_pb2.MountLocation,
-    max_ttl_seconds: int,
-    allowed_methods: Iterable[str],
-    origin: str,
-) -> vault_pb2.CheckMountRequest:
-    return vault_pb2.CheckMountRequest(
-        tenant=tenant,
-        credential_id=credential_id,
-        location=where,
-        origin=origin,
-        policy=vault_pb2.MountPolicy(
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=[method_value(m) for m in allowed_methods],
-        ),
-    )
-
-
-def sign_url_request(
-    tenant: str,
-    mount_id: str,
-    key: str,
-    *,
-    method: str,
-    ttl_seconds: int,
-    response_content_type: str,
-    response_content_disposition: str,
-    content_type: str,
-    uri: str = "",
-) -> signer_pb2.SignURLRequest:
-    return signer_pb2.SignURLRequest(
-        tenant=tenant,
-        uri=uri,
-        mount_id=mount_id,
-        key=key,
-        method=method_value(method),
-        ttl_seconds=ttl_seconds,
-        response_content_type=response_content_type,
-        response_content_disposition=response_content_disposition,
-        content_type=content_type,
-    )
-
-
-def sign_urls_request(
-    tenant: str,
-    mount_id: str,
-    keys: list[str],
-    *,
-    method: str,
-    ttl_seconds: int,
-    compact: bool,
-    uris: Sequence[str] = (),
-) -> signer_pb2.SignURLsRequest:
-    """uris instead of mount_id and keys: the full reply is asked for, as only it names
-    each URI's key."""
-    return signer_pb2.SignURLsRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        keys=keys,
-        uris=list(uris),
-        method=method_value(method),
-        ttl_seconds=ttl_seconds,
-        compact=compact and not uris,
-    )
 
 
 def unpack_sign_urls(
@@ -411,39 +304,6 @@ def unpack_sign_urls(
             signed.required_headers.update(headers)
         out.append(signed)
     return out
-
-
-def create_link_request(
-    tenant: str,
-    mount_id: str,
-    key: str,
-    *,
-    prefix: str,
-    whole_prefix: bool,
-    methods: Sequence[str],
-    expires_in_seconds: int,
-) -> signer_pb2.CreateLinkRequest:
-    return signer_pb2.CreateLinkRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        key=key,
-        prefix=prefix,
-        whole_prefix=whole_prefix,
-        methods=[method_value(m) for m in methods],
-        expires_in_seconds=expires_in_seconds,
-    )
-
-
-def create_links_request(
-    tenant: str, mount_id: str, keys: Sequence[str], methods: Sequence[str], expires_in: int
-) -> signer_pb2.CreateLinksRequest:
-    return signer_pb2.CreateLinksRequest(
-        tenant=tenant,
-        mount_id=mount_id,
-        keys=list(keys),
-        methods=[method_value(m) for m in methods],
-        expires_in_seconds=expires_in,
-    )
 
 
 def export_audit_request(

@@ -2,22 +2,22 @@
 
 Same names, arguments, defaults, errors, deadlines and retries as the sync client
 (tests/sdk/test_surface.py pins it); listings and streams are async iterators. Both
-build requests and read replies with client._common, never on their own.
+take their RPC methods from client._calls, never building a request on their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import grpc
 import grpc.aio
 
 from bucketvault import errors
-from bucketvault.client import _common
+from bucketvault.client import _calls, _common
 from bucketvault.client._common import (
     DEFAULT_SUITE,
     DEFAULT_TIMEOUT,
@@ -26,11 +26,9 @@ from bucketvault.client._common import (
     RetryPolicy,
     resolve_timeout,
     seconds,
-    tls_credentials,
     translate,
 )
 from bucketvault.v1 import (
-    audit_pb2,
     audit_pb2_grpc,
     signer_pb2,
     signer_pb2_grpc,
@@ -39,7 +37,33 @@ from bucketvault.v1 import (
 )
 
 T = TypeVar("T")
-Page = TypeVar("Page", vault_pb2.ListCredentialsResponse, vault_pb2.ListMountsResponse)
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def _unary(
+    spec: Callable[P, _calls.Unary[R]],
+) -> Callable[Concatenate[AsyncBucketVaultClient, P], Awaitable[R]]:
+    """A coroutine method that sends the call spec builds and returns its unpacked reply."""
+
+    async def method(self: AsyncBucketVaultClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._run(spec(*args, **kwargs))
+
+    return _calls.method_of(spec, method)
+
+
+def _listed(
+    spec: Callable[P, _calls.Stream[R] | _calls.Pages[R]],
+) -> Callable[Concatenate[AsyncBucketVaultClient, P], AsyncIterator[R]]:
+    """An async-iterator method over the items of the stream or listing spec builds."""
+
+    async def method(
+        self: AsyncBucketVaultClient, /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncIterator[R]:
+        async for item in self._each(spec(*args, **kwargs)):
+            yield item
+
+    return _calls.method_of(spec, method)
 
 
 class AsyncBucketVaultClient:
@@ -60,21 +84,14 @@ class AsyncBucketVaultClient:
         tls_key: str | Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        from_files = tls_credentials(ca=tls_ca, cert=tls_cert, key=tls_key)
-        if from_files is not None:
-            if credentials is not None:
-                raise ValueError("pass credentials or tls_* files, not both")
-            credentials = from_files
-        if isinstance(target, str):
-            self._channel = (
-                grpc.aio.secure_channel(target, credentials)
-                if credentials
-                else grpc.aio.insecure_channel(target)
-            )
-            self._owns_channel = True
-        else:
-            self._channel, self._owns_channel = target, False
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel, self._owns_channel = _common.open_channel(
+            target,
+            credentials,
+            (tls_ca, tls_cert, tls_key),
+            grpc.aio.secure_channel,
+            grpc.aio.insecure_channel,
+        )
+        self._metadata = _common.bearer(token)
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self.vault = vault_pb2_grpc.VaultServiceStub(self._channel)
@@ -141,12 +158,30 @@ class AsyncBucketVaultClient:
                 raise error
             await asyncio.sleep(delay)
 
-    async def _pages(
-        self, name: str, request: Any, returns: type[Page], timeout: float | None
-    ) -> AsyncIterator[Page]:
+    async def _run(self, call: _calls.Unary[R]) -> R:
+        reply = await self._call(
+            getattr(self, call.service),
+            call.name,
+            call.request,
+            object,
+            call.timeout,
+            idempotent=call.idempotent,
+        )
+        return call.unpack(reply)
+
+    async def _each(self, call: _calls.Stream[R] | _calls.Pages[R]) -> AsyncIterator[R]:
+        """As BucketVaultClient._each, on grpc.aio."""
+        if isinstance(call, _calls.Stream):
+            async for item in self._stream(
+                getattr(self, call.service), call.name, call.request, call.timeout
+            ):
+                yield call.unpack(item)
+            return
+        request = call.request
         while True:
-            page = await self._call(self.vault, name, request, returns, timeout)
-            yield page
+            page: Any = await self._call(self.vault, call.name, request, object, call.timeout)
+            for item in call.items(page):
+                yield item
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
@@ -211,265 +246,24 @@ class AsyncBucketVaultClient:
                 self._reg_keys.pop(suite, None)
         raise AssertionError("unreachable")
 
-    async def register_sealed(
-        self,
-        tenant: str,
-        kind: str | int,
-        sealed: vault_pb2.SealedSecret,
-        *,
-        display_name: str = "",
-        idempotency_key: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.Credential:
-        request = _common.register_request(tenant, kind, sealed, display_name, idempotency_key)
-        return await self._call(
-            self.vault,
-            "RegisterCredential",
-            request,
-            vault_pb2.Credential,
-            timeout,
-            idempotent=bool(idempotency_key),
-        )
-
-    async def get_credential(
-        self, tenant: str, credential_id: str, *, timeout: float | None = None
-    ) -> vault_pb2.Credential:
-        request = vault_pb2.GetCredentialRequest(tenant=tenant, credential_id=credential_id)
-        return await self._call(self.vault, "GetCredential", request, vault_pb2.Credential, timeout)
-
-    async def list_credentials(
-        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
-    ) -> AsyncIterator[vault_pb2.Credential]:
-        """Every credential of the tenant, following page tokens (timeout: per page)."""
-        request = vault_pb2.ListCredentialsRequest(tenant=tenant, page_size=page_size)
-        async for page in self._pages(
-            "ListCredentials", request, vault_pb2.ListCredentialsResponse, timeout
-        ):
-            for credential in page.credentials:
-                yield credential
-
-    async def revoke_credential(
-        self, tenant: str, credential_id: str, reason: str = "", *, timeout: float | None = None
-    ) -> vault_pb2.Credential:
-        request = vault_pb2.RevokeCredentialRequest(
-            tenant=tenant, credential_id=credential_id, reason=reason
-        )
-        return await self._call(
-            self.vault, "RevokeCredential", request, vault_pb2.Credential, timeout
-        )
-
-    async def trust_policy(
-        self, tenant: str, *, timeout: float | None = None
-    ) -> vault_pb2.AwsTrustPolicy:
-        request = vault_pb2.GetAwsTrustPolicyRequest(tenant=tenant)
-        return await self._call(
-            self.vault, "GetAwsTrustPolicy", request, vault_pb2.AwsTrustPolicy, timeout
-        )
-
-    async def onboarding(
-        self, tenant: str, kind: str | int, *, timeout: float | None = None
-    ) -> vault_pb2.Onboarding:
-        """How the tenant grants the service's own identity access for a keyless kind."""
-        request = vault_pb2.GetOnboardingRequest(tenant=tenant, kind=_common.kind_value(kind))
-        return await self._call(self.vault, "GetOnboarding", request, vault_pb2.Onboarding, timeout)
-
-    async def create_mount(
-        self,
-        tenant: str,
-        *,
-        name: str,
-        bucket: str,
-        credential_id: str,
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        max_ttl_seconds: int = 0,
-        allowed_methods: Iterable[str] = (),
-        allow_credential_lifetime: bool = False,
-        cache_stable_urls: bool = True,
-        max_ttl: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        request = _common.create_mount_request(
-            tenant,
-            name=name,
-            bucket=bucket,
-            credential_id=credential_id,
-            prefix=prefix,
-            region=region,
-            endpoint=endpoint,
-            max_ttl_seconds=seconds(max_ttl_seconds, max_ttl, "max_ttl"),
-            allowed_methods=allowed_methods,
-            allow_credential_lifetime=allow_credential_lifetime,
-            cache_stable_urls=cache_stable_urls,
-        )
-        return await self._call(self.vault, "CreateMount", request, vault_pb2.Mount, timeout)
-
-    async def get_mount(
-        self, tenant: str, mount_id: str, *, timeout: float | None = None
-    ) -> vault_pb2.Mount:
-        request = vault_pb2.GetMountRequest(tenant=tenant, mount_id=mount_id)
-        return await self._call(self.vault, "GetMount", request, vault_pb2.Mount, timeout)
-
-    async def list_mounts(
-        self, tenant: str, *, page_size: int = 0, timeout: float | None = None
-    ) -> AsyncIterator[vault_pb2.Mount]:
-        request = vault_pb2.ListMountsRequest(tenant=tenant, page_size=page_size)
-        async for page in self._pages("ListMounts", request, vault_pb2.ListMountsResponse, timeout):
-            for mount in page.mounts:
-                yield mount
-
-    async def rebind_mount(
-        self,
-        tenant: str,
-        mount_id: str,
-        credential_id: str,
-        expected_version: int,
-        *,
-        bucket: str = "",
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        """With bucket (prefix, region, endpoint): move the mount there, on the
-        credential's cloud, any cloud; the mount id and keys stay. Without: the location
-        stays and a credential of another cloud is refused (KIND_MISMATCH).
-        Never retried: see client._common.IDEMPOTENT for why."""
-        request = _common.rebind_mount_request(
-            tenant,
-            mount_id,
-            credential_id,
-            expected_version,
-            _common.location(bucket, prefix, region, endpoint),
-        )
-        return await self._call(self.vault, "RebindMount", request, vault_pb2.Mount, timeout)
-
-    async def update_mount(
-        self,
-        tenant: str,
-        mount_id: str,
-        expected_version: int,
-        *,
-        name: str = "",
-        policy: vault_pb2.MountPolicy | None = None,
-        timeout: float | None = None,
-    ) -> vault_pb2.Mount:
-        """A new name ("" keeps it) and/or policy (None keeps it; one given replaces the
-        whole policy: start from the mount's own). Never retried (compare-and-swap)."""
-        request = _common.update_mount_request(tenant, mount_id, expected_version, name, policy)
-        return await self._call(self.vault, "UpdateMount", request, vault_pb2.Mount, timeout)
-
-    async def delete_mount(
-        self, tenant: str, mount_id: str, expected_version: int, *, timeout: float | None = None
-    ) -> vault_pb2.Mount:
-        """Remove the mount; the reply is the mount as it was. Never retried
-        (compare-and-swap)."""
-        request = vault_pb2.DeleteMountRequest(
-            tenant=tenant, mount_id=mount_id, expected_version=expected_version
-        )
-        return await self._call(self.vault, "DeleteMount", request, vault_pb2.Mount, timeout)
-
-    async def check_mount(
-        self, tenant: str, mount_id: str, *, origin: str = "", timeout: float | None = None
-    ) -> vault_pb2.CheckMountResponse:
-        """origin: a browser origin to probe CORS for, before the configured ones."""
-        request = vault_pb2.CheckMountRequest(tenant=tenant, mount_id=mount_id, origin=origin)
-        return await self._call(
-            self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout
-        )
-
-    async def check_new_mount(
-        self,
-        tenant: str,
-        *,
-        credential_id: str,
-        bucket: str,
-        prefix: str = "",
-        region: str = "",
-        endpoint: str = "",
-        max_ttl_seconds: int = 0,
-        allowed_methods: Iterable[str] = (),
-        origin: str = "",
-        timeout: float | None = None,
-    ) -> vault_pb2.CheckMountResponse:
-        """CheckMount for a mount not created yet (create_mount's fields): nothing is
-        written, so a credential and location can be checked before a create or a move."""
-        request = _common.check_new_mount_request(
-            tenant,
-            credential_id=credential_id,
-            where=vault_pb2.MountLocation(
-                bucket=bucket, prefix=prefix, region=region, endpoint=endpoint
-            ),
-            max_ttl_seconds=max_ttl_seconds,
-            allowed_methods=allowed_methods,
-            origin=origin,
-        )
-        return await self._call(
-            self.vault, "CheckMount", request, vault_pb2.CheckMountResponse, timeout
-        )
+    register_sealed = _unary(_calls.register_sealed)
+    get_credential = _unary(_calls.get_credential)
+    list_credentials = _listed(_calls.list_credentials)
+    revoke_credential = _unary(_calls.revoke_credential)
+    trust_policy = _unary(_calls.trust_policy)
+    onboarding = _unary(_calls.onboarding)
+    create_mount = _unary(_calls.create_mount)
+    get_mount = _unary(_calls.get_mount)
+    list_mounts = _listed(_calls.list_mounts)
+    rebind_mount = _unary(_calls.rebind_mount)
+    update_mount = _unary(_calls.update_mount)
+    delete_mount = _unary(_calls.delete_mount)
+    check_mount = _unary(_calls.check_mount)
+    check_new_mount = _unary(_calls.check_new_mount)
 
     # -- Signer -----------------------------------------------------------------
-    async def sign_url(
-        self,
-        tenant: str,
-        mount_id: str = "",
-        key: str = "",
-        *,
-        method: str = "GET",
-        ttl_seconds: int = 0,
-        response_content_type: str = "",
-        response_content_disposition: str = "",
-        content_type: str = "",
-        ttl: timedelta | None = None,
-        uri: str = "",
-        timeout: float | None = None,
-    ) -> signer_pb2.SignedURL:
-        """uri (s3://, gs://, az://, https object URL) instead of mount_id and key: the
-        reply's mount_id says which mount it resolved to."""
-        request = _common.sign_url_request(
-            tenant,
-            mount_id,
-            key,
-            method=method,
-            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
-            uri=uri,
-            response_content_type=response_content_type,
-            response_content_disposition=response_content_disposition,
-            content_type=content_type,
-        )
-        return await self._call(self.signer, "SignURL", request, signer_pb2.SignedURL, timeout)
-
-    async def sign_urls(
-        self,
-        tenant: str,
-        mount_id: str,
-        keys: Sequence[str],
-        *,
-        method: str = "GET",
-        ttl_seconds: int = 0,
-        compact: bool = True,
-        ttl: timedelta | None = None,
-        uris: Sequence[str] = (),
-        timeout: float | None = None,
-    ) -> list[signer_pb2.SignedURL]:
-        """One SignedURL per key, in order. compact: ask for the packed reply (shared
-        fields once); unpacked here, so the result is the same either way. uris (with
-        mount_id "" and keys ()): object URIs of one mount."""
-        keys = list(keys)
-        request = _common.sign_urls_request(
-            tenant,
-            mount_id,
-            keys,
-            method=method,
-            ttl_seconds=seconds(ttl_seconds, ttl, "ttl"),
-            compact=compact,
-            uris=uris,
-        )
-        response = await self._call(
-            self.signer, "SignURLs", request, signer_pb2.SignURLsResponse, timeout
-        )
-        return _common.unpack_sign_urls(keys, response)
+    sign_url = _unary(_calls.sign_url)
+    sign_urls = _unary(_calls.sign_urls)
 
     async def list_prefix(
         self,
@@ -500,116 +294,15 @@ class AsyncBucketVaultClient:
         ):
             yield item
 
-    async def create_link(
-        self,
-        tenant: str,
-        mount_id: str,
-        key: str = "",
-        *,
-        prefix: str = "",
-        whole_prefix: bool = False,
-        methods: Sequence[str] = (),
-        expires_in_seconds: int = 0,
-        expires_in: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> signer_pb2.Link:
-        """A stable link to key, or (whole_prefix) a base for every key under prefix."""
-        request = _common.create_link_request(
-            tenant,
-            mount_id,
-            key,
-            prefix=prefix,
-            whole_prefix=whole_prefix,
-            methods=methods,
-            expires_in_seconds=seconds(expires_in_seconds, expires_in, "expires_in"),
-        )
-        return await self._call(self.signer, "CreateLink", request, signer_pb2.Link, timeout)
-
-    async def create_links(
-        self,
-        tenant: str,
-        mount_id: str,
-        keys: Sequence[str],
-        *,
-        methods: Sequence[str] = (),
-        expires_in_seconds: int = 0,
-        expires_in: timedelta | None = None,
-        timeout: float | None = None,
-    ) -> list[signer_pb2.Link]:
-        """One stable link per key, in order."""
-        request = _common.create_links_request(
-            tenant, mount_id, keys, methods, seconds(expires_in_seconds, expires_in, "expires_in")
-        )
-        response = await self._call(
-            self.signer, "CreateLinks", request, signer_pb2.CreateLinksResponse, timeout
-        )
-        return list(response.links)
-
-    async def revoke_link(
-        self,
-        tenant: str,
-        mount_id: str,
-        link_id: str,
-        *,
-        reason: str = "",
-        timeout: float | None = None,
-    ) -> signer_pb2.RevokeLinkResponse:
-        request = signer_pb2.RevokeLinkRequest(
-            tenant=tenant, mount_id=mount_id, link_id=link_id, reason=reason
-        )
-        return await self._call(
-            self.signer, "RevokeLink", request, signer_pb2.RevokeLinkResponse, timeout
-        )
+    create_link = _unary(_calls.create_link)
+    create_links = _unary(_calls.create_links)
+    revoke_link = _unary(_calls.revoke_link)
 
     # -- Audit ------------------------------------------------------------------
-    async def query_audit(
-        self,
-        tenant: str = "",
-        *,
-        action: str = "",
-        principal: str = "",
-        limit: int = 0,
-        outcome: str = "",
-        timeout: float | None = None,
-    ) -> AsyncIterator[audit_pb2.AuditRecord]:
-        async for item in self._stream(
-            self.audit,
-            "QueryAudit",
-            audit_pb2.QueryAuditRequest(
-                tenant=tenant, action=action, principal=principal, limit=limit, outcome=outcome
-            ),
-            timeout,
-        ):
-            yield item
-
-    async def verify_audit(
-        self, *, full: bool = False, timeout: float | None = None
-    ) -> audit_pb2.VerifyAuditResponse:
-        return await self._call(
-            self.audit,
-            "VerifyAudit",
-            audit_pb2.VerifyAuditRequest(full=full),
-            audit_pb2.VerifyAuditResponse,
-            timeout,
-        )
-
-    async def audit_key(self, *, timeout: float | None = None) -> audit_pb2.AuditKey:
-        """The public key audit checkpoints are signed with (pin it for offline checks)."""
-        return await self._call(
-            self.audit, "GetAuditKey", audit_pb2.GetAuditKeyRequest(), audit_pb2.AuditKey, timeout
-        )
-
-    async def export_audit(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        timeout: float | None = None,
-    ) -> AsyncIterator[str]:
-        """Archive-format lines (no newlines) for records in [since, until)."""
-        request = _common.export_audit_request(since, until)
-        async for item in self._stream(self.audit, "ExportAudit", request, timeout):
-            yield item.line
+    query_audit = _listed(_calls.query_audit)
+    verify_audit = _unary(_calls.verify_audit)
+    audit_key = _unary(_calls.audit_key)
+    export_audit = _listed(_calls.export_audit)
 
 
 __all__ = ["AsyncBucketVaultClient"]

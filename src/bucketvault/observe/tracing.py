@@ -16,39 +16,19 @@ OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 class Span(Protocol):
+    # The bodies do nothing, so that the tracing-off classes below are these protocols
+    # themselves rather than second copies of every signature.
     def set(self, key: str, value: Attribute) -> None:
         """Set one attribute."""
-        ...
+        return None
 
     def fail(self, description: str) -> None:
         """Mark the span as failed (a status code name, an error reason: nothing secret)."""
-        ...
+        return None
 
 
-class Tracer(Protocol):
-    def span(
-        self,
-        name: str,
-        *,
-        server: bool = False,
-        attributes: Mapping[str, Attribute] | None = None,
-        carrier: Mapping[str, str] | None = None,
-    ) -> AbstractContextManager[Span]:
-        """A span current for the body; server spans continue a caller's traceparent
-        found in carrier (request metadata)."""
-        ...
-
-    def close(self) -> None:
-        """Export what is buffered and stop."""
-        ...
-
-
-class _NoSpan:
-    def set(self, key: str, value: Attribute) -> None:
-        """Nothing."""
-
-    def fail(self, description: str) -> None:
-        """Nothing."""
+class _NoSpan(Span):
+    """Tracing off: sets and fails nothing."""
 
 
 _NO_SPAN = _NoSpan()
@@ -65,9 +45,7 @@ class _NoSpanContext:
 _NO_SPAN_CONTEXT = _NoSpanContext()
 
 
-class NoTracer:
-    """Tracing off: one shared, reusable context manager per span."""
-
+class Tracer(Protocol):
     def span(
         self,
         name: str,
@@ -76,11 +54,17 @@ class NoTracer:
         attributes: Mapping[str, Attribute] | None = None,
         carrier: Mapping[str, str] | None = None,
     ) -> AbstractContextManager[Span]:
-        """No span."""
+        """A span current for the body; server spans continue a caller's traceparent
+        found in carrier (request metadata)."""
         return _NO_SPAN_CONTEXT
 
     def close(self) -> None:
-        """Nothing to flush."""
+        """Export what is buffered and stop."""
+        return None
+
+
+class NoTracer(Tracer):
+    """Tracing off: one shared, reusable context manager per span, nothing to flush."""
 
 
 NO_TRACER = NoTracer()
@@ -127,13 +111,15 @@ class OtelTracer:
         self._propagator = TraceContextTextMapPropagator()
 
     @contextmanager
-    def _span(
+    def span(
         self,
         name: str,
-        server: bool,
-        attributes: Mapping[str, Attribute] | None,
-        carrier: Mapping[str, str] | None,
+        *,
+        server: bool = False,
+        attributes: Mapping[str, Attribute] | None = None,
+        carrier: Mapping[str, str] | None = None,
     ) -> Iterator[Span]:
+        """A span current for the body."""
         from opentelemetry.trace import SpanKind  # noqa: PLC0415
 
         parent = self._propagator.extract(carrier=dict(carrier)) if carrier else None
@@ -148,17 +134,6 @@ class OtelTracer:
             set_status_on_exception=False,
         ) as span:
             yield _OtelSpan(span)
-
-    def span(
-        self,
-        name: str,
-        *,
-        server: bool = False,
-        attributes: Mapping[str, Attribute] | None = None,
-        carrier: Mapping[str, str] | None = None,
-    ) -> AbstractContextManager[Span]:
-        """A span current for the body."""
-        return self._span(name, server, attributes, carrier)
 
     def close(self) -> None:
         """Flush and shut the provider down."""

@@ -27,6 +27,7 @@ from bucketvault.config import Config
 from bucketvault.observe.tracing import Tracer
 from bucketvault.providers.base import CloudProvider
 from bucketvault.service import ADMIN_TOKEN_FILE, Service, build_service
+from bucketvault.testing.ports import stop_process
 from bucketvault.testing.tls import ServerTls, TlsFiles
 
 BASE_ENV = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "1"}
@@ -164,6 +165,55 @@ def start_server(
 _LISTENING = re.compile(r"listening on (127\.0\.0\.1:\d+)")
 
 
+@dataclass(frozen=True)
+class Child:
+    """A started child process: its PID, the address it listens on, what it printed
+    until then."""
+
+    pid: int
+    address: str
+    startup: list[str]
+
+
+@contextmanager
+def child_process(
+    module: str,
+    *args: str,
+    env: Mapping[str, str],
+    listening: re.Pattern[str],
+    start_within: float,
+    stop_within: float,
+) -> Iterator[Child]:
+    """``python -m module args`` with env, up once a line matches listening (its group 1
+    is the address); terminated by its PID on exit, killed after stop_within."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        address, startup = "", []
+        deadline = time.monotonic() + start_within
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode(errors="replace")
+            if not line:
+                break
+            startup.append(line)
+            match = listening.search(line)
+            if match:
+                address = match.group(1)
+                break
+        if not address:
+            raise RuntimeError(f"{module} did not start:\n" + "".join(startup[-20:]))
+        # Keep draining the child's output: a full pipe would block its logging.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield Child(proc.pid, address, startup)
+    finally:
+        stop_process(proc, stop_within)
+
+
 @contextmanager
 def start_server_process(
     tmp_path: Path, *, env: Mapping[str, str] | None = None, workers: int = 16
@@ -179,49 +229,27 @@ def start_server_process(
         "BUCKETVAULT_LISTEN": "127.0.0.1:0",
         "BUCKETVAULT_GRPC_WORKERS": str(workers),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bucketvault.cli.main", "serve"],
+    with child_process(
+        "bucketvault.cli.main",
+        "serve",
         env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        address = ""
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        startup: list[str] = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            startup.append(line)
-            match = _LISTENING.search(line)
-            if match:
-                address = match.group(1)
-                break
-        if not address:
-            raise RuntimeError("bucketvault serve did not start")
-        # Keep draining the child's output: a full pipe would block its logging.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        listening=_LISTENING,
+        start_within=30,
+        stop_within=10,
+    ) as child:
         running = RunningServer(
-            address, admin, data_dir, tokens, pid=proc.pid, startup_output=startup
+            child.address, admin, data_dir, tokens, pid=child.pid, startup_output=child.startup
         )
         yield running
         running.close_clients()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 __all__ = [
     "BASE_ENV",
     "CertPrincipalSpec",
+    "Child",
     "RunningServer",
+    "child_process",
     "start_server",
     "start_server_process",
 ]

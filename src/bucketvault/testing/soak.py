@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from pathlib import Path
 from bucketvault import errors
 from bucketvault.auth.authn import hash_token
 from bucketvault.client import BucketVaultClient
+from bucketvault.testing.server import child_process
 
 TENANTS = ("acme", "globex", "initech")
 # Every local mount lists these; SignURL and SignURLs draw keys from them.
@@ -131,37 +133,15 @@ def server_process(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[
         "BUCKETVAULT_LOG_LEVEL": "WARNING",
         **(env or {}),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bucketvault.testing.soak", "--serve"],
+    with child_process(
+        "bucketvault.testing.soak",
+        "--serve",
         env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        address, seen = "", []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if line.startswith(_LISTENING):
-                address = line[len(_LISTENING) :].strip()
-                break
-        if not address:
-            raise RuntimeError("soak server did not start:\n" + "".join(seen[-20:]))
-        # Keep draining its output (one INFO line per RPC would fill the pipe).
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield Server(address, proc.pid, admin, tokens)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        listening=re.compile(re.escape(_LISTENING) + r"(\S+)"),
+        start_within=60,
+        stop_within=15,
+    ) as child:
+        yield Server(child.address, child.pid, admin, tokens)
 
 
 @dataclass
