@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from azure.identity import CertificateCredential, ClientSecretCredential
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition
-from bucketvault.providers.azure.errors import TokenError
+from bucketvault.providers.azure.errors import TokenError, token_outage
 from bucketvault.providers.azure.settings import DEFAULT_AUTHORITY, AzureConfig, EntraApp
 
 # Entra's error codes travel in the token endpoint's error_description; only the number
@@ -53,6 +53,11 @@ class GuardedCredential:
         except BucketVaultError:
             raise  # the egress guard's refusal already says what happened
         except Exception as exc:
+            outage = token_outage(exc, self.identity.authority)
+            if outage is not None:
+                # Raised as our error, not TokenError: the listing path catches only
+                # azure-core's errors, and an outage is UNAVAILABLE wherever it surfaces.
+                raise outage from exc
             found = _AADSTS.search(str(exc))
             raise TokenError(
                 type(exc).__name__, code=found.group(1) if found else "", identity=self.identity
