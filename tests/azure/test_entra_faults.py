@@ -92,7 +92,7 @@ class FaultyEntra(LoopbackServer):
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 if self._fault():
                     return
-                if form.get("client_secret") != CLIENT_SECRET:
+                if form.get("client_secret") != CLIENT_SECRET or entra.mode == "refuse":
                     self.reply_json(401, {"error": "invalid_client"})
                     return
                 token = make_jwt(TENANT_ID)
@@ -250,6 +250,14 @@ def test_a_failing_token_endpoint_is_unavailable_within_a_bounded_time(
     assert "UNAVAILABLE" in _audited(world, reason)
     world.entra.set("ok")
     assert _recovered(world) == ["a.jpg"]
+
+
+def test_a_secret_refused_after_registration_is_failed_precondition(world: World) -> None:
+    world.entra.set("refuse")  # the secret was rotated or the app deleted
+    error = _list_error(world)
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "AZURE_AUTH_FAILED")
+    assert CLIENT_SECRET not in error.message
+    assert "FAILED_PRECONDITION" in _audited(world, "AZURE_AUTH_FAILED")
 
 
 def test_a_cached_token_keeps_serving_while_the_token_endpoint_stalls(world: World) -> None:
