@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from gcs.gcsutil import sa_info
+from gcs.gcsutil import HMAC_ACCESS_ID, HMAC_SECRET, sa_info
 
 from bucketvault import errors
 from bucketvault.client import BucketVaultClient, RetryPolicy
@@ -304,3 +304,31 @@ def test_a_cached_token_keeps_serving_while_the_token_endpoint_stalls(world: Wor
     error = _list_error(world)
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert error.reason in {"GCS_TOKEN_TIMEOUT", "GCS_TOKEN_UNAVAILABLE"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"), [("stall", "GCS_TIMEOUT"), ("drop", "ENDPOINT_UNREACHABLE")]
+)
+def test_hmac_interop_listing_is_bounded_too(world: World, mode: str, reason: str) -> None:
+    c = world.srv.client()
+    cred = c.register_credential(
+        TENANT, "GCS_HMAC", {"access_id": HMAC_ACCESS_ID, "secret": HMAC_SECRET}
+    )
+    mount = c.create_mount(
+        TENANT,
+        name="h",
+        bucket="photos",
+        credential_id=cred.credential_id,
+        endpoint=world.google.url,
+    )
+    world.google.set(listing=mode)
+    started = time.monotonic()
+    with _once(world.srv) as client, pytest.raises(errors.BucketVaultError) as info:
+        list(client.list_prefix(TENANT, str(mount.mount_id), timeout=15))
+    elapsed = time.monotonic() - started
+    assert (info.value.code, info.value.reason) == (grpc.StatusCode.UNAVAILABLE, reason)
+    assert world.google.lists == ATTEMPTS, "botocore's total_max_attempts counts the first"
+    assert elapsed < ATTEMPTS * TIMEOUT + 6, elapsed
+    assert HMAC_SECRET not in info.value.message
+    url = c.sign_url(TENANT, str(mount.mount_id), "a.jpg", ttl_seconds=60).url
+    assert "GOOG4-HMAC-SHA256" in url
