@@ -102,6 +102,10 @@ SETTINGS: dict[str, Setting] = {
     "BUCKETVAULT_AWS_S3_TIMEOUT_SECONDS": Setting("aws.s3_timeout_seconds", NUM, "10"),
     "BUCKETVAULT_AWS_S3_MAX_ATTEMPTS": Setting("aws.s3_max_attempts", INT, "3"),
     "BUCKETVAULT_GCS_TOKEN_URI_ALLOWLIST": Setting("gcs.token_uri_allowlist", LIST, ""),
+    "BUCKETVAULT_GCS_CONNECT_TIMEOUT_SECONDS": Setting("gcs.connect_timeout_seconds", NUM, "5"),
+    "BUCKETVAULT_GCS_TIMEOUT_SECONDS": Setting("gcs.timeout_seconds", NUM, "10"),
+    "BUCKETVAULT_GCS_MAX_ATTEMPTS": Setting("gcs.max_attempts", INT, "3"),
+    "BUCKETVAULT_GCS_TOKEN_TIMEOUT_SECONDS": Setting("gcs.token_timeout_seconds", NUM, "10"),
     "BUCKETVAULT_GCP_CREDENTIALS_FILE": Setting("gcp.credentials_file", STR, ""),
     "BUCKETVAULT_GCP_IAM_CREDENTIALS_ENDPOINT": Setting(
         "gcp.iam_credentials_endpoint", STR, "https://iamcredentials.googleapis.com"

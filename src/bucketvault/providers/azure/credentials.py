@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from azure.identity import CertificateCredential, ClientSecretCredential
 
 from bucketvault.errors import BucketVaultError, FailedPrecondition
-from bucketvault.providers.azure.errors import TokenError
+from bucketvault.providers.azure.errors import TokenError, token_outage, translate
 from bucketvault.providers.azure.settings import DEFAULT_AUTHORITY, AzureConfig, EntraApp
 
 # Entra's error codes travel in the token endpoint's error_description; only the number
@@ -47,16 +47,23 @@ class GuardedCredential:
         return f"GuardedCredential(client_id={self.identity.client_id!r}, <hidden>)"
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        """Delegate to azure-identity; any failure becomes TokenError (cause chained)."""
+        """Delegate to azure-identity; any failure becomes our error (cause chained).
+
+        Raised as BucketVaultError, not TokenError: pipelines (listing) catch only
+        azure-core's errors, so anything else reached the caller as INTERNAL."""
         try:
             return self._inner.get_token(*scopes, **kwargs)
         except BucketVaultError:
             raise  # the egress guard's refusal already says what happened
         except Exception as exc:
+            outage = token_outage(exc, self.identity.authority)
+            if outage is not None:
+                raise outage from exc
             found = _AADSTS.search(str(exc))
-            raise TokenError(
+            refused = TokenError(
                 type(exc).__name__, code=found.group(1) if found else "", identity=self.identity
-            ) from exc
+            )
+            raise translate(refused, "getting an Entra token") from exc
 
     def close(self) -> None:
         """Close the underlying HTTP pipeline."""

@@ -6,6 +6,8 @@ echo the string to sign or request URLs, which have no place in our errors.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import (
@@ -115,6 +117,54 @@ def _token_failure(exc: BaseException, what: str) -> BucketVaultError:
     )
 
 
+# MSAL's words for an error answer from a token endpoint (discovery included).
+_HTTP_ERROR = re.compile(r"HTTP Error: (\d{3})")
+# OAuth error codes that mean "try again later" (RFC 6749 5.2 and Entra's usage).
+_TRANSIENT_OAUTH = ("temporarily_unavailable", "server_error")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _answered_status(exc: BaseException) -> int:
+    if isinstance(exc, HttpResponseError) and exc.status_code:
+        return int(exc.status_code)
+    found = _HTTP_ERROR.search(str(exc))
+    return int(found.group(1)) if found else 0
+
+
+def token_outage(exc: BaseException, authority: str) -> BucketVaultError | None:
+    """An Entra token call that got no usable answer (a stall, no connection, 5xx, 429):
+    UNAVAILABLE with a token reason, not a refused credential. None: it was refused."""
+    chain = list(_chain(exc))
+    if any(isinstance(e, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)) for e in chain):
+        return Unavailable(
+            f"the Entra token endpoint at {authority} did not answer in time "
+            "(BUCKETVAULT_AZURE_TIMEOUT_SECONDS, each of 1 + BUCKETVAULT_AZURE_RETRY_TOTAL tries)",
+            reason="AZURE_TOKEN_TIMEOUT",
+        )
+    for e in chain:
+        status = _answered_status(e)
+        if isinstance(e, (ServiceRequestError, ServiceResponseError)):
+            what = "is unreachable"
+        elif status >= 500 or status == 429:
+            what = f"answered {status}"
+        elif any(code in str(e) for code in _TRANSIENT_OAUTH):
+            what = "is temporarily unavailable"
+        else:
+            continue
+        return Unavailable(
+            f"the Entra token endpoint at {authority} {what}", reason="AZURE_TOKEN_UNAVAILABLE"
+        )
+    return None
+
+
 def is_identity_error(exc: BaseException) -> bool:
     """True for azure-identity failures (bad tenant/client/secret, token endpoint down)."""
     return isinstance(exc, TokenError) or type(exc).__module__.startswith("azure.identity")
@@ -157,5 +207,6 @@ __all__ = [
     "TokenError",
     "describe",
     "is_identity_error",
+    "token_outage",
     "translate",
 ]

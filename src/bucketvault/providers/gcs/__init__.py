@@ -12,6 +12,7 @@ from bucketvault.providers.gcs.downscope import StsClient
 from bucketvault.providers.gcs.iamcredentials import IamCredentials
 from bucketvault.providers.gcs.identity import GcpIdentityConfig, GoogleIdentity
 from bucketvault.providers.gcs.provider import GcsHandle, GcsProvider
+from bucketvault.providers.gcs.settings import GcsSettings
 from bucketvault.urlpolicy import UrlPolicy
 
 
@@ -22,7 +23,8 @@ def build(env: Mapping[str, str], clock: Clock, url_policy: UrlPolicy) -> CloudP
     identity = GoogleIdentity(config, clock, url_policy)
     egress = Egress(url_policy)
     iam = IamCredentials(config.iam_endpoint, identity, egress)
-    return GcsProvider(clock, url_policy, iam, StsClient(config.sts_endpoint, egress))
+    settings = GcsSettings.from_env(env)
+    return GcsProvider(clock, url_policy, iam, StsClient(config.sts_endpoint, egress), settings)
 
 
 __all__ = ["GcsHandle", "GcsProvider", "build"]

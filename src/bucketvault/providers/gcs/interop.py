@@ -14,26 +14,33 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bucketvault.errors import BucketVaultError, Unavailable
+from bucketvault.errors import BucketVaultError
 from bucketvault.models import ListPage, ListRequest
 from bucketvault.providers.egress import Egress
-from bucketvault.providers.gcs.errors import ListTarget, interop_error
+from bucketvault.providers.gcs.errors import ListTarget, interop_error, transport_error
+from bucketvault.providers.gcs.settings import GcsSettings
 from bucketvault.providers.s3listing import list_objects_v2
 
-_CONFIG = Config(
-    signature_version="s3v4",
-    s3={"addressing_style": "path"},
-    retries={"max_attempts": 2, "mode": "standard"},
-    connect_timeout=5,
-    read_timeout=30,
-)
+
+def _config(settings: GcsSettings) -> Config:
+    # total_max_attempts counts the first attempt (botocore's max_attempts does not).
+    return Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+    )
 
 
 class InteropLister:
     """Lists with ListObjectsV2, signed with the handle's HMAC key."""
 
-    def __init__(self, access_id: str, secret: str, egress: Egress) -> None:
+    def __init__(
+        self, access_id: str, secret: str, egress: Egress, settings: GcsSettings | None = None
+    ) -> None:
         self._egress = egress
+        self._config = _config(settings or GcsSettings())
         self._access_id = access_id
         self._secret = secret
         self._lock = threading.Lock()
@@ -53,7 +60,7 @@ class InteropLister:
                     region_name="auto",
                 )
                 client = self._egress.guard_boto(
-                    session.client("s3", endpoint_url=endpoint, config=_CONFIG)
+                    session.client("s3", endpoint_url=endpoint, config=self._config)
                 )
                 self._clients[endpoint] = client
             return client
@@ -62,9 +69,7 @@ class InteropLister:
         """Every page from request.page_token on, lazily."""
 
         def unreachable(exc: Exception) -> BucketVaultError:
-            return Unavailable(
-                f"GCS at {target.endpoint} is unreachable", reason="ENDPOINT_UNREACHABLE"
-            )
+            return transport_error(exc, target)
 
         return list_objects_v2(
             self._client(target.endpoint),

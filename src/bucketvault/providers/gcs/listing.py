@@ -18,12 +18,12 @@ from bucketvault.errors import (
     Unavailable,
 )
 from bucketvault.models import ListEntry, ListPage, ListRequest
-from bucketvault.providers.gcs.errors import ListTarget, http_error
+from bucketvault.providers.gcs.errors import ListTarget, http_error, transport_error
+from bucketvault.providers.gcs.settings import GcsSettings
 from bucketvault.providers.signing import encode_value
 
 # Only what a ListPage carries: smaller responses from GCS.
 _FIELDS = "items(name,size,etag,updated),prefixes,nextPageToken"
-TIMEOUT = (5.0, 30.0)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -55,9 +55,12 @@ def unscoped(tokens: TokenSource) -> TokenFor:
 class JsonApiLister:
     """Lists a bucket with an OAuth token from the handle's token source."""
 
-    def __init__(self, session: requests.Session, tokens: TokenFor) -> None:
+    def __init__(
+        self, session: requests.Session, tokens: TokenFor, settings: GcsSettings | None = None
+    ) -> None:
         self._session = session
         self._tokens = tokens
+        self._timeout = (settings or GcsSettings()).timeout
 
     def pages(self, target: ListTarget, request: ListRequest) -> Iterator[ListPage]:
         """Every page from request.page_token on, lazily."""
@@ -82,11 +85,9 @@ class JsonApiLister:
         url = f"{target.endpoint}/storage/v1/b/{quote(target.bucket, safe='')}/o?{query}"
         headers = {"Authorization": f"Bearer {self._tokens(target)}"}
         try:
-            response = self._session.get(url, headers=headers, timeout=TIMEOUT)
+            response = self._session.get(url, headers=headers, timeout=self._timeout)
         except requests.RequestException as exc:
-            raise Unavailable(
-                f"GCS at {target.endpoint} is unreachable", reason="ENDPOINT_UNREACHABLE"
-            ) from exc
+            raise transport_error(exc, target) from exc
         if response.status_code == 400 and page_token:
             raise InvalidArgument(
                 "the page token was not accepted by GCS",

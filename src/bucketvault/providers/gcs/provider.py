@@ -41,6 +41,7 @@ from bucketvault.providers.gcs.kinds import (
 )
 from bucketvault.providers.gcs.listing import JsonApiLister, unscoped
 from bucketvault.providers.gcs.parallel import map_remote
+from bucketvault.providers.gcs.settings import GcsSettings
 from bucketvault.providers.gcs.tokens import TokenCache
 from bucketvault.providers.gcs.v4 import MAX_EXPIRES, HmacKeySigner, RsaKeySigner
 from bucketvault.providers.kinds import KindSpec, ParsedSecret
@@ -64,6 +65,7 @@ class GcsProvider:
     url_policy: UrlPolicy
     iam: IamCredentials | None = field(default=None, repr=False)
     sts: StsClient | None = field(default=None, repr=False)
+    settings: GcsSettings = field(default_factory=GcsSettings)
 
     def _iam(self) -> IamCredentials:
         if self.iam is None:
@@ -96,23 +98,32 @@ class GcsProvider:
         """Build the handle that keeps the parsed key."""
         egress = Egress(self.url_policy)
         if isinstance(secret, ServiceAccountSecret):
+            # Two sessions: listing GETs are retried, token POSTs only by google-auth.
             session = egress.session()
-            tokens = TokenCache(secret.info, self.clock, self.url_policy, session)
+            listing_session = self.settings.retrying(egress.session())
+            tokens = TokenCache(
+                secret.info,
+                self.clock,
+                self.url_policy,
+                session,
+                timeout=self.settings.token_timeout_seconds,
+            )
 
             def close_sa() -> None:
                 tokens.clear()
                 session.close()
+                listing_session.close()
 
             return GcsHandle(
                 RsaKeySigner(secret.client_email, secret.private_key),
-                JsonApiLister(session, unscoped(tokens)),
+                JsonApiLister(listing_session, unscoped(tokens), self.settings),
                 f"service account {secret.client_email}",
                 close_sa,
                 scope=KEY_SCOPE.format(who=secret.client_email),
             )
         if isinstance(secret, HmacSecret):
             signer = HmacKeySigner(secret.access_id, secret.secret)
-            lister = InteropLister(secret.access_id, secret.secret, egress)
+            lister = InteropLister(secret.access_id, secret.secret, egress, self.settings)
 
             def close_hmac() -> None:
                 lister.close()
@@ -130,7 +141,7 @@ class GcsProvider:
             sts = self.sts or own_sts
             assert sts is not None
             downscoped = DownscopedTokens(minted.current, sts, account, self.clock)
-            listing = egress.session()
+            listing = self.settings.retrying(egress.session())
 
             def close_impersonation() -> None:
                 downscoped.clear()
@@ -141,7 +152,7 @@ class GcsProvider:
 
             return GcsHandle(
                 IamKeySigner(account, iam),
-                JsonApiLister(listing, downscoped.token_for),
+                JsonApiLister(listing, downscoped.token_for, self.settings),
                 f"service account {account} (impersonated)",
                 close_impersonation,
                 fan_out=map_remote,

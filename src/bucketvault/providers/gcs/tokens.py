@@ -22,7 +22,8 @@ import requests
 from google.oauth2 import service_account
 
 from bucketvault.clock import Clock
-from bucketvault.errors import FailedPrecondition, InvalidArgument, Unavailable
+from bucketvault.errors import FailedPrecondition, InvalidArgument
+from bucketvault.providers.gcs.errors import token_error
 from bucketvault.providers.refresh import (
     Expiring,
     RefreshingValue,
@@ -125,23 +126,12 @@ class GoogleTokens:
         self._check()
         try:
             self._credentials.refresh(self._request)  # type: ignore[no-untyped-call]
-        except google.auth.exceptions.RefreshError as exc:
-            # The endpoint answered and refused the key (deleted, disabled, wrong audience).
-            # Its body is not repeated: a token endpoint's error text is not ours to relay.
-            if getattr(exc, "retryable", False):
-                raise Unavailable(
-                    f"the token endpoint failed for {self._principal}",
-                    reason="GCS_TOKEN_UNAVAILABLE",
-                ) from exc
-            raise FailedPrecondition(
-                f"the token endpoint refused the key of {self._principal}",
-                reason="GCS_TOKEN_REFUSED",
-            ) from exc
-        except (google.auth.exceptions.TransportError, requests.RequestException) as exc:
-            raise Unavailable(
-                f"the token endpoint for {self._principal} is unreachable",
-                reason="GCS_TOKEN_UNAVAILABLE",
-            ) from exc
+        except (
+            google.auth.exceptions.RefreshError,
+            google.auth.exceptions.TransportError,
+            requests.RequestException,
+        ) as exc:
+            raise token_error(exc, self._principal) from exc
         token = self._credentials.token
         if not isinstance(token, str) or not token:
             raise FailedPrecondition(
