@@ -43,8 +43,9 @@ def server_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def audit_commits(metrics_url: str) -> tuple[float, float, float]:
-    """(records committed, group commits, seconds in commits) from the server's /metrics."""
+def server_counters(metrics_url: str) -> tuple[float, float, float, float]:
+    """(records committed, group commits, seconds in commits, URL cache hits) from the
+    server's /metrics."""
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
 
     def value(pattern: str) -> float:
@@ -55,6 +56,7 @@ def audit_commits(metrics_url: str) -> tuple[float, float, float]:
         value(r'bucketvault_audit_records_total\{outcome="committed"\}'),
         value(r"bucketvault_audit_commit_duration_seconds_count"),
         value(r"bucketvault_audit_commit_duration_seconds_sum"),
+        value(r'bucketvault_url_cache_lookups_total\{result="hit"\}'),
     )
 
 
@@ -142,20 +144,22 @@ def main() -> None:
             for name, calls in scenarios.items():
                 cpu0, audit0 = (
                     server_cpu_seconds(srv.pid),
-                    audit_commits(f"http://{metrics}/metrics"),
+                    server_counters(f"http://{metrics}/metrics"),
                 )
                 mine0 = time.process_time()
                 measured = run_callers(calls, args.seconds)
                 mine = time.process_time() - mine0
                 cpu, audit = (
                     server_cpu_seconds(srv.pid) - cpu0,
-                    audit_commits(f"http://{metrics}/metrics"),
+                    server_counters(f"http://{metrics}/metrics"),
                 )
-                records, commits, commit_s = (b - a for a, b in zip(audit0, audit, strict=True))
+                deltas = (b - a for a, b in zip(audit0, audit, strict=True))
+                records, commits, commit_s, hits = deltas
                 calls_made = measured["calls_per_s"] * args.seconds
                 measured["server_cpu_ms_per_call"] = 1000 * cpu / max(calls_made, 1)
                 # The callers' own process (the SDK, gRPC client): they share the machine.
                 measured["client_cpu_ms_per_call"] = 1000 * mine / max(calls_made, 1)
+                measured["url_cache_hit_ratio"] = hits / max(calls_made, 1)
                 measured["records_per_commit"] = records / commits if commits else 0.0
                 measured["commit_ms"] = 1000 * commit_s / commits if commits else 0.0
                 rounds[name].append(measured)
@@ -175,6 +179,7 @@ def main() -> None:
             f" client {med['client_cpu_ms_per_call']:.2f} ms"
             f"  audit {med['records_per_commit']:.1f} records/commit"
             f"  {med['commit_ms']:.2f} ms/commit"
+            f"  URL cache hits {med['url_cache_hit_ratio']:.0%}"
         )
     health = rounds["health_check"]
     for name in ("sign_url_fresh_key", "sign_url_repeat_key"):
