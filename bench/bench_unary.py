@@ -123,10 +123,13 @@ def main() -> None:
         channels = [grpc.insecure_channel(srv.address) for _ in range(args.callers)]
         stubs = [health_pb2_grpc.HealthStub(ch) for ch in channels]
         check = health_pb2.HealthCheckRequest()
+        current = [0]  # the round being run, part of every fresh key
         scenarios: dict[str, list[Callable[[int], object]]] = {
             "health_check": [lambda i, s=s: s.Check(check) for s in stubs],
             "sign_url_fresh_key": [
-                lambda i, c=c, n=n: c.sign_url("bench", mid, f"fresh/{n}/{i}.jpg", ttl_seconds=600)
+                lambda i, c=c, n=n: c.sign_url(
+                    "bench", mid, f"fresh/{current[0]}/{n}/{i}.jpg", ttl_seconds=600
+                )
                 for n, c in enumerate(pool)
             ],
             "sign_url_repeat_key": [
@@ -140,7 +143,10 @@ def main() -> None:
         for s in stubs:
             s.Check(check)
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in scenarios}
-        for _ in range(args.rounds):
+        for round_no in range(args.rounds):
+            # Every round signs keys of its own: call numbers restart at 0 each round,
+            # and a key signed in an earlier round would be a cache hit, not a fresh key.
+            current[0] = round_no
             for name, calls in scenarios.items():
                 cpu0, audit0 = (
                     server_cpu_seconds(srv.pid),
