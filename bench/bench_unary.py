@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import re
+import socket
 import statistics
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +29,35 @@ from _common import machine
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bucketvault.testing.server import start_server_process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU the server process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_counters(metrics_url: str) -> tuple[float, float, float, float]:
+    """(records committed, group commits, seconds in commits, URL cache hits) from the
+    server's /metrics."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern + r" ([0-9.e+-]+)", text)
+        return float(found.group(1)) if found else 0.0
+
+    return (
+        value(r'bucketvault_audit_records_total\{outcome="committed"\}'),
+        value(r"bucketvault_audit_commit_duration_seconds_count"),
+        value(r"bucketvault_audit_commit_duration_seconds_sum"),
+        value(r'bucketvault_url_cache_lookups_total\{result="hit"\}'),
+    )
 
 
 def run_callers(calls: list[Callable[[int], object]], seconds: float) -> dict[str, float]:
@@ -63,7 +96,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp, start_server_process(Path(tmp)) as srv:
+    metrics = f"127.0.0.1:{_free_port()}"
+    env = {"BUCKETVAULT_METRICS_LISTEN": metrics}
+    with tempfile.TemporaryDirectory() as tmp, start_server_process(Path(tmp), env=env) as srv:
         admin = srv.client()
         cred = admin.register_credential(
             "bench",
@@ -88,10 +123,13 @@ def main() -> None:
         channels = [grpc.insecure_channel(srv.address) for _ in range(args.callers)]
         stubs = [health_pb2_grpc.HealthStub(ch) for ch in channels]
         check = health_pb2.HealthCheckRequest()
+        current = [0]  # the round being run, part of every fresh key
         scenarios: dict[str, list[Callable[[int], object]]] = {
             "health_check": [lambda i, s=s: s.Check(check) for s in stubs],
             "sign_url_fresh_key": [
-                lambda i, c=c, n=n: c.sign_url("bench", mid, f"fresh/{n}/{i}.jpg", ttl_seconds=600)
+                lambda i, c=c, n=n: c.sign_url(
+                    "bench", mid, f"fresh/{current[0]}/{n}/{i}.jpg", ttl_seconds=600
+                )
                 for n, c in enumerate(pool)
             ],
             "sign_url_repeat_key": [
@@ -105,9 +143,32 @@ def main() -> None:
         for s in stubs:
             s.Check(check)
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in scenarios}
-        for _ in range(args.rounds):
+        for round_no in range(args.rounds):
+            # Every round signs keys of its own: call numbers restart at 0 each round,
+            # and a key signed in an earlier round would be a cache hit, not a fresh key.
+            current[0] = round_no
             for name, calls in scenarios.items():
-                rounds[name].append(run_callers(calls, args.seconds))
+                cpu0, audit0 = (
+                    server_cpu_seconds(srv.pid),
+                    server_counters(f"http://{metrics}/metrics"),
+                )
+                mine0 = time.process_time()
+                measured = run_callers(calls, args.seconds)
+                mine = time.process_time() - mine0
+                cpu, audit = (
+                    server_cpu_seconds(srv.pid) - cpu0,
+                    server_counters(f"http://{metrics}/metrics"),
+                )
+                deltas = (b - a for a, b in zip(audit0, audit, strict=True))
+                records, commits, commit_s, hits = deltas
+                calls_made = measured["calls_per_s"] * args.seconds
+                measured["server_cpu_ms_per_call"] = 1000 * cpu / max(calls_made, 1)
+                # The callers' own process (the SDK, gRPC client): they share the machine.
+                measured["client_cpu_ms_per_call"] = 1000 * mine / max(calls_made, 1)
+                measured["url_cache_hit_ratio"] = hits / max(calls_made, 1)
+                measured["records_per_commit"] = records / commits if commits else 0.0
+                measured["commit_ms"] = 1000 * commit_s / commits if commits else 0.0
+                rounds[name].append(measured)
         for ch in channels:
             ch.close()
     result: dict[str, object] = {"callers": args.callers, "rounds": args.rounds}
@@ -118,6 +179,13 @@ def main() -> None:
         print(
             f"{name:<22} {med['calls_per_s']:>8,.0f} calls/s  p50 {med['p50_ms']:.2f} ms"
             f"  p99 {med['p99_ms']:.2f} ms  (rounds: {', '.join(f'{x:,.0f}' for x in spread)})"
+        )
+        print(
+            f"{'':<22} CPU/call server {med['server_cpu_ms_per_call']:.2f} ms"
+            f" client {med['client_cpu_ms_per_call']:.2f} ms"
+            f"  audit {med['records_per_commit']:.1f} records/commit"
+            f"  {med['commit_ms']:.2f} ms/commit"
+            f"  URL cache hits {med['url_cache_hit_ratio']:.0%}"
         )
     health = rounds["health_check"]
     for name in ("sign_url_fresh_key", "sign_url_repeat_key"):

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from bucketvault.app.handles import Handles
 from bucketvault.audit.draft import AuditDraft, current_draft
@@ -127,9 +127,15 @@ class Recorder:
         **detail: str,
     ) -> None:
         """Record a successful call."""
-        event = self._event(principal, tenant, action, resource, request_id, outcome, detail)
-        if method or expires_at is not None:
-            event = dataclasses.replace(event, method=method or event.method, expires_at=expires_at)
+        # The signed method and expiry go into the one record built (no copy per call).
+        extra: dict[str, Any] = {}
+        if method:
+            extra["method"] = method
+        if expires_at is not None:
+            extra["expires_at"] = expires_at
+        event = self._event(
+            principal, tenant, action, resource, request_id, outcome, detail, **extra
+        )
         self._commit(event, None)
 
     def mutate(
@@ -182,6 +188,7 @@ class Recorder:
         request_id: str,
         outcome: str,
         detail: Mapping[str, str],
+        **extra: Any,
     ) -> AuditEvent:
         # Outside a served call (a use case driven directly) there is nothing to draw on.
         draft = current_draft() or AuditDraft(request_id, action, peer="")
@@ -194,6 +201,7 @@ class Recorder:
             request_id=request_id,
             outcome=outcome,
             detail_json=detail_text(detail),
+            **extra,
         )
 
     def _commit(self, event: AuditEvent, change: Change[R] | None) -> Committed[R]:

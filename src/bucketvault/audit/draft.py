@@ -8,7 +8,6 @@ The transport opens a draft per RPC (``drafting``); use cases add what they lear
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,23 +41,26 @@ class AuditDraft:
 
     def event(self, time: datetime, **fields: Any) -> AuditEvent:
         """A record of what the draft knows, with fields overriding it."""
-        base = AuditEvent(
-            time=time,
-            request_id=self.request_id,
-            principal=self.principal,
-            peer=self.peer,
-            action=self.action,
-            tenant=self.tenant,
-            resource=self.mount_id or self.credential_id or self.tenant,
-            mount_id=self.mount_id,
-            credential_id=self.credential_id,
-            keys=self.keys.keys,
-            key_count=self.keys.count,
-            keys_sha256=self.keys.sha256,
-            method=self.method,
-            requested_ttl_seconds=self.requested_ttl_seconds,
-        )
-        return dataclasses.replace(base, **fields) if fields else base
+        # One construction with the overrides merged in: building the record and then
+        # replacing fields made two records per call on the signing path.
+        known: dict[str, Any] = {
+            "request_id": self.request_id,
+            "principal": self.principal,
+            "peer": self.peer,
+            "action": self.action,
+            "tenant": self.tenant,
+            "resource": self.mount_id or self.credential_id or self.tenant,
+            "mount_id": self.mount_id,
+            "credential_id": self.credential_id,
+            "keys": self.keys.keys,
+            "key_count": self.keys.count,
+            "keys_sha256": self.keys.sha256,
+            "method": self.method,
+            "requested_ttl_seconds": self.requested_ttl_seconds,
+        }
+        if fields:
+            known.update(fields)
+        return AuditEvent(time=time, **known)
 
 
 _current: contextvars.ContextVar[AuditDraft | None] = contextvars.ContextVar(

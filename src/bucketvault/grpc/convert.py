@@ -272,15 +272,18 @@ def mount_to_pb(m: Mount, kind: CredentialKind | None = None) -> vault_pb2.Mount
 
 
 def signed_to_pb(s: SignedUrl, mount_id: str = "") -> signer_pb2.SignedURL:
-    return signer_pb2.SignedURL(
+    out = signer_pb2.SignedURL(
         url=s.url,
         method=method_to_pb(s.method),
         expires_at=ts(s.expires_at),
-        required_headers=dict(s.required_headers),
         key=s.key,
         expiry_capped_by=s.expiry_capped_by,
         mount_id=mount_id,
     )
+    # Most URLs need no headers: the map is touched only when there are some.
+    if s.required_headers:
+        out.required_headers.update(s.required_headers)
+    return out
 
 
 def credential_page_to_pb(

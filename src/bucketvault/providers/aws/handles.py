@@ -25,7 +25,7 @@ from bucketvault.providers.aws.scope import SessionPolicyTooLarge
 from bucketvault.providers.aws.sessions import SessionSource
 from bucketvault.providers.aws.settings import DEFAULT_REGION
 from bucketvault.providers.aws.sigv4 import (
-    BatchPresigner,
+    PresignerCache,
     PresignParams,
     PresignTarget,
     SigningKeyCache,
@@ -49,11 +49,16 @@ class _Signer:
     limit_reason = SESSION_EXPIRY
 
     def __init__(
-        self, credentials: AwsCredentials, location: _Location, keys: SigningKeyCache
+        self,
+        credentials: AwsCredentials,
+        location: _Location,
+        keys: SigningKeyCache,
+        presigners: PresignerCache,
     ) -> None:
         self.credentials = credentials
         self._location = location
         self._keys = keys
+        self._presigners = presigners
 
     @property
     def valid_until(self) -> datetime | None:
@@ -80,7 +85,7 @@ class _Signer:
         params = PresignParams(
             options.method.value, options.expires_in, options.signed_at, query, headers
         )
-        presign = BatchPresigner(self._location.target, identity, params, signing_key).url
+        presign = self._presigners.get(self._location.target, identity, params, signing_key).url
         return SignedBatch([presign(key) for key in keys], headers)
 
 
@@ -94,6 +99,7 @@ class AwsHandle:
     endpoint: str
     region: str
     _signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache, init=False, repr=False)
+    _presigners: PresignerCache = field(default_factory=PresignerCache, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _locations: dict[tuple[str, str, str, str], _Location] = field(
         default_factory=dict, init=False, repr=False
@@ -122,7 +128,8 @@ class AwsHandle:
     def signer(self, mount: Mount, options: SignOptions) -> _Signer:
         """A signer holding the caller's session for the mount's scope."""
         credentials = self.sessions.get(mount, options.caller)
-        return _Signer(credentials, self._location(mount, credentials), self._signing_keys)
+        location = self._location(mount, credentials)
+        return _Signer(credentials, location, self._signing_keys, self._presigners)
 
     def list(self, mount: Mount, request: ListRequest) -> Iterator[ListPage]:
         """ListObjectsV2 pages, fetched only as the caller consumes them."""
@@ -177,6 +184,7 @@ class AwsHandle:
         """Drop the sessions, derived keys and clients."""
         self.sessions.close()
         self._signing_keys.clear()
+        self._presigners.clear()
         self.clients.clear()
 
 

@@ -173,6 +173,56 @@ class BatchPresigner:
         return f"{self._url_head}{path}{self._url_tail}{self.mac.hexdigest(to_sign)}"
 
 
+class PresignerCache:
+    """Presigners by everything but the key; thread-safe and bounded.
+
+    A presigner's canonical query, scope and URL tail are the same for every key signed
+    with one identity, target and parameters, and stable URLs floor the signing time to
+    a window, so fresh keys of one mount share them until the window moves. Building
+    them (twenty percent-encodings and a sort) cost more than signing the key itself."""
+
+    _LIMIT = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._presigners: dict[tuple[object, ...], BatchPresigner] = {}
+
+    def get(
+        self,
+        target: PresignTarget,
+        identity: SigningIdentity,
+        params: PresignParams,
+        signing_key: bytes,
+    ) -> BatchPresigner:
+        """The presigner for these inputs, built at most once while it is cached."""
+        # The identity and derived key are part of the slot, never of any output: a
+        # rotated session or a new day builds a new presigner.
+        slot = (
+            target,
+            identity,
+            signing_key,
+            params.method,
+            params.expires_in,
+            params.signed_at,
+            tuple(params.query),
+            tuple(params.headers.items()),
+        )
+        presigner = self._presigners.get(slot)
+        if presigner is None:
+            presigner = BatchPresigner(target, identity, params, signing_key)
+            with self._lock:
+                if len(self._presigners) >= self._LIMIT:
+                    # Old windows are never asked for again.
+                    self._presigners.clear()
+                self._presigners[slot] = presigner
+        return presigner
+
+    def clear(self) -> None:
+        """Forget every presigner."""
+        with self._lock:
+            self._presigners.clear()
+
+
 __all__ = [
     "ALGORITHM",
     "MAX_EXPIRES_SECONDS",
@@ -180,6 +230,7 @@ __all__ = [
     "BatchPresigner",
     "PresignParams",
     "PresignTarget",
+    "PresignerCache",
     "SigningIdentity",
     "SigningKeyCache",
     "amz_date",
