@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bucketvault.app.common import MAX_PAGE_SIZE, Seams, tenant_name
+from bucketvault.app.common import MAX_PAGE_SIZE, Seams, need_keys, tenant_name
 from bucketvault.app.mounts import Mounts
 from bucketvault.app.pagetokens import ListScope, PageTokens
 from bucketvault.auth.authz import Ask, Decision, Reach, require
@@ -159,14 +159,7 @@ class Signing:
         require(principal, ask)
         if req.uris:
             req = self._by_uris(principal, ask, req)
-        if not req.keys:
-            raise InvalidArgument(
-                "at least one key is required", reason="MISSING_FIELD", field="keys"
-            )
-        if len(req.keys) > MAX_BATCH_KEYS:
-            raise InvalidArgument(
-                f"at most {MAX_BATCH_KEYS} keys per call", reason="BATCH_TOO_LARGE", field="keys"
-            )
+        need_keys(req.keys, MAX_BATCH_KEYS)
         # A resolved mount is read again like any other: its grant is checked in full.
         mount = self.mounts.granted(principal, ask, req.mount_id, recent=True)
         self.seams.record.note(credential_id=mount.credential_id)
