@@ -26,6 +26,8 @@ SCRIPTS = (
     "bench_unary.py",
     # serve --workers 2 vs 1, unary SignURL from separate client processes.
     "bench_workers.py",
+    # ListPrefix entries/s vs boto3 listing moto; server peak RSS, 10k vs 200k keys.
+    "bench_list.py",
 )
 
 
