@@ -112,7 +112,8 @@ SOAK_SECONDS ?= 600
 soak: proto
 	SOAK_SECONDS=$(SOAK_SECONDS) PYTHONPATH=src $(BIN)/python -m bucketvault.testing.soak
 
-bench: proto
+# Installs what it needs: the Azure scenario registers a shared key against Azurite.
+bench: proto azurite
 	$(BIN)/python bench/run.py
 
 clean:
