@@ -47,6 +47,22 @@ def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -
     return value
 
 
+def env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A timeout or budget in seconds, in (0, 300]; anything else stops the server."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 300:
+        raise InvalidArgument(
+            f"{name} must be a number of seconds in (0, 300]", reason="INVALID_CONFIG"
+        )
+    return value
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
 

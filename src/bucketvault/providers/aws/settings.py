@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from botocore.config import Config
 
-from bucketvault.errors import InvalidArgument
+from bucketvault.config import env_int, env_seconds
 
 DEFAULT_REGION = "us-east-1"
 # One STS call: connecting, then waiting for the answer (a stalled STS costs this much).
@@ -22,30 +22,6 @@ S3_READ_TIMEOUT_SECONDS = 10.0
 # botocore's standard retry mode (exponential back-off with full jitter); attempts
 # include the first one.
 S3_MAX_ATTEMPTS = 3
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 300:
-        raise InvalidArgument(
-            f"{name} must be a number of seconds in (0, 300]", reason="INVALID_CONFIG"
-        )
-    return value
-
-
-def _attempts(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 10:
-        raise InvalidArgument(f"{name} must be a whole number in [1, 10]", reason="INVALID_CONFIG")
-    return int(raw)
 
 
 def _get(env: Mapping[str, str], *names: str) -> str:
@@ -89,22 +65,22 @@ class AwsSettings:
             access_key_id=_get(env, "AWS_ACCESS_KEY_ID"),
             secret_access_key=_get(env, "AWS_SECRET_ACCESS_KEY"),
             session_token=_get(env, "AWS_SESSION_TOKEN"),
-            sts_connect_timeout_seconds=_seconds(
+            sts_connect_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_AWS_STS_CONNECT_TIMEOUT_SECONDS", STS_CONNECT_TIMEOUT_SECONDS
             ),
-            sts_read_timeout_seconds=_seconds(
+            sts_read_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_AWS_STS_TIMEOUT_SECONDS", STS_READ_TIMEOUT_SECONDS
             ),
-            sts_budget_seconds=_seconds(
+            sts_budget_seconds=env_seconds(
                 env, "BUCKETVAULT_AWS_STS_BUDGET_SECONDS", STS_BUDGET_SECONDS
             ),
-            s3_connect_timeout_seconds=_seconds(
+            s3_connect_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_AWS_S3_CONNECT_TIMEOUT_SECONDS", S3_CONNECT_TIMEOUT_SECONDS
             ),
-            s3_read_timeout_seconds=_seconds(
+            s3_read_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_AWS_S3_TIMEOUT_SECONDS", S3_READ_TIMEOUT_SECONDS
             ),
-            s3_max_attempts=_attempts(env, "BUCKETVAULT_AWS_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS),
+            s3_max_attempts=env_int(env, "BUCKETVAULT_AWS_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS, 1, 10),
         )
 
     def s3_config(self) -> Config:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import requests
 from urllib3.util.retry import Retry
 
-from bucketvault.errors import InvalidArgument
+from bucketvault.config import env_int, env_seconds
 
 # One GCS call (a JSON listing page, an interop ListObjectsV2): connecting, then waiting
 # for the answer. A stalled GCS costs attempts x the read timeout, so both stay small
@@ -24,30 +24,6 @@ TOKEN_TIMEOUT_SECONDS = 10.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 300:
-        raise InvalidArgument(
-            f"{name} must be a number of seconds in (0, 300]", reason="INVALID_CONFIG"
-        )
-    return value
-
-
-def _attempts(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 10:
-        raise InvalidArgument(f"{name} must be a whole number in [1, 10]", reason="INVALID_CONFIG")
-    return int(raw)
-
-
 @dataclass(frozen=True)
 class GcsSettings:
     """Bounded timeouts and retries for GCS listing and token calls."""
@@ -61,14 +37,14 @@ class GcsSettings:
     def from_env(cls, env: Mapping[str, str]) -> GcsSettings:
         """Parse BUCKETVAULT_GCS_*; a bad value fails start-up."""
         return cls(
-            connect_timeout_seconds=_seconds(
+            connect_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_GCS_CONNECT_TIMEOUT_SECONDS", CONNECT_TIMEOUT_SECONDS
             ),
-            read_timeout_seconds=_seconds(
+            read_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_GCS_TIMEOUT_SECONDS", READ_TIMEOUT_SECONDS
             ),
-            max_attempts=_attempts(env, "BUCKETVAULT_GCS_MAX_ATTEMPTS", MAX_ATTEMPTS),
-            token_timeout_seconds=_seconds(
+            max_attempts=env_int(env, "BUCKETVAULT_GCS_MAX_ATTEMPTS", MAX_ATTEMPTS, 1, 10),
+            token_timeout_seconds=env_seconds(
                 env, "BUCKETVAULT_GCS_TOKEN_TIMEOUT_SECONDS", TOKEN_TIMEOUT_SECONDS
             ),
         )
