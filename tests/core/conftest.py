@@ -9,6 +9,7 @@ import pytest
 
 from bucketvault.testing.emulators import required, start_moto
 from bucketvault.testing.fakes import offline_providers
+from bucketvault.testing.loopback import CountingListener
 from bucketvault.testing.ports import free_port  # noqa: F401 (re-exported for the tests)
 from bucketvault.testing.server import RunningServer, start_server
 
@@ -47,3 +48,11 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     """
     with start_server(tmp_path, principals=PRINCIPALS, providers=offline_providers()) as srv:
         yield srv
+
+
+@pytest.fixture
+def listener() -> Iterator[CountingListener]:
+    """A loopback port that counts connections (tests/core/test_urlpolicy.py, test_egress.py)."""
+    lis = CountingListener()
+    yield lis
+    lis.close()

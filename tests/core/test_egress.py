@@ -9,9 +9,7 @@ Redirects are never followed: a stand-in answering 307 towards the listener prov
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -33,7 +31,7 @@ from bucketvault.providers.cors import CorsTarget, preflight
 from bucketvault.providers.egress import Egress
 from bucketvault.providers.gcs import GcsProvider
 from bucketvault.reasons import REASONS
-from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.loopback import CountingListener, LoopbackServer, StandInHandler
 from bucketvault.testing.server import start_server
 from bucketvault.testing.tls import localhost_certificate
 from bucketvault.urlpolicy import UrlPolicy
@@ -41,44 +39,6 @@ from bucketvault.urlpolicy import UrlPolicy
 CATALOGUE = {r.name: r for r in REASONS}
 PUBLIC = "93.184.216.34"
 NAME = "bucket.example.com"
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.05)
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lis = Listener()
-    yield lis
-    lis.close()
 
 
 def _rebinding(answers: Sequence[str], *, insecure: bool = False) -> UrlPolicy:
@@ -130,7 +90,7 @@ def _blob(egress: Egress, url: str) -> BlobServiceClient:
 
 @pytest.mark.parametrize("answers", FORBIDDEN_ANSWERS, ids=",".join)
 def test_a_rebound_name_is_refused_before_any_connection(
-    answers: list[str], listener: Listener
+    answers: list[str], listener: CountingListener
 ) -> None:
     egress = Egress(_rebinding(answers))
     url = f"http://{NAME}:{listener.port}"
@@ -148,7 +108,9 @@ def test_a_rebound_name_is_refused_before_any_connection(
 
 
 @pytest.mark.parametrize("literal", ["127.0.0.1", "[::1]", "169.254.169.254"])
-def test_an_address_literal_is_checked_like_an_answer(literal: str, listener: Listener) -> None:
+def test_an_address_literal_is_checked_like_an_answer(
+    literal: str, listener: CountingListener
+) -> None:
     egress = Egress(_rebinding([]))
     with pytest.raises(errors.FailedPrecondition) as exc:
         egress.session().get(f"http://{literal}:{listener.port}/", timeout=2)
@@ -174,7 +136,9 @@ def test_insecure_mode_connects_to_the_checked_address_and_keeps_the_host() -> N
 
 
 @pytest.mark.parametrize("answer", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"])
-def test_insecure_mode_still_refuses_metadata_addresses(answer: str, listener: Listener) -> None:
+def test_insecure_mode_still_refuses_metadata_addresses(
+    answer: str, listener: CountingListener
+) -> None:
     egress = Egress(_rebinding([answer], insecure=True))
     with pytest.raises(errors.FailedPrecondition) as exc:
         egress.session().get(f"http://{NAME}:{listener.port}/", timeout=2)
@@ -196,7 +160,7 @@ def test_tls_verifies_the_name_not_the_address_connected_to(tmp_path: Path) -> N
             egress.session().get(f"https://{NAME}:{stand_in.port}/", verify=str(tls.cert))
 
 
-def test_a_name_that_no_longer_resolves_fails_as_unreachable(listener: Listener) -> None:
+def test_a_name_that_no_longer_resolves_fails_as_unreachable(listener: CountingListener) -> None:
     egress = Egress(_rebinding([]))
     with pytest.raises(requests.ConnectionError):
         egress.session().get(f"http://{NAME}:{listener.port}/", timeout=2)
@@ -228,7 +192,7 @@ def _redirecting(target: str) -> type[StandInHandler]:
     return Redirect
 
 
-def test_redirects_are_not_followed(listener: Listener) -> None:
+def test_redirects_are_not_followed(listener: CountingListener) -> None:
     # Loopback allowed, so only the no-redirect rule stands between the 307 and the
     # listener.
     egress = Egress(UrlPolicy(allow_insecure=True))
@@ -247,7 +211,7 @@ def test_redirects_are_not_followed(listener: Listener) -> None:
     assert listener.accepted == 0
 
 
-def test_the_cors_probe_passes_the_guard(listener: Listener) -> None:
+def test_the_cors_probe_passes_the_guard(listener: CountingListener) -> None:
     target = CorsTarget(f"http://{NAME}:{listener.port}/b/probe", lambda o: "rule", "how")
     with Egress(_rebinding(["127.0.0.1"])).session() as session:
         verdict = preflight(target, "https://app.example.com", session=session)
@@ -268,7 +232,7 @@ def test_guard_boto_refuses_a_client_it_cannot_guard() -> None:
 
 
 def test_the_service_refuses_a_rebound_endpoint_with_a_clear_audited_error(
-    tmp_path: Path, listener: Listener
+    tmp_path: Path, listener: CountingListener
 ) -> None:
     # Registration runs the server's own policy (insecure: the name is not looked up);
     # the providers' connections run a strict policy whose DNS now says 127.0.0.1.
@@ -300,7 +264,7 @@ def test_the_service_refuses_a_rebound_endpoint_with_a_clear_audited_error(
     assert listener.accepted == 0
 
 
-def test_gcs_token_calls_pass_the_guard(tmp_path: Path, listener: Listener) -> None:
+def test_gcs_token_calls_pass_the_guard(tmp_path: Path, listener: CountingListener) -> None:
     # google-auth's JWT grant to the key's token_uri: allowed at registration (on the
     # allow-list), refused at connect time once the name answers 127.0.0.1.
     token_uri = f"http://{NAME}:{listener.port}/token"

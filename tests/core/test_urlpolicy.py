@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 
 from bucketvault import errors
 from bucketvault.reasons import REASONS
+from bucketvault.testing.loopback import CountingListener
 from bucketvault.testing.server import start_server
 from bucketvault.urlpolicy import UrlPolicy, address_problem, check_address
 
@@ -345,44 +345,6 @@ def test_any_text_is_either_accepted_or_refused_with_a_catalogued_reason(text: s
 # -- end to end: refused before any connection ------------------------------------------
 
 
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.05)
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lis = Listener()
-    yield lis
-    lis.close()
-
-
 def _spellings(port: int) -> list[str]:
     return [
         f"https://127.0.0.1:{port}",
@@ -401,7 +363,7 @@ def _spellings(port: int) -> list[str]:
 
 
 def test_refused_endpoints_are_refused_before_any_connection(
-    tmp_path: Path, listener: Listener
+    tmp_path: Path, listener: CountingListener
 ) -> None:
     # Real providers, insecure endpoints off: what production runs.
     env = {"BUCKETVAULT_ALLOW_INSECURE_ENDPOINTS": "0"}
@@ -429,7 +391,9 @@ def test_refused_endpoints_are_refused_before_any_connection(
     assert listener.accepted == 0
 
 
-def test_the_listener_would_have_seen_a_connection(tmp_path: Path, listener: Listener) -> None:
+def test_the_listener_would_have_seen_a_connection(
+    tmp_path: Path, listener: CountingListener
+) -> None:
     # The control: with insecure endpoints allowed the same endpoint is called.
     with start_server(tmp_path, env={"AWS_MAX_ATTEMPTS": "1"}) as srv:
         c = srv.client()

@@ -8,6 +8,7 @@ given to LoopbackServer, which serves it on a free loopback port from a daemon t
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Mapping
@@ -92,4 +93,36 @@ class LoopbackServer:
         self.close()
 
 
-__all__ = ["LoopbackServer", "StandInHandler"]
+class CountingListener:
+    """A TCP listener on 127.0.0.1 that counts the connections it accepts: the proof, in
+    SSRF tests, that a refused endpoint was never connected to."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.05)
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+__all__ = ["CountingListener", "LoopbackServer", "StandInHandler"]
