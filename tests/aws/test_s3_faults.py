@@ -21,7 +21,7 @@ from bucketvault.client import BucketVaultClient, RetryPolicy
 from bucketvault.errors import InvalidArgument
 from bucketvault.grpc.status import error_info, retry_delay
 from bucketvault.providers.aws.settings import AwsSettings
-from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.loopback import FaultyServer, StandInHandler
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.v1 import signer_pb2, signer_pb2_grpc
 
@@ -44,14 +44,13 @@ SLOW_DOWN = (
 )
 
 
-class FaultyS3(LoopbackServer):
+class FaultyS3(FaultyServer):
     """ListObjectsV2 and HeadBucket for any bucket; mode "ok", "slowdown", "stall" or "drop"."""
 
     def __init__(self) -> None:
         self.mode = "ok"
         self.requests = 0
         self.paths: list[str] = []
-        self.released = threading.Event()
         self._lock = threading.Lock()
         s3 = self
 
@@ -61,13 +60,7 @@ class FaultyS3(LoopbackServer):
                     s3.requests += 1
                     s3.paths.append(f"{self.command} {self.path}")
                 mode = s3.mode
-                if mode == "stall":
-                    s3.released.wait(30)
-                    self.close_connection = True
-                    return
-                if mode == "drop":
-                    # Read the request, then close without a byte of answer.
-                    self.close_connection = True
+                if s3.misbehave(self, mode):
                     return
                 if mode == "slowdown":
                     self.reply(503, SLOW_DOWN, "application/xml", {"Retry-After": "2"})
@@ -83,10 +76,6 @@ class FaultyS3(LoopbackServer):
             self.mode = mode
             self.requests = 0
             self.paths.clear()
-
-    def close(self) -> None:
-        self.released.set()
-        super().close()
 
 
 @pytest.fixture

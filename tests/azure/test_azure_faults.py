@@ -21,7 +21,7 @@ import pytest
 from bucketvault import errors
 from bucketvault.client import BucketVaultClient, RetryPolicy
 from bucketvault.grpc.status import error_info, retry_delay
-from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.loopback import FaultyServer, StandInHandler
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.v1 import signer_pb2, signer_pb2_grpc
 
@@ -44,13 +44,12 @@ SERVER_BUSY = (
 )
 
 
-class FaultyBlob(LoopbackServer):
+class FaultyBlob(FaultyServer):
     """List Blobs for any container; mode "ok", "busy", "stall" or "drop"."""
 
     def __init__(self) -> None:
         self.mode = "ok"
         self.requests = 0
-        self.released = threading.Event()
         self._lock = threading.Lock()
         blob = self
 
@@ -59,12 +58,7 @@ class FaultyBlob(LoopbackServer):
                 with blob._lock:
                     blob.requests += 1
                 mode = blob.mode
-                if mode == "stall":
-                    blob.released.wait(30)
-                    self.close_connection = True
-                    return
-                if mode == "drop":
-                    self.close_connection = True
+                if blob.misbehave(self, mode):
                     return
                 headers = {"x-ms-error-code": "ServerBusy", "Retry-After": "3"}
                 if mode == "busy":
@@ -80,10 +74,6 @@ class FaultyBlob(LoopbackServer):
         with self._lock:
             self.mode = mode
             self.requests = 0
-
-    def close(self) -> None:
-        self.released.set()
-        super().close()
 
 
 @pytest.fixture

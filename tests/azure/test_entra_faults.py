@@ -22,7 +22,7 @@ from azure.azurite_support import CLIENT_ID, CLIENT_SECRET, SP_OBJECT_ID, TENANT
 
 from bucketvault import errors
 from bucketvault.client import BucketVaultClient, RetryPolicy
-from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.loopback import FaultyServer, LoopbackServer, StandInHandler
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.testing.tls import TlsFiles, localhost_certificate
 
@@ -39,7 +39,7 @@ LISTING = (
 )
 
 
-class FaultyEntra(LoopbackServer):
+class FaultyEntra(FaultyServer):
     """Discovery and token grant; mode "ok", "busy" (503), "busy_grant" (503 to the grant
     only), "stall" or "drop"."""
 
@@ -47,7 +47,6 @@ class FaultyEntra(LoopbackServer):
         self.mode = "ok"
         self.requests = 0
         self.issued: list[str] = []
-        self.released = threading.Event()
         self._lock = threading.Lock()
         entra = self
 
@@ -59,12 +58,7 @@ class FaultyEntra(LoopbackServer):
                 if mode == "busy_grant":
                     # Discovery answers; the grant itself is refused for now.
                     mode = "busy" if self.command == "POST" else "ok"
-                if mode == "stall":
-                    entra.released.wait(30)
-                    self.close_connection = True
-                    return True
-                if mode == "drop":
-                    self.close_connection = True
+                if entra.misbehave(self, mode):
                     return True
                 if mode == "busy":
                     # MSAL then answers the grant itself for Retry-After (else 5 s).
@@ -107,10 +101,6 @@ class FaultyEntra(LoopbackServer):
         with self._lock:
             self.mode = mode
             self.requests = 0
-
-    def close(self) -> None:
-        self.released.set()
-        super().close()
 
 
 class Blob(LoopbackServer):

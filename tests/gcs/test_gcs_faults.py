@@ -28,7 +28,7 @@ from bucketvault.errors import InvalidArgument, ResourceExhausted
 from bucketvault.grpc.status import error_info, retry_delay
 from bucketvault.providers.gcs.errors import ListTarget, http_error
 from bucketvault.providers.gcs.settings import GcsSettings
-from bucketvault.testing.loopback import LoopbackServer, StandInHandler
+from bucketvault.testing.loopback import FaultyServer, StandInHandler
 from bucketvault.testing.server import RunningServer, start_server
 from bucketvault.v1 import signer_pb2, signer_pb2_grpc
 
@@ -39,7 +39,7 @@ TARGET = ListTarget("http://127.0.0.1:1", "photos", "sa@p.iam.gserviceaccount.co
 LISTING = {"items": [{"name": "a.jpg", "size": "3", "etag": "e"}]}
 
 
-class FaultyGoogle(LoopbackServer):
+class FaultyGoogle(FaultyServer):
     """Token endpoint and JSON API; token_mode / list_mode "ok", "busy" (503),
     "throttle" (429, listing only), "stall" or "drop"."""
 
@@ -49,28 +49,17 @@ class FaultyGoogle(LoopbackServer):
         self.grants = 0
         self.lists = 0
         self.issued: list[str] = []
-        self.released = threading.Event()
         self._lock = threading.Lock()
         google = self
 
         class Handler(StandInHandler):
-            def _fault(self, mode: str) -> bool:
-                if mode == "stall":
-                    google.released.wait(30)
-                    self.close_connection = True
-                    return True
-                if mode == "drop":
-                    self.close_connection = True
-                    return True
-                return False
-
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with google._lock:
                     google.grants += 1
                     token = f"ya29.fault-{google.grants}"
                 mode = google.token_mode
-                if self._fault(mode):
+                if google.misbehave(self, mode):
                     return
                 if mode == "busy":
                     self.reply_json(503, {"error": "temporarily_unavailable"})
@@ -84,7 +73,7 @@ class FaultyGoogle(LoopbackServer):
                     google.lists += 1
                     known = [f"Bearer {t}" for t in google.issued]
                 mode = google.list_mode
-                if self._fault(mode):
+                if google.misbehave(self, mode):
                     return
                 if mode == "busy":
                     self.reply_json(503, {"error": {"code": 503, "message": "backendError"}})
@@ -104,10 +93,6 @@ class FaultyGoogle(LoopbackServer):
             self.list_mode = listing or self.list_mode
             self.grants = 0
             self.lists = 0
-
-    def close(self) -> None:
-        self.released.set()
-        super().close()
 
 
 @dataclass

@@ -93,6 +93,32 @@ class LoopbackServer:
         self.close()
 
 
+class FaultyServer(LoopbackServer):
+    """A stand-in that can misbehave the two ways a cloud endpoint does short of answering:
+    "stall" (accept, read, never answer, until the server closes) and "drop" (close the
+    connection without a byte). Each stand-in's handler asks misbehave(handler, mode)
+    before answering; its own modes (throttling, 5xx) it answers itself."""
+
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], *, tls: TlsFiles | None = None
+    ) -> None:
+        self.released = threading.Event()
+        super().__init__(handler, tls=tls)
+
+    def misbehave(self, handler: BaseHTTPRequestHandler, mode: str) -> bool:
+        """Stall or drop for those modes (True: the request is dealt with), else False."""
+        if mode == "stall":
+            self.released.wait(30)
+        elif mode != "drop":
+            return False
+        handler.close_connection = True
+        return True
+
+    def close(self) -> None:
+        self.released.set()  # stalled handlers end, so shutdown does not wait on them
+        super().close()
+
+
 class CountingListener:
     """A TCP listener on 127.0.0.1 that counts the connections it accepts: the proof, in
     SSRF tests, that a refused endpoint was never connected to."""
