@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import secrets
 import threading
 import urllib.error
 import urllib.request
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
+import boto3
 import botocore.auth
 import pytest
 from hypothesis import strategies as st
 
+from bucketvault.client import BucketVaultClient
 from bucketvault.clock import Clock
 from bucketvault.errors import BucketVaultError
 from bucketvault.models import (
@@ -276,3 +279,46 @@ def frozen_botocore(when: datetime) -> Iterator[None]:
             lambda remove_tzinfo=True: when.replace(tzinfo=None),
         )
         yield
+
+
+def s3_bucket(url: str, bucket: str, objects: dict[str, bytes]) -> None:
+    """Make bucket on the S3 emulator at url, holding objects."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    s3.create_bucket(Bucket=bucket)
+    for key, body in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def s3_key_doc(url: str, access_key: str) -> dict[str, str]:
+    """An S3_ACCESS_KEY secret for the emulator at url (it checks no secret)."""
+    return {"access_key_id": access_key, "secret_access_key": "s", "endpoint_url": url}
+
+
+def s3_key_mount(
+    c: BucketVaultClient,
+    url: str,
+    bucket: str,
+    access_key: str,
+    *,
+    tenant: str = "acme",
+    name: str = "",
+    max_ttl_seconds: int = 0,
+) -> tuple[str, str]:
+    """An S3_ACCESS_KEY credential and a mount of bucket's img/ on it: (mount id, cred id)."""
+    cred = c.register_credential(tenant, "S3_ACCESS_KEY", s3_key_doc(url, access_key))
+    mount = c.create_mount(
+        tenant,
+        name=name or f"m-{secrets.token_hex(3)}",
+        bucket=bucket,
+        prefix="img/",
+        credential_id=cred.credential_id,
+        region="us-east-1",
+        max_ttl_seconds=max_ttl_seconds,
+    )
+    return str(mount.mount_id), str(cred.credential_id)

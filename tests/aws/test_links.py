@@ -19,10 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from aws.aws_support import Peer
+from aws.aws_support import Peer, s3_bucket, s3_key_doc, s3_key_mount
 
 from bucketvault.cli.main import main
 from bucketvault.errors import BucketVaultError
@@ -61,40 +60,17 @@ def png(width: int, height: int) -> bytes:
 IMAGE = png(7, 3)
 
 
-def _key_doc(moto: Peer, access_key: str) -> dict[str, str]:
-    return {"access_key_id": access_key, "secret_access_key": "s", "endpoint_url": moto.url}
-
-
 @pytest.fixture(scope="module")
 def world(moto: Peer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    for key, body in (("img/a.png", IMAGE), ("img/sub/b.txt", b"bee"), ("other/c.txt", b"sea")):
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    objects = {"img/a.png": IMAGE, "img/sub/b.txt": b"bee", "other/c.txt": b"sea"}
+    s3_bucket(moto.url, BUCKET, objects)
     env = {**LINKS_ENV, "AWS_ENDPOINT_URL_S3": moto.url, "AWS_REGION": "us-east-1"}
     with start_server(tmp_path_factory.mktemp("links"), env=env) as srv:
         yield srv
 
 
 def _mount(srv: RunningServer, moto: Peer, access_key: str = "AKIDONE") -> tuple[str, str]:
-    c = srv.client()
-    cred = c.register_credential(TENANT, "S3_ACCESS_KEY", _key_doc(moto, access_key))
-    mount = c.create_mount(
-        TENANT,
-        name=f"m-{os.urandom(3).hex()}",
-        bucket=BUCKET,
-        prefix="img/",
-        credential_id=cred.credential_id,
-        region="us-east-1",
-        max_ttl_seconds=3600,
-    )
-    return str(mount.mount_id), str(cred.credential_id)
+    return s3_key_mount(srv.client(), moto.url, BUCKET, access_key, max_ttl_seconds=3600)
 
 
 def _get(url: str, **kw: Any) -> requests.Response:
@@ -125,7 +101,7 @@ def test_a_link_redirects_survives_rebind_and_dies_with_the_credential(
     head = requests.head(link.url, timeout=10)
     assert head.status_code == 302 and "X-Amz-Signature" in head.headers["Location"]
 
-    second = c.register_credential(TENANT, "S3_ACCESS_KEY", _key_doc(moto, "AKIDSECOND"))
+    second = c.register_credential(TENANT, "S3_ACCESS_KEY", s3_key_doc(moto.url, "AKIDSECOND"))
     version = c.get_mount(TENANT, mount_id).version
     c.rebind_mount(TENANT, mount_id, second.credential_id, version)
     after = _get(link.url, allow_redirects=False)

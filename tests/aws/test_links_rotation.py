@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from aws.aws_support import Peer
+from aws.aws_support import Peer, s3_bucket, s3_key_mount
 
 from bucketvault.cli.main import main
 from bucketvault.testing.server import start_server
@@ -36,15 +35,7 @@ def test_a_rotated_link_key_keeps_old_links_until_it_is_retired(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="img/a.txt", Body=b"rotated")
+    s3_bucket(moto.url, BUCKET, {"img/a.txt": b"rotated"})
     data_dir = tmp_path / "data"
     env = {
         "BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0",
@@ -53,20 +44,8 @@ def test_a_rotated_link_key_keeps_old_links_until_it_is_retired(
     }
     with start_server(tmp_path, env=env, data_dir=data_dir) as srv:
         c = srv.client()
-        cred = c.register_credential(
-            TENANT,
-            "S3_ACCESS_KEY",
-            {"access_key_id": "AKIDROT", "secret_access_key": "s", "endpoint_url": moto.url},
-        )
-        mount = c.create_mount(
-            TENANT,
-            name="rot",
-            bucket=BUCKET,
-            prefix="img/",
-            credential_id=cred.credential_id,
-            region="us-east-1",
-        )
-        old = c.create_link(TENANT, mount.mount_id, "img/a.txt")
+        mount_id, _ = s3_key_mount(c, moto.url, BUCKET, "AKIDROT", tenant=TENANT, name="rot")
+        old = c.create_link(TENANT, mount_id, "img/a.txt")
     old_kid = old.url.split("/l/")[1].split(".")[0]
 
     code, out = _keys(monkeypatch, capsys, data_dir, "rotate-link-key")
@@ -79,7 +58,7 @@ def test_a_rotated_link_key_keeps_old_links_until_it_is_retired(
 
     with start_server(tmp_path, env=env, data_dir=data_dir) as srv:
         c = srv.client()
-        new = c.create_link(TENANT, mount.mount_id, "img/a.txt")
+        new = c.create_link(TENANT, mount_id, "img/a.txt")
         assert new.url.split("/l/")[1].startswith(rotated["key_id"] + ".")
         path_old = "/l/" + old.url.split("/l/")[1]
         base = new.url.split("/l/")[0]
@@ -89,7 +68,7 @@ def test_a_rotated_link_key_keeps_old_links_until_it_is_retired(
     code, _ = _keys(monkeypatch, capsys, data_dir, "retire-link-key", old_kid)
     assert code == 0
     with start_server(tmp_path, env=env, data_dir=data_dir) as srv:
-        base = srv.client().create_link(TENANT, mount.mount_id, "img/a.txt").url.split("/l/")[0]
+        base = srv.client().create_link(TENANT, mount_id, "img/a.txt").url.split("/l/")[0]
         gone = requests.get(base + path_old, timeout=10, allow_redirects=False)
         assert gone.status_code == 404 and gone.text == "not found\n"
         assert requests.get(base + "/l/" + new.url.split("/l/")[1], timeout=10).content == (

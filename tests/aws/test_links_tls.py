@@ -7,10 +7,9 @@ import socket
 import ssl
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from aws.aws_support import Peer
+from aws.aws_support import Peer, s3_bucket, s3_key_mount
 
 from bucketvault.config import Config
 from bucketvault.testing.server import start_server
@@ -23,15 +22,7 @@ BUCKET = "links-tls"
 
 
 def test_a_link_opens_over_https_with_the_grpc_certificate(tmp_path: Path, moto: Peer) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="img/a.txt", Body=b"over tls")
+    s3_bucket(moto.url, BUCKET, {"img/a.txt": b"over tls"})
     ca = LocalCA(tmp_path / "ca")
     env = {
         "BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0",
@@ -40,20 +31,8 @@ def test_a_link_opens_over_https_with_the_grpc_certificate(tmp_path: Path, moto:
     }
     with start_server(tmp_path, env=env, tls=ca.server_tls()) as srv:
         c = srv.client()
-        cred = c.register_credential(
-            TENANT,
-            "S3_ACCESS_KEY",
-            {"access_key_id": "AKIDTLS", "secret_access_key": "s", "endpoint_url": moto.url},
-        )
-        mount = c.create_mount(
-            TENANT,
-            name="tls",
-            bucket=BUCKET,
-            prefix="img/",
-            credential_id=cred.credential_id,
-            region="us-east-1",
-        )
-        link = c.create_link(TENANT, mount.mount_id, "img/a.txt")
+        mount_id, _ = s3_key_mount(c, moto.url, BUCKET, "AKIDTLS", tenant=TENANT, name="tls")
+        link = c.create_link(TENANT, mount_id, "img/a.txt")
         assert link.url.startswith("https://127.0.0.1:")
         opened = requests.get(link.url, allow_redirects=False, timeout=10, verify=str(ca.ca_file))
         assert opened.status_code == 302 and "AKIDTLS" in opened.headers["Location"]
