@@ -9,6 +9,7 @@ enum's prefix is its zero value's name less UNSPECIFIED, so a new enum needs no 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from google.protobuf.descriptor import EnumDescriptor
@@ -24,8 +25,10 @@ def prefix(enum: ProtoEnum) -> str:
     return descriptor_prefix(enum.DESCRIPTOR)
 
 
+@functools.cache
 def descriptor_prefix(descriptor: EnumDescriptor) -> str:
-    """The same from the enum's descriptor (what a field descriptor's enum_type is)."""
+    """The same from the enum's descriptor (what a field descriptor's enum_type is);
+    computed once per enum, as the signing path converts a method on every call."""
     return str(descriptor.values[0].name).removesuffix("UNSPECIFIED")
 
 
