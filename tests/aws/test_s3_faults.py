@@ -8,7 +8,6 @@ own retries are bounded (BUCKETVAULT_AWS_S3_MAX_ATTEMPTS) and the stand-in count
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,18 +47,13 @@ class FaultyS3(FaultyServer):
     """ListObjectsV2 and HeadBucket for any bucket; mode "ok", "slowdown", "stall" or "drop"."""
 
     def __init__(self) -> None:
-        self.mode = "ok"
-        self.requests = 0
         self.paths: list[str] = []
-        self._lock = threading.Lock()
         s3 = self
 
         class Handler(StandInHandler):
             def _answer(self) -> None:
-                with s3._lock:
-                    s3.requests += 1
-                    s3.paths.append(f"{self.command} {self.path}")
-                mode = s3.mode
+                mode = s3.arrived()
+                s3.paths.append(f"{self.command} {self.path}")
                 if s3.misbehave(self, mode):
                     return
                 if mode == "slowdown":
@@ -72,10 +66,8 @@ class FaultyS3(FaultyServer):
         super().__init__(Handler)
 
     def set(self, mode: str) -> None:
-        with self._lock:
-            self.mode = mode
-            self.requests = 0
-            self.paths.clear()
+        super().set(mode)
+        self.paths.clear()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ BUCKETVAULT_AZURE_TIMEOUT_SECONDS; the stand-in counts the tries.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,16 +47,11 @@ class FaultyBlob(FaultyServer):
     """List Blobs for any container; mode "ok", "busy", "stall" or "drop"."""
 
     def __init__(self) -> None:
-        self.mode = "ok"
-        self.requests = 0
-        self._lock = threading.Lock()
         blob = self
 
         class Handler(StandInHandler):
             def _answer(self) -> None:
-                with blob._lock:
-                    blob.requests += 1
-                mode = blob.mode
+                mode = blob.arrived()
                 if blob.misbehave(self, mode):
                     return
                 headers = {"x-ms-error-code": "ServerBusy", "Retry-After": "3"}
@@ -69,11 +63,6 @@ class FaultyBlob(FaultyServer):
             do_GET = do_HEAD = _answer
 
         super().__init__(Handler)
-
-    def set(self, mode: str) -> None:
-        with self._lock:
-            self.mode = mode
-            self.requests = 0
 
 
 @pytest.fixture

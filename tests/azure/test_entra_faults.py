@@ -9,7 +9,6 @@ bounded by BUCKETVAULT_AZURE_TIMEOUT_SECONDS and 1 + BUCKETVAULT_AZURE_RETRY_TOT
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,17 +43,12 @@ class FaultyEntra(FaultyServer):
     only), "stall" or "drop"."""
 
     def __init__(self, tls: TlsFiles) -> None:
-        self.mode = "ok"
-        self.requests = 0
         self.issued: list[str] = []
-        self._lock = threading.Lock()
         entra = self
 
         class Handler(StandInHandler):
             def _fault(self) -> bool:
-                with entra._lock:
-                    entra.requests += 1
-                mode = entra.mode
+                mode = entra.arrived()
                 if mode == "busy_grant":
                     # Discovery answers; the grant itself is refused for now.
                     mode = "busy" if self.command == "POST" else "ok"
@@ -96,11 +90,6 @@ class FaultyEntra(FaultyServer):
                 self.reply_json(200, body)
 
         super().__init__(Handler, tls=tls)
-
-    def set(self, mode: str) -> None:
-        with self._lock:
-            self.mode = mode
-            self.requests = 0
 
 
 class Blob(LoopbackServer):

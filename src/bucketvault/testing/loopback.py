@@ -103,7 +103,23 @@ class FaultyServer(LoopbackServer):
         self, handler: type[BaseHTTPRequestHandler], *, tls: TlsFiles | None = None
     ) -> None:
         self.released = threading.Event()
+        # What the next request gets, and how many came since set(): the tests' dials.
+        self.mode = "ok"
+        self.requests = 0
+        self._lock = threading.Lock()
         super().__init__(handler, tls=tls)
+
+    def set(self, mode: str) -> None:
+        """Answer from now on in this mode, counting requests afresh."""
+        with self._lock:
+            self.mode = mode
+            self.requests = 0
+
+    def arrived(self) -> str:
+        """Count one request; the mode it is to be answered in."""
+        with self._lock:
+            self.requests += 1
+            return self.mode
 
     def misbehave(self, handler: BaseHTTPRequestHandler, mode: str) -> bool:
         """Stall or drop for those modes (True: the request is dealt with), else False."""
