@@ -7,8 +7,9 @@ every cloud so that a mount behaves the same whichever bucket it points at.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from bucketvault.errors import InvalidArgument, PermissionDenied
+from bucketvault.errors import BucketVaultError, InvalidArgument, PermissionDenied
 
 MAX_KEY_BYTES = 1024
 
@@ -46,6 +47,19 @@ def check_key(key: str, mount_prefix: str, *, field: str = "key") -> str:
             "the object key is outside the mount's prefix", reason="KEY_OUTSIDE_MOUNT", field=field
         )
     return key
+
+
+def check_keys(keys: Sequence[str], mount_prefix: str, *, field: str = "keys") -> None:
+    """check_key for every key of a batch; a refusal names the key by index (keys[3]).
+
+    The index is formatted only on refusal: formatting it for each of a thousand keys
+    cost a fifth of the check on the SignURLs hot path."""
+    for i, key in enumerate(keys):
+        try:
+            check_key(key, mount_prefix)
+        except BucketVaultError as exc:
+            exc.field = f"{field}[{i}]"
+            raise
 
 
 def check_prefix(prefix: str, mount_prefix: str, *, field: str = "prefix") -> str:
@@ -87,4 +101,4 @@ def _check_text(value: str, field: str, what: str, reason: str = "INVALID_KEY") 
     raise AssertionError("unreachable: _SUSPECT matched but no rule did")  # pragma: no cover
 
 
-__all__ = ["MAX_KEY_BYTES", "check_key", "check_mount_prefix", "check_prefix"]
+__all__ = ["MAX_KEY_BYTES", "check_key", "check_keys", "check_mount_prefix", "check_prefix"]

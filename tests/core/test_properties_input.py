@@ -182,7 +182,11 @@ def test_blobs_open_only_for_their_tenant_kind_and_suite(
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     tmp = tmp_path_factory.mktemp("props")
-    with start_server(tmp, principals=PRINCIPALS, providers=local_providers()) as running:
+    # A links listener too: CreateLinks shares SignURLs' key check.
+    links = {"BUCKETVAULT_HTTP_LISTEN": "127.0.0.1:0"}
+    with start_server(
+        tmp, env=links, principals=PRINCIPALS, providers=local_providers()
+    ) as running:
         yield running
 
 
@@ -315,3 +319,28 @@ def test_hostile_sealed_blobs_through_the_server(
         c.register_sealed(tenant, "S3_ACCESS_KEY" if attack == "other-kind" else kind, sealed)
     assert _clean(exc.value).reason == "UNSEAL_FAILED"
     assert _count(srv) == (before[0], before[1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "status"),
+    [
+        ("img/a/../b.jpg", "INVALID_KEY", errors.InvalidArgument),
+        ("img/a\x07.jpg", "INVALID_KEY", errors.InvalidArgument),
+        ("other/c.jpg", "KEY_OUTSIDE_MOUNT", errors.PermissionDenied),
+    ],
+)
+def test_a_refused_key_in_a_batch_is_named_by_its_index(
+    srv: RunningServer, mount: Any, bad: str, reason: str, status: type[Exception]
+) -> None:
+    """SignURLs and CreateLinks check every key with one rule (objectkeys.check_keys);
+    the refusal names the key's place in the request, and one bad key refuses the batch."""
+    c = srv.client()
+    keys = ["img/ok-0.jpg", "img/ok-1.jpg", bad, "img/ok-3.jpg"]
+    with pytest.raises(status) as signed:
+        c.sign_urls("acme", mount.mount_id, keys)
+    with pytest.raises(status) as linked:
+        c.create_links("acme", mount.mount_id, keys)
+    for exc in (signed.value, linked.value):
+        assert isinstance(exc, errors.BucketVaultError)
+        assert (exc.reason, exc.field) == (reason, "keys[2]")
+    assert len(c.sign_urls("acme", mount.mount_id, keys[:2])) == 2

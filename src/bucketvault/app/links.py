@@ -31,7 +31,7 @@ from bucketvault.errors import (
 from bucketvault.links.revocations import Revocations
 from bucketvault.links.tokens import LINK_ID, LinkClaims, LinkCodec
 from bucketvault.models import Method, Mount, Principal, Role, SignedUrl, SignOptions
-from bucketvault.objectkeys import check_key, check_prefix
+from bucketvault.objectkeys import check_key, check_keys, check_prefix
 from bucketvault.providers import rules
 from bucketvault.store.base import LinkRevocation
 
@@ -231,8 +231,7 @@ class Links:
         mount = self._mount(principal, tenant, req.mount_id)
         need_keys(req.keys, MAX_BATCH_KEYS)
         expires_at = self._expiry(req.expires_in_seconds)
-        for i, key in enumerate(req.keys):
-            check_key(key, mount.prefix, field=f"keys[{i}]")
+        check_keys(req.keys, mount.prefix)
         methods, ttl = self._granted(principal, mount, req.methods, req.keys, "keys")
         links = [
             self._issue(

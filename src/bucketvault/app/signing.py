@@ -29,7 +29,7 @@ from bucketvault.models import (
     SignedUrl,
     SignOptions,
 )
-from bucketvault.objectkeys import check_key, check_prefix
+from bucketvault.objectkeys import check_key, check_keys, check_prefix
 from bucketvault.providers import rules
 
 MAX_BATCH_KEYS = 1000
@@ -174,8 +174,10 @@ class Signing:
         options = self._options(
             mount, req.method, req.ttl_seconds, decision, req.overrides, principal.name
         )
-        for i, key in enumerate(req.keys):
-            check_key(key, mount.prefix, field="key" if single else f"keys[{i}]")
+        if single:
+            check_key(req.keys[0], mount.prefix, field="key")
+        else:
+            check_keys(req.keys, mount.prefix)
         cred, handle = self.seams.handles.for_mount(mount)
         limit = self.seams.registry.provider(cred.kind).max_url_seconds
         handles = self.seams.handles
