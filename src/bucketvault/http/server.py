@@ -170,8 +170,15 @@ class HttpServer:
         if self._tls is not None:
             self._server.tls_contexts = self._tls
             self._server.channel_class = _TlsChannel
+        # wasyncore's default closes the listener, and with it the trigger that wakes the
+        # loop, on any exception an accept raises: one bad connection would end every link
+        # until a restart, and leave stop() nothing to wake the loop with.
+        self._server.handle_error = self._accept_failed
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
         self._thread.start()
+
+    def _accept_failed(self) -> None:
+        log.error("http listener: accepting a connection failed", exc_info=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the listener and every connection, then the worker threads."""
@@ -180,8 +187,14 @@ class HttpServer:
             self._sock.close()
             return
         self._server = None
-        # Closing from the loop's own thread: the map is the loop's to change.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+        try:
+            # Closing from the loop's own thread: the map is the loop's to change.
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map, ignore_all=True))
+        except OSError:
+            # The trigger is gone (closed under the loop): close from here instead; the
+            # loop finds its map empty within one poll timeout and returns.
+            log.warning("http listener: its wake-up pipe was closed; closing from stop()")
+            wasyncore.close_all(self._map, ignore_all=True)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
