@@ -18,6 +18,7 @@ so the links' default public URL on loopback) when it builds the use cases.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
@@ -187,14 +188,15 @@ class HttpServer:
             self._sock.close()
             return
         self._server = None
+        close_all = functools.partial(wasyncore.close_all, self._map, ignore_all=True)
         try:
             # Closing from the loop's own thread: the map is the loop's to change.
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map, ignore_all=True))
+            server.trigger.pull_trigger(close_all)
         except OSError:
             # The trigger is gone (closed under the loop): close from here instead; the
             # loop finds its map empty within one poll timeout and returns.
             log.warning("http listener: its wake-up pipe was closed; closing from stop()")
-            wasyncore.close_all(self._map, ignore_all=True)
+            close_all()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
